@@ -1,0 +1,126 @@
+/**
+ * Writing and reading the `flows` table. One INSERT per flow (its own transaction), statements
+ * prepared once. Bodies are stored raw, as capped by capture, with their true size.
+ */
+import type Database from 'better-sqlite3';
+import type { Flow, Header } from '../flow';
+
+export interface FlowRow {
+  id: number;
+  kind: string;
+  source: string;
+  started_at: number;
+  ended_at: number | null;
+  client_ip: string;
+  client_port: number | null;
+  method: string | null;
+  url: string | null;
+  scheme: string;
+  host: string;
+  port: number;
+  server_ip: string | null;
+  tls: number;
+  sni: string | null;
+  alpn: string | null;
+  request_headers: string;
+  request_body: Buffer | null;
+  request_body_size: number;
+  request_body_truncated: number;
+  response_status: number | null;
+  response_headers: string;
+  response_body: Buffer | null;
+  response_body_size: number;
+  response_body_truncated: number;
+  timings: string;
+  error: string | null;
+  tags: string;
+}
+
+export class FlowStore {
+  private readonly insertStmt: Database.Statement;
+  private readonly getStmt: Database.Statement;
+
+  constructor(private readonly db: Database.Database) {
+    this.insertStmt = db.prepare(`
+      INSERT INTO flows (kind, source, started_at, ended_at, client_ip, client_port, method, url, scheme, host, port,
+        server_ip, tls, sni, alpn, request_headers, request_body, request_body_size, request_body_truncated,
+        response_status, response_headers, response_body, response_body_size, response_body_truncated, timings, error, tags)
+      VALUES (@kind, @source, @started_at, @ended_at, @client_ip, @client_port, @method, @url, @scheme, @host, @port,
+        @server_ip, @tls, @sni, @alpn, @request_headers, @request_body, @request_body_size, @request_body_truncated,
+        @response_status, @response_headers, @response_body, @response_body_size, @response_body_truncated, @timings, @error, @tags)`);
+    this.getStmt = db.prepare('SELECT * FROM flows WHERE id = ?');
+  }
+
+  /** Stores a flow and returns its id (also set on the flow). */
+  insert(flow: Flow): number {
+    const info = this.insertStmt.run(flowToRow(flow));
+    flow.id = Number(info.lastInsertRowid);
+    return flow.id;
+  }
+
+  get(id: number): Flow | undefined {
+    const row = this.getStmt.get(id) as FlowRow | undefined;
+    return row ? rowToFlow(row) : undefined;
+  }
+}
+
+function flowToRow(f: Flow): Omit<FlowRow, 'id'> {
+  return {
+    kind: f.kind,
+    source: f.source,
+    started_at: Math.round(f.startedAt),
+    ended_at: f.endedAt === undefined ? null : Math.round(f.endedAt),
+    client_ip: f.clientIp,
+    client_port: f.clientPort ?? null,
+    method: f.method ?? null,
+    url: f.url ?? null,
+    scheme: f.scheme,
+    host: f.host,
+    port: f.port,
+    server_ip: f.serverIp ?? null,
+    tls: f.tls ? 1 : 0,
+    sni: f.sni ?? null,
+    alpn: f.alpn ?? null,
+    request_headers: JSON.stringify(f.requestHeaders),
+    request_body: f.requestBody.bytes.length ? f.requestBody.bytes : null,
+    request_body_size: f.requestBody.size,
+    request_body_truncated: f.requestBody.truncated ? 1 : 0,
+    response_status: f.responseStatus ?? null,
+    response_headers: JSON.stringify(f.responseHeaders),
+    response_body: f.responseBody.bytes.length ? f.responseBody.bytes : null,
+    response_body_size: f.responseBody.size,
+    response_body_truncated: f.responseBody.truncated ? 1 : 0,
+    timings: JSON.stringify(f.timings),
+    error: f.error ?? null,
+    tags: JSON.stringify(f.tags),
+  };
+}
+
+export function rowToFlow(r: FlowRow): Flow {
+  return {
+    id: r.id,
+    kind: r.kind as Flow['kind'],
+    source: r.source as Flow['source'],
+    startedAt: r.started_at,
+    endedAt: r.ended_at ?? undefined,
+    clientIp: r.client_ip,
+    clientPort: r.client_port ?? undefined,
+    method: r.method ?? undefined,
+    url: r.url ?? undefined,
+    scheme: r.scheme as Flow['scheme'],
+    host: r.host,
+    port: r.port,
+    serverIp: r.server_ip ?? undefined,
+    tls: r.tls === 1,
+    sni: r.sni ?? undefined,
+    alpn: r.alpn ?? undefined,
+    requestHeaders: JSON.parse(r.request_headers) as Header[],
+    requestBody: { bytes: r.request_body ?? Buffer.alloc(0), size: r.request_body_size, truncated: r.request_body_truncated === 1 },
+    responseStatus: r.response_status ?? undefined,
+    responseHeaders: JSON.parse(r.response_headers) as Header[],
+    responseBody: { bytes: r.response_body ?? Buffer.alloc(0), size: r.response_body_size, truncated: r.response_body_truncated === 1 },
+    timings: JSON.parse(r.timings),
+    error: r.error ?? undefined,
+    tags: JSON.parse(r.tags) as string[],
+  };
+}
