@@ -1,0 +1,51 @@
+/**
+ * Why: getting a phone onto the proxy is the step users fail at. This page shows the address to
+ * type, QR codes for the setup page and the CA certificate, and the steps for Android and iOS.
+ */
+import { api } from '../api.js';
+import { el, isSafeHref } from '../dom.js';
+
+export function render(root) {
+  const box = el('div', { class: 'setup' }, el('p', { class: 'empty' }, 'Loading…'));
+  root.append(el('div', { class: 'toolbar' }, el('h1', null, 'Set up a phone')), box);
+  api.setup().then((s) => box.replaceChildren(...renderSetup(s)))
+    .catch((err) => box.replaceChildren(el('p', { class: 'error' }, `Could not load setup: ${err.message}`)));
+}
+
+function link(url) {
+  const text = String(url || '');
+  return isSafeHref(text) ? el('a', { href: text, rel: 'noopener' }, text) : el('span', { class: 'mono' }, text);
+}
+
+function qr(label, dataUrl, url) {
+  const ok = typeof dataUrl === 'string' && /^data:image\/(svg\+xml|png);base64,/.test(dataUrl);
+  return el('figure', { class: 'qr' },
+    ok ? el('img', { src: dataUrl, alt: `QR code: ${label}`, width: '200', height: '200' }) : el('p', { class: 'muted' }, 'no QR code'),
+    el('figcaption', null, label, el('br'), link(url)));
+}
+
+function renderSetup(s) {
+  const addresses = s.addresses && s.addresses.length ? s.addresses : [s.proxyHost];
+  const steps = s.steps || {};
+  return [
+    el('section', { class: 'proxy-address' },
+      el('h2', null, 'Proxy address'),
+      el('p', null, 'On the phone, set the Wi-Fi network\'s proxy to manual with:'),
+      el('dl', { class: 'facts big' },
+        el('dt', null, 'Host'), el('dd', { class: 'mono' }, addresses.map((a, i) => [i ? ' or ' : '', String(a)])),
+        el('dt', null, 'Port'), el('dd', { class: 'mono' }, String(s.proxyPort ?? ''))),
+      el('p', { class: 'muted' }, 'The phone and this laptop must be on the same network.')),
+    el('section', { class: 'qrs' }, el('h2', null, 'Scan with the phone'),
+      el('div', { class: 'qr-row' },
+        qr('Setup page', s.qr && s.qr.setup, s.setupUrl),
+        qr('CA certificate (to see inside HTTPS)', s.qr && s.qr.ca, s.caUrl))),
+    el('section', { class: 'steps' },
+      stepList('Android', steps.android),
+      stepList('iPhone / iPad', steps.ios)),
+  ];
+}
+
+function stepList(title, items) {
+  if (!items || !items.length) return null;
+  return el('div', { class: 'step-list' }, el('h2', null, title), el('ol', null, items.map((t) => el('li', null, String(t)))));
+}
