@@ -17,6 +17,7 @@ export function render(root) {
   let generation = 0;
   let extraRows = 0;
   const rows = new Map();
+  const flowsById = new Map();
   const tbody = el('tbody');
   const status = el('p', { class: 'empty' }, 'Loading…');
   const moreBtn = el('button', { type: 'button', class: 'more', onclick: () => loadPage(true), disabled: true }, 'Load older flows');
@@ -36,9 +37,11 @@ export function render(root) {
     else if (atTop) tbody.prepend(row);
     else tbody.append(row);
     rows.set(flow.id, row);
+    flowsById.set(flow.id, flow);
     while (tbody.children.length > ROW_CAP + extraRows) {
       const last = tbody.lastElementChild;
       rows.delete(Number(last.dataset.flowId));
+      flowsById.delete(Number(last.dataset.flowId));
       last.remove();
       nextBefore = Number(tbody.lastElementChild.dataset.flowId);
       moreBtn.disabled = false;
@@ -68,6 +71,7 @@ export function render(root) {
   function reload() {
     generation++;
     rows.clear();
+    flowsById.clear();
     extraRows = 0;
     clear(tbody);
     status.hidden = false;
@@ -78,14 +82,11 @@ export function render(root) {
   const offFlow = stream.on('flow', (flow) => {
     if (flow && typeof flow.id === 'number' && matches(filters, flow)) put(flow, !rows.has(flow.id));
   });
-  // An alert arrives after its flow was analysed: refresh the row's identifiers and severity.
+  // An alert arrives after its flow was analysed: it carries what the row lacks (types, severity).
   const offAlert = stream.on('alert', (alert) => {
-    const row = alert && rows.get(alert.flowId);
-    if (!row) return;
-    api.flows({ before: alert.flowId + 1, limit: 1 }).then((res) => {
-      const f = (res.items || [])[0];
-      if (f && f.id === alert.flowId && rows.get(f.id)) put(f, false);
-    }).catch(() => {});
+    const flow = alert && flowsById.get(alert.flowId);
+    if (!flow) return;
+    put({ ...flow, severity: alert.severity, findingTypes: alert.types || [], findingCount: (alert.findings || []).length }, false);
   });
 
   reload();
