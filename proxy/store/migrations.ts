@@ -53,4 +53,86 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'analysis: per-flow analysis state and verdict; findings, fields, devices and the events log behind the WebSocket',
+    up(db) {
+      db.exec(`
+        -- analysis_state: 0 pending (recorded, not analysed yet), 1 analysed, 2 failed (analysis_error says why)
+        ALTER TABLE flows ADD COLUMN analysis_state INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE flows ADD COLUMN analysed_at INTEGER;
+        ALTER TABLE flows ADD COLUMN analysis_error TEXT;
+        ALTER TABLE flows ADD COLUMN analysis_notes TEXT;      -- JSON ["gzip expansion cut at ...", ...]
+        ALTER TABLE flows ADD COLUMN severity TEXT;             -- highest finding severity (info with none)
+        ALTER TABLE flows ADD COLUMN severity_rank INTEGER;     -- 0 info .. 4 critical
+        ALTER TABLE flows ADD COLUMN finding_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE flows ADD COLUMN finding_types TEXT;        -- JSON ["imei", "iccid"]
+        ALTER TABLE flows ADD COLUMN dest_country TEXT;
+        ALTER TABLE flows ADD COLUMN dest_org TEXT;
+        ALTER TABLE flows ADD COLUMN dest_asn INTEGER;
+        CREATE INDEX flows_pending ON flows(id) WHERE analysis_state = 0;
+        CREATE INDEX flows_host_id ON flows(host, id);
+        CREATE INDEX flows_client_id ON flows(client_ip, id);
+        CREATE INDEX flows_alerts ON flows(id) WHERE finding_count > 0;
+
+        CREATE TABLE findings (
+          id INTEGER PRIMARY KEY,
+          flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+          type TEXT NOT NULL,                -- imei | imsi | iccid | phone | cell_id | location | mac | ...
+          value TEXT NOT NULL,               -- normalized (DESIGN.md "Normalized values")
+          path TEXT NOT NULL,                -- body>base64>json:$.IMEI1
+          chain TEXT NOT NULL,               -- JSON ["base64", "json"]
+          detector TEXT NOT NULL,            -- profile | pattern | key
+          confidence REAL NOT NULL,
+          explanation TEXT NOT NULL,
+          severity TEXT NOT NULL,
+          severity_rank INTEGER NOT NULL,
+          field_key TEXT,
+          -- copied from the flow so that finding lists filter without a join
+          host TEXT NOT NULL,
+          client_ip TEXT NOT NULL,
+          tls INTEGER NOT NULL,
+          started_at INTEGER NOT NULL,
+          country TEXT,
+          org TEXT,
+          asn INTEGER
+        );
+        CREATE INDEX findings_flow ON findings(flow_id);
+        CREATE INDEX findings_type ON findings(type, id);
+        CREATE INDEX findings_client ON findings(client_ip, id);
+        CREATE INDEX findings_value ON findings(type, value);
+        CREATE INDEX findings_host ON findings(host, type, tls, started_at, client_ip);
+
+        CREATE TABLE fields (
+          id INTEGER PRIMARY KEY,
+          flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+          path TEXT NOT NULL,
+          key TEXT COLLATE NOCASE,           -- nearest key name; compare case-insensitively
+          value TEXT NOT NULL,               -- cut at MAX_FIELD_VALUE_CHARS (value_truncated = 1)
+          value_truncated INTEGER NOT NULL DEFAULT 0,
+          chain TEXT NOT NULL                -- JSON ["base64", "json"]
+        );
+        CREATE INDEX fields_flow ON fields(flow_id);
+        CREATE INDEX fields_key ON fields(key, flow_id);
+
+        CREATE TABLE devices (
+          client_ip TEXT PRIMARY KEY,
+          name TEXT,
+          profile TEXT,                      -- JSON device profile, or NULL
+          first_seen INTEGER,
+          last_seen INTEGER,
+          updated_at INTEGER
+        );
+
+        -- The persistent message log behind the WebSocket: seq is the message sequence number.
+        CREATE TABLE events (
+          seq INTEGER PRIMARY KEY AUTOINCREMENT,
+          type TEXT NOT NULL,                -- flow | alert
+          ts INTEGER NOT NULL,
+          flow_id INTEGER,
+          data TEXT NOT NULL                 -- JSON message payload
+        );
+      `);
+    },
+  },
 ];

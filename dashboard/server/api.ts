@@ -1,0 +1,160 @@
+/**
+ * The REST endpoints of dashboard/API.md. Every answer is JSON (with nosniff, set globally); bad
+ * parameters get a 400 with a message, never a stack trace.
+ */
+import * as net from 'net';
+import express, { NextFunction, Request, Response, Router } from 'express';
+import { IDENTIFIER_TYPES, SEVERITIES, Severity, DeviceProfile } from '../../proxy/analyse/types';
+import type { Store } from '../../proxy/store';
+import { DashboardQueries } from './queries';
+import type { SetupView } from './setup-info';
+
+export const DEFAULT_PAGE = 50;
+export const MAX_PAGE = 500;
+
+export class BadRequest extends Error {}
+
+export interface ApiOptions {
+  store: Store;
+  queries: DashboardQueries;
+  setup(): SetupView | null;
+  stats(): unknown;
+  /** Extra profile check (e.g. the analyser's compileProfile); throws with a message on a bad profile. */
+  validateProfile?(profile: DeviceProfile): void;
+  /** Called after a device's profile changed (flows analysed from now on use it). */
+  onProfileChanged?(clientIp: string): void;
+}
+
+function one(req: Request, name: string): string | undefined {
+  const v = req.query[name];
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string') throw new BadRequest(`${name} must be given once`);
+  return v;
+}
+
+function intParam(req: Request, name: string, min: number, max: number): number | undefined {
+  const v = one(req, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new BadRequest(`${name} must be a whole number from ${min} to ${max}`);
+  return Number(v);
+}
+
+function severityParam(req: Request): Severity | undefined {
+  const v = one(req, 'severity');
+  if (v !== undefined && !SEVERITIES.includes(v as Severity)) throw new BadRequest(`severity must be one of ${SEVERITIES.join(', ')}`);
+  return v as Severity | undefined;
+}
+
+function page(req: Request) {
+  return { limit: intParam(req, 'limit', 1, MAX_PAGE) ?? DEFAULT_PAGE, before: intParam(req, 'before', 1, Number.MAX_SAFE_INTEGER) };
+}
+
+function listResponse<T extends { id: number }>(items: T[], limit: number) {
+  return { items, nextBefore: items.length === limit ? items[items.length - 1].id : null };
+}
+
+/** Checks a device profile as users write it (DESIGN.md "Device profile"). */
+export function checkProfile(p: unknown): DeviceProfile {
+  if (!p || typeof p !== 'object' || Array.isArray(p)) throw new BadRequest('profile must be a JSON object');
+  const out: DeviceProfile = {};
+  for (const [k, v] of Object.entries(p as Record<string, unknown>)) {
+    if (k === 'name') {
+      if (typeof v !== 'string' || v.length > 200) throw new BadRequest('profile.name must be a string of at most 200 characters');
+      out.name = v;
+      continue;
+    }
+    if (!(IDENTIFIER_TYPES as readonly string[]).includes(k)) throw new BadRequest(`unknown identifier type '${k}' (known: ${IDENTIFIER_TYPES.join(', ')})`);
+    const list = Array.isArray(v) ? v : [v];
+    if (list.length > 100 || list.some((x) => typeof x !== 'string' || x.length === 0 || x.length > 256)) {
+      throw new BadRequest(`profile.${k} must be a non-empty string or a list of at most 100 such strings`);
+    }
+    out[k] = Array.isArray(v) ? (v as string[]) : (v as string);
+  }
+  return out;
+}
+
+export function apiRouter(opts: ApiOptions): Router {
+  const r = Router();
+  const q = opts.queries;
+
+  r.get('/flows', (req, res) => {
+    const p = page(req);
+    const items = q.flows({ ...p, host: one(req, 'host'), device: one(req, 'device'), type: one(req, 'type'), severity: severityParam(req), q: one(req, 'q') });
+    res.json(listResponse(items, p.limit));
+  });
+
+  r.get('/flows/:id', (req, res) => {
+    const id = req.params.id;
+    if (!/^\d+$/.test(id)) throw new BadRequest('flow id must be a number');
+    const detail = q.flowDetail(Number(id));
+    if (!detail) {
+      res.status(404).json({ error: `no flow ${id}` });
+      return;
+    }
+    res.json(detail);
+  });
+
+  r.get('/findings', (req, res) => {
+    const p = page(req);
+    const device = one(req, 'device');
+    const ips = device ? q.clientIpsFor(device) : [undefined];
+    const items = opts.store.findings.list({ ...p, type: one(req, 'type'), host: one(req, 'host'), clientIp: ips[0], severity: severityParam(req) });
+    res.json(listResponse(items, p.limit));
+  });
+
+  r.get('/destinations', (req, res) => {
+    const device = one(req, 'device');
+    res.json({ items: opts.store.findings.destinations({ clientIp: device ? q.clientIpsFor(device)[0] : undefined, type: one(req, 'type') }) });
+  });
+
+  r.get('/devices', (_req, res) => {
+    res.json({ items: opts.store.devices.list() });
+  });
+
+  r.put('/devices/:clientIp', express.json({ limit: '64kb' }), (req, res) => {
+    const ip = req.params.clientIp as string;
+    if (!net.isIP(ip)) throw new BadRequest('clientIp must be an IP address');
+    const body = req.body as { profile?: unknown } | undefined;
+    if (!body || typeof body !== 'object' || !('profile' in body)) throw new BadRequest('body must be {"profile": {...}}');
+    const profile = body.profile === null ? null : checkProfile(body.profile);
+    if (profile) {
+      try {
+        opts.validateProfile?.(profile);
+      } catch (err) {
+        throw new BadRequest(`bad profile: ${(err as Error).message}`);
+      }
+    }
+    const device = opts.store.devices.setProfile(ip, profile);
+    opts.onProfileChanged?.(ip);
+    res.json(device);
+  });
+
+  r.get('/setup', (_req, res) => {
+    const s = opts.setup();
+    if (!s) {
+      res.status(404).json({ error: 'no proxy is running with this dashboard' });
+      return;
+    }
+    res.json(s);
+  });
+
+  r.get('/stats', (_req, res) => {
+    res.json(opts.stats());
+  });
+
+  r.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'no such endpoint' });
+  });
+
+  r.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; type?: string; message?: string };
+    if (err instanceof BadRequest) res.status(400).json({ error: err.message });
+    else if (e.type === 'entity.parse.failed') res.status(400).json({ error: 'body is not valid JSON' });
+    else if (e.type === 'entity.too.large') res.status(413).json({ error: 'body too large' });
+    else {
+      process.stderr.write(`phonehome dashboard: ${e.message ?? String(err)}\n`);
+      res.status(500).json({ error: 'internal error' });
+    }
+  });
+  return r;
+}

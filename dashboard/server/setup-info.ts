@@ -1,0 +1,58 @@
+/**
+ * What the Setup view shows: where the proxy listens, QR codes of the phone's setup page and of the
+ * CA download, and the steps to configure a phone. Computed once at start (QR codes are SVG data URLs).
+ */
+import * as os from 'os';
+import QRCode from 'qrcode';
+
+export interface SetupInfo {
+  proxyHost: string;
+  proxyPort: number;
+  /** LAN addresses the phone can reach the proxy on. */
+  addresses?: string[];
+  setupUrl: string;
+  caUrl: string;
+}
+
+export interface SetupView extends Required<SetupInfo> {
+  qr: { setup: string; ca: string };
+  steps: { android: string[]; ios: string[] };
+}
+
+export function lanAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
+  }
+  return out;
+}
+
+async function qrDataUrl(text: string): Promise<string> {
+  const svg = await QRCode.toString(text, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  return `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
+}
+
+export async function buildSetupView(info: SetupInfo): Promise<SetupView> {
+  const addresses = info.addresses ?? lanAddresses();
+  return {
+    ...info,
+    addresses,
+    qr: { setup: await qrDataUrl(info.setupUrl), ca: await qrDataUrl(info.caUrl) },
+    steps: {
+      android: [
+        'Join the same Wi-Fi network as this laptop.',
+        `Settings → Network & internet → Wi-Fi → long-press the network → Modify → Advanced → Proxy: Manual, host ${info.proxyHost}, port ${info.proxyPort}.`,
+        `Open ${info.setupUrl} in the phone's browser (or scan the QR code) and download the phonehome CA.`,
+        'Settings → Security → Encryption & credentials → Install a certificate → CA certificate, and pick the downloaded file.',
+        'Use the phone as usual; alerts appear here as they happen. Apps that pin certificates show up as TLS failures.',
+      ],
+      ios: [
+        'Join the same Wi-Fi network as this laptop.',
+        `Settings → Wi-Fi → (i) next to the network → Configure Proxy → Manual: server ${info.proxyHost}, port ${info.proxyPort}.`,
+        `Open ${info.setupUrl} in Safari (or scan the QR code) and download the profile with the phonehome CA.`,
+        'Settings → General → VPN & Device Management → install the downloaded profile.',
+        'Settings → General → About → Certificate Trust Settings → enable full trust for the phonehome CA.',
+      ],
+    },
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * The live analysis pipeline: capture stores a flow and hands it here; it is analysed off the
+ * request path (worker thread), and its findings, fields and messages are written in one transaction
+ * and broadcast. The in-memory queue is bounded: when full, the flow simply stays `pending` in SQLite
+ * and the catch-up loop analyses it later (also after a restart). Nothing is dropped silently.
+ */
+import type { DeviceProfile } from '../analyse/types';
+import type { Flow } from '../flow';
+import type { Store } from '../store';
+import { Analyser, WorkerAnalyser } from './analyser';
+import { Broadcaster } from './broadcaster';
+import { AnalysisRecorder } from './recorder';
+
+/** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
+export const DEFAULT_QUEUE_LIMIT = 5000;
+/** Flows handed to the analyser at once (the worker runs them in order; this keeps it fed). */
+export const DEFAULT_IN_FLIGHT = 8;
+/** How often the catch-up loop looks for pending flows in SQLite. */
+export const DEFAULT_CATCH_UP_INTERVAL_MS = 1000;
+
+export interface PipelineOptions {
+  store: Store;
+  /** Default: the real analyser in a worker thread. */
+  analyser?: Analyser;
+  /** Profile for every device that has none of its own (`--profile FILE`). */
+  defaultProfile?: DeviceProfile | null;
+  queueLimit?: number;
+  inFlight?: number;
+  catchUpIntervalMs?: number;
+  broadcaster?: Broadcaster;
+  log?(message: string): void;
+}
+
+export interface PipelineStats {
+  /** Flows waiting for analysis (in memory or in SQLite). */
+  pending: number;
+  analysed: number;
+  failed: number;
+  /** Flows that did not fit in the in-memory queue and were left for the catch-up loop. */
+  overflowed: number;
+  crashes: number;
+}
+
+export class AnalysisPipeline {
+  readonly broadcaster: Broadcaster;
+  readonly recorder: AnalysisRecorder;
+  defaultProfile: DeviceProfile | null;
+  private readonly analyser: Analyser;
+  private readonly queue: Flow[] = [];
+  /** Ids queued or being analysed, so the catch-up loop never takes a flow twice. */
+  private readonly active = new Set<number>();
+  private inFlight = 0;
+  private readonly queueLimit: number;
+  private readonly maxInFlight: number;
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private counts = { analysed: 0, failed: 0, overflowed: 0 };
+  private readonly log: (m: string) => void;
+  /** After a failed write, the catch-up loop waits for its timer instead of retrying at once. */
+  private writeBackoffUntil = 0;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.broadcaster = opts.broadcaster ?? new Broadcaster();
+    this.recorder = new AnalysisRecorder(opts.store);
+    this.defaultProfile = opts.defaultProfile ?? null;
+    this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
+    this.analyser = opts.analyser ?? new WorkerAnalyser({ onCrash: (reason) => this.log(reason) });
+    this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    this.maxInFlight = opts.inFlight ?? DEFAULT_IN_FLIGHT;
+    this.timer = setInterval(() => this.catchUp(true), opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
+    this.timer.unref();
+    setImmediate(() => this.catchUp());
+  }
+
+  /** Called for each stored flow (flow.id set). O(1); never throws; never blocks on analysis. */
+  submit(flow: Flow): void {
+    if (this.closed || flow.id === undefined || this.active.has(flow.id)) return;
+    if (this.queue.length >= this.queueLimit) {
+      this.counts.overflowed++;
+      return;
+    }
+    this.active.add(flow.id);
+    this.queue.push(flow);
+    this.pump();
+  }
+
+  stats(): PipelineStats {
+    return {
+      pending: this.recorder.pendingCount(),
+      analysed: this.counts.analysed,
+      failed: this.counts.failed,
+      overflowed: this.counts.overflowed,
+      crashes: this.analyser.crashes,
+    };
+  }
+
+  /** Resolves when nothing is queued, in flight, or pending in SQLite (tests and benchmarks). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.catchUp();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    const deadline = Date.now() + 5000;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await this.analyser.close();
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private isIdle(): boolean {
+    return this.queue.length === 0 && this.inFlight === 0 && this.recorder.pendingCount() === 0;
+  }
+
+  private pump(): void {
+    while (!this.closed && this.inFlight < this.maxInFlight && this.queue.length) {
+      const flow = this.queue.shift()!;
+      this.inFlight++;
+      const profile = this.profileFor(flow.clientIp);
+      this.analyser
+        .analyse(flow, profile)
+        .then(
+          (out) => this.store(flow, () => this.recorder.record(flow, out.result, out.omittedFields), 'analysed'),
+          (err: Error) => this.store(flow, () => this.recorder.recordFailure(flow, err.message), 'failed'),
+        )
+        .finally(() => {
+          this.inFlight--;
+          this.active.delete(flow.id!);
+          if (this.queue.length) this.pump();
+          else if (this.inFlight === 0) this.catchUp();
+        });
+    }
+  }
+
+  private profileFor(clientIp: string): DeviceProfile | null {
+    try {
+      return this.opts.store.devices.profileOf(clientIp) ?? this.defaultProfile;
+    } catch {
+      return this.defaultProfile;
+    }
+  }
+
+  private store(flow: Flow, write: () => ReturnType<AnalysisRecorder['record']>, outcome: 'analysed' | 'failed'): void {
+    if (this.closed && !this.opts.store.db.open) return;
+    let events;
+    try {
+      events = write();
+      this.counts[outcome]++;
+    } catch (err) {
+      // The flow stays pending in SQLite; the catch-up loop retries it later.
+      this.log(`could not store the analysis of flow ${flow.id}: ${(err as Error).message}`);
+      this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
+      return;
+    }
+    for (const e of events) this.broadcaster.publish(e);
+  }
+
+  /** Takes pending flows from SQLite when the in-memory queue has drained. */
+  private catchUp(fromTimer = false): void {
+    if (this.closed || !this.opts.store.db.open) return;
+    if (!fromTimer && Date.now() < this.writeBackoffUntil) return;
+    if (this.queue.length === 0 && this.inFlight === 0) {
+      let found = 0;
+      try {
+        for (const flow of this.recorder.pending(Math.min(this.queueLimit, 200) + this.active.size)) {
+          if (this.active.has(flow.id!)) continue;
+          this.active.add(flow.id!);
+          this.queue.push(flow);
+          found++;
+        }
+      } catch (err) {
+        this.log(`catch-up failed: ${(err as Error).message}`);
+      }
+      if (found) {
+        this.pump();
+        return;
+      }
+    }
+    if (this.idleWaiters.length && this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+  }
+}
+
+export { Broadcaster } from './broadcaster';
+export { WorkerAnalyser, InlineAnalyser } from './analyser';
+export type { Analyser } from './analyser';

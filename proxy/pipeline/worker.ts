@@ -1,0 +1,69 @@
+/**
+ * The analysis worker thread: runs the pure analyser on flows posted by the main thread, one at a
+ * time, so that decoding hostile payloads never blocks the proxy's event loop. It touches no SQLite:
+ * the main thread is the only writer. Runs as compiled JS (dist/proxy/pipeline/worker.js).
+ */
+import { parentPort, workerData } from 'worker_threads';
+import * as path from 'path';
+import type { AnalysisResult, DeviceProfile } from '../analyse/types';
+import type { Flow } from '../flow';
+import { MAX_FIELDS_PER_FLOW } from '../store/fields';
+import type { WorkerJob, WorkerReply } from './worker-protocol';
+
+interface AnalyserModule {
+  analyseFlow(flow: Flow, opts: { profile?: unknown; geo?: unknown }): AnalysisResult;
+  compileProfile?(profile: DeviceProfile): unknown;
+}
+
+const modulePath: string = (workerData as { analyserModule?: string } | null)?.analyserModule ?? path.join(__dirname, '../analyse/index');
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const analyser = require(modulePath) as AnalyserModule;
+const geo = loadGeo();
+const compiledProfiles = new Map<string, unknown>();
+
+function loadGeo(): unknown {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const mod = require(path.join(__dirname, '../geo')) as { loadGeoLookup?: () => unknown };
+    return mod.loadGeoLookup?.();
+  } catch {
+    return undefined;
+  }
+}
+
+function compiled(profile: DeviceProfile | null): unknown {
+  if (!profile) return undefined;
+  if (!analyser.compileProfile) return profile;
+  const key = JSON.stringify(profile);
+  let c = compiledProfiles.get(key);
+  if (c === undefined) {
+    c = analyser.compileProfile(profile);
+    if (compiledProfiles.size > 256) compiledProfiles.clear();
+    compiledProfiles.set(key, c);
+  }
+  return c;
+}
+
+/** Structured clone turns Buffers into Uint8Arrays; the analyser expects Buffers. */
+function revive(flow: Flow): Flow {
+  const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    ...flow,
+    requestBody: { ...flow.requestBody, bytes: asBuffer(flow.requestBody.bytes) },
+    responseBody: { ...flow.responseBody, bytes: asBuffer(flow.responseBody.bytes) },
+  };
+}
+
+parentPort!.on('message', (job: WorkerJob) => {
+  let reply: WorkerReply;
+  try {
+    const result = analyser.analyseFlow(revive(job.flow), { profile: compiled(job.profile), geo });
+    const omittedFields = Math.max(0, result.fields.length - MAX_FIELDS_PER_FLOW);
+    if (omittedFields) result.fields = result.fields.slice(0, MAX_FIELDS_PER_FLOW);
+    reply = { jobId: job.jobId, ok: true, result, omittedFields };
+  } catch (err) {
+    reply = { jobId: job.jobId, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+  }
+  parentPort!.postMessage(reply);
+});
+parentPort!.postMessage({ ready: true });

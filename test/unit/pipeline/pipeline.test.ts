@@ -1,0 +1,201 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { AnalysisPipeline, InlineAnalyser, WorkerAnalyser } from '../../../proxy/pipeline';
+import type { StoredEvent } from '../../../proxy/store/events';
+import { Store } from '../../../proxy/store';
+import type { AnalysisResult, DeviceProfile } from '../../../proxy/analyse/types';
+import type { Flow } from '../../../proxy/flow';
+import { formAnalyser, formFlow } from './fixtures/flows';
+
+const IMEI = '490154203237518';
+const CRASHY = path.join(__dirname, 'fixtures', 'crashy-analyser.js');
+
+describe('analysis pipeline', () => {
+  let dir: string;
+  let store: Store;
+  let pipeline: AnalysisPipeline | undefined;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-pipeline-'));
+    store = Store.open({ dataDir: dir });
+  });
+  afterEach(async () => {
+    await pipeline?.close();
+    pipeline = undefined;
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function record(flow: Flow): Flow {
+    store.flows.insert(flow);
+    return flow;
+  }
+
+  it('stores findings, fields, verdict and flow+alert messages for a leaking flow', async () => {
+    pipeline = new AnalysisPipeline({ store, analyser: new InlineAnalyser(formAnalyser) });
+    const seen: StoredEvent[] = [];
+    pipeline.broadcaster.subscribe((e) => seen.push(e));
+    const flow = record(formFlow(`imei=${IMEI}&SIM1CELLID=12345`));
+    pipeline.submit(flow);
+    await pipeline.idle();
+
+    const finding = store.db.prepare('SELECT type, value, path, chain, detector, severity, host, country, org FROM findings WHERE flow_id = ?').get(flow.id);
+    expect(finding).toEqual({ type: 'imei', value: IMEI, path: 'body>form:imei', chain: '["form"]', detector: 'key', severity: 'high', host: 'zzhc.vnet.cn', country: 'CN', org: 'China Telecom' });
+    const carried = store.db.prepare("SELECT DISTINCT flow_id FROM fields WHERE key = 'sim1cellid'").all();
+    expect(carried).toEqual([{ flow_id: flow.id }]);
+    const row = store.db.prepare('SELECT analysis_state, severity, finding_count, finding_types FROM flows WHERE id = ?').get(flow.id);
+    expect(row).toEqual({ analysis_state: 1, severity: 'high', finding_count: 1, finding_types: '["imei"]' });
+
+    expect(seen.map((e) => e.type)).toEqual(['flow', 'alert']);
+    expect(seen[1].seq).toBeGreaterThan(seen[0].seq);
+    const alert = seen[1].data as { flowId: number; types: string[]; findings: { value: string }[]; severity: string };
+    expect(alert.flowId).toBe(flow.id);
+    expect(alert.types).toEqual(['imei']);
+    expect(alert.findings[0].value).toBe(IMEI);
+    // The messages are the stored log: a reconnecting client reads the same thing from SQLite.
+    expect(store.events.after(0, 10).map((e) => [e.seq, e.type])).toEqual(seen.map((e) => [e.seq, e.type]));
+    const summary = seen[0].data as Record<string, unknown>;
+    expect(summary).not.toHaveProperty('requestBody');
+  });
+
+  it('a flow without identifiers gets a flow message and no alert', async () => {
+    pipeline = new AnalysisPipeline({ store, analyser: new InlineAnalyser(formAnalyser) });
+    const seen: StoredEvent[] = [];
+    pipeline.broadcaster.subscribe((e) => seen.push(e));
+    pipeline.submit(record(formFlow('q=weather')));
+    await pipeline.idle();
+    expect(seen.map((e) => e.type)).toEqual(['flow']);
+    expect((seen[0].data as { severity: string }).severity).toBe('info');
+  });
+
+  it('when the queue is full, flows stay pending in SQLite and are all analysed later, exactly once', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const analyser = new InlineAnalyser(async (flow) => {
+      await gate;
+      return formAnalyser(flow);
+    });
+    pipeline = new AnalysisPipeline({ store, analyser, queueLimit: 2, inFlight: 1, catchUpIntervalMs: 50 });
+    const flows = Array.from({ length: 12 }, (_, i) => record(formFlow(`imei=${IMEI}&n=${i}`)));
+    for (const f of flows) pipeline.submit(f);
+    expect(pipeline.stats().overflowed).toBeGreaterThan(0);
+    expect(pipeline.stats().pending).toBe(12);
+    release();
+    await pipeline.idle();
+    expect(pipeline.stats().pending).toBe(0);
+    const perFlow = store.db.prepare("SELECT flow_id, COUNT(*) AS n FROM events WHERE type = 'alert' GROUP BY flow_id").all() as { n: number }[];
+    expect(perFlow).toHaveLength(12);
+    expect(perFlow.every((r) => r.n === 1)).toBe(true);
+    expect((store.db.prepare('SELECT COUNT(*) AS n FROM findings').get() as { n: number }).n).toBe(12);
+  });
+
+  it('after a restart, flows recorded but never analysed are caught up', async () => {
+    const ids = [record(formFlow(`imei=${IMEI}`)).id, record(formFlow('a=b')).id];
+    store.close();
+    store = Store.open({ dataDir: dir });
+    pipeline = new AnalysisPipeline({ store, analyser: new InlineAnalyser(formAnalyser), catchUpIntervalMs: 50 });
+    await pipeline.idle();
+    const states = store.db.prepare('SELECT id, analysis_state FROM flows ORDER BY id').all();
+    expect(states).toEqual(ids.map((id) => ({ id, analysis_state: 1 })));
+  });
+
+  it('uses the device profile when set, else the default profile, for flows analysed after the change', async () => {
+    const profiles: (DeviceProfile | null)[] = [];
+    const analyser = new InlineAnalyser((flow, profile) => {
+      profiles.push(profile);
+      return formAnalyser(flow);
+    });
+    pipeline = new AnalysisPipeline({ store, analyser, defaultProfile: { name: 'default', imei: IMEI } });
+    pipeline.submit(record(formFlow('a=1')));
+    await pipeline.idle();
+    store.devices.setProfile('192.168.1.23', { name: 'Nokia 7 plus', iccid: '8947080012345678901' });
+    pipeline.submit(record(formFlow('a=2')));
+    await pipeline.idle();
+    expect(profiles).toEqual([{ name: 'default', imei: IMEI }, { name: 'Nokia 7 plus', iccid: '8947080012345678901' }]);
+    const summary = store.events.after(0, 10).filter((e) => e.type === 'flow').pop()!.data as { device: string };
+    expect(summary.device).toBe('Nokia 7 plus');
+  });
+
+  it('caps stored fields per flow and per value, and says so in the notes', async () => {
+    const big = 'x'.repeat(5000);
+    const analyser = new InlineAnalyser((flow): AnalysisResult => ({
+      ...formAnalyser(flow),
+      fields: Array.from({ length: 2500 }, (_, i) => ({ path: `body>json:$[${i}]`, key: String(i), keyPath: [], value: big, chain: ['json'], group: '' })),
+    }));
+    pipeline = new AnalysisPipeline({ store, analyser });
+    const flow = record(formFlow('[]'));
+    pipeline.submit(flow);
+    await pipeline.idle();
+    const r = store.db.prepare('SELECT COUNT(*) AS n, MAX(length(value)) AS len, MIN(value_truncated) AS cut FROM fields WHERE flow_id = ?').get(flow.id);
+    expect(r).toEqual({ n: 2000, len: 4096, cut: 1 });
+    const notes = JSON.parse((store.db.prepare('SELECT analysis_notes FROM flows WHERE id = ?').get(flow.id) as { analysis_notes: string }).analysis_notes);
+    expect(notes.join(' ')).toMatch(/500 decoded fields beyond the cap of 2000/);
+  });
+
+  it('records an analyser error on the flow and keeps going', async () => {
+    pipeline = new AnalysisPipeline({ store, analyser: new InlineAnalyser((flow) => {
+      if (flow.requestBody.bytes.toString() === 'bad') throw new Error('undecodable');
+      return formAnalyser(flow);
+    }) });
+    const bad = record(formFlow('bad'));
+    const good = record(formFlow(`imei=${IMEI}`));
+    pipeline.submit(bad);
+    pipeline.submit(good);
+    await pipeline.idle();
+    const rows = store.db.prepare('SELECT id, analysis_state, analysis_error FROM flows ORDER BY id').all();
+    expect(rows).toEqual([{ id: bad.id, analysis_state: 2, analysis_error: 'undecodable' }, { id: good.id, analysis_state: 1, analysis_error: null }]);
+  });
+});
+
+describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () => {
+  let dir: string;
+  let store: Store;
+  let pipeline: AnalysisPipeline | undefined;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-worker-'));
+    store = Store.open({ dataDir: dir });
+  });
+  afterEach(async () => {
+    await pipeline?.close();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function state(id: number) {
+    return store.db.prepare('SELECT analysis_state AS state, analysis_error AS error FROM flows WHERE id = ?').get(id) as { state: number; error: string | null };
+  }
+
+  it('a flow that kills the worker is recorded as failed, the worker restarts, and the others are analysed', async () => {
+    const crashes: string[] = [];
+    const analyser = new WorkerAnalyser({ analyserModule: CRASHY, onCrash: (r) => crashes.push(r) });
+    pipeline = new AnalysisPipeline({ store, analyser, log: () => {} });
+    const flows = ['before', 'crash', 'after', 'throw', 'last'].map((b) => {
+      const f = formFlow(b);
+      store.flows.insert(f);
+      pipeline!.submit(f);
+      return f;
+    });
+    await pipeline.idle();
+    expect(flows.map((f) => state(f.id!).state)).toEqual([1, 2, 1, 2, 1]);
+    expect(state(flows[1].id!).error).toMatch(/worker exited with code 3/);
+    expect(state(flows[3].id!).error).toBe('Error: cannot decode this');
+    expect(analyser.crashes).toBe(1);
+    expect(crashes).toHaveLength(1);
+    // Decoded fields came back from the worker with Buffers revived.
+    expect(store.db.prepare('SELECT value FROM fields WHERE flow_id = ?').get(flows[4].id)).toEqual({ value: 'last' });
+  });
+
+  it('a flow that hangs the worker past its time budget is failed and the worker replaced', async () => {
+    const analyser = new WorkerAnalyser({ analyserModule: CRASHY, timeoutMs: 300 });
+    pipeline = new AnalysisPipeline({ store, analyser, log: () => {} });
+    const hang = formFlow('hang');
+    const next = formFlow('fine');
+    for (const f of [hang, next]) {
+      store.flows.insert(f);
+      pipeline.submit(f);
+    }
+    await pipeline.idle();
+    expect(state(hang.id!)).toEqual({ state: 2, error: expect.stringMatching(/longer than 300 ms/) });
+    expect(state(next.id!).state).toBe(1);
+  });
+});
