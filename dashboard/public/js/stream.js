@@ -18,7 +18,7 @@ export class LiveStream {
     this.state = 'idle';
   }
 
-  /** type: 'flow' | 'alert' | 'stats' | 'state'. Returns an unsubscribe function. */
+  /** type: 'flow' | 'alert' | 'stats' | 'state' | 'reset'. Returns an unsubscribe function. */
   on(type, fn) {
     if (!this.listeners.has(type)) this.listeners.set(type, new Set());
     this.listeners.get(type).add(fn);
@@ -83,6 +83,12 @@ export class LiveStream {
       return;
     }
     if (!msg || typeof msg.type !== 'string') return;
+    if (msg.type === 'stats' && msg.data && typeof msg.data.seq === 'number' && this.lastSeq !== null && msg.data.seq < this.lastSeq) {
+      // The server's history is shorter than what we saw: its database was replaced. Start over from it.
+      this.lastSeq = msg.data.seq;
+      sessionStorage.setItem(SEQ_KEY, String(msg.data.seq));
+      this.emit('reset', msg.data);
+    }
     if (typeof msg.seq === 'number') {
       if (this.lastSeq !== null && msg.seq <= this.lastSeq) return;
       this.lastSeq = msg.seq;

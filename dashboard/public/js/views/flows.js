@@ -84,9 +84,12 @@ export function render(root) {
   });
   // An alert arrives after its flow was analysed: it carries what the row lacks (types, severity).
   const offAlert = stream.on('alert', (alert) => {
-    const flow = alert && flowsById.get(alert.flowId);
-    if (!flow) return;
-    put({ ...flow, severity: alert.severity, findingTypes: alert.types || [], findingCount: (alert.findings || []).length }, false);
+    if (!alert || typeof alert.flowId !== 'number') return;
+    const known = flowsById.get(alert.flowId);
+    const flow = { ...(known || summaryFromAlert(alert)), severity: alert.severity, findingTypes: alert.types || [],
+      findingCount: (alert.findings || []).length };
+    // With a type or severity filter the flow itself did not match until now.
+    if (known || matches(filters, flow)) put(flow, !known);
   });
 
   reload();
@@ -105,4 +108,10 @@ function flowRow(f) {
   el('td', null, f.tls ? el('span', { class: 'tls' }, 'TLS') : el('span', { class: 'clear' }, 'cleartext')),
   el('td', { class: 'num' }, bytes((f.requestSize || 0) + (f.responseSize || 0))),
   el('td', { class: 'types' }, (f.findingTypes || []).map((t) => el('span', { class: `chip ${typeClass(t)}` }, typeLabel(t)))));
+}
+
+/** A row for a flow first seen through its alert (its own message was filtered out before it had findings). */
+function summaryFromAlert(a) {
+  return { id: a.flowId, startedAt: a.startedAt, clientIp: a.clientIp, device: a.device, kind: 'http', method: a.method,
+    url: a.url, host: a.host, tls: a.tls, status: null, requestSize: null, responseSize: null, tags: [] };
 }

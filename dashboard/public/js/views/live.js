@@ -17,7 +17,9 @@ export function render(root) {
   let filters = loadFilters();
   /** flowId → { alert, findings: Map<id, FindingRow>, row } */
   const shown = new Map();
+  /** Alerts that arrived while paused: the newest LIVE_ROW_CAP are kept, all are counted. */
   let held = [];
+  let heldCount = 0;
   let paused = false;
   let olderBefore = null;
   let generation = 0;
@@ -46,14 +48,17 @@ export function render(root) {
     root.classList.toggle('paused', paused);
     if (!paused) {
       const toShow = held;
+      const missed = heldCount - held.length;
       held = [];
-      for (const a of toShow) addAlert(a, true);
+      heldCount = 0;
+      if (missed > 0) refill();
+      else for (const a of toShow) addAlert(a, true);
     }
     updateHeldNote();
   }
 
   function updateHeldNote() {
-    heldNote.textContent = paused ? `paused — ${held.length} new alert${held.length === 1 ? '' : 's'} held` : '';
+    heldNote.textContent = paused ? `paused — ${heldCount} new alert${heldCount === 1 ? '' : 's'} held` : '';
   }
 
   function updateEmpty() {
@@ -140,6 +145,7 @@ export function render(root) {
     generation++;
     shown.clear();
     held = [];
+    heldCount = 0;
     extraRows = 0;
     clear(tbody);
     updateHeldNote();
@@ -179,15 +185,20 @@ export function render(root) {
   const unsubscribe = stream.on('alert', (alert) => {
     if (!alert || typeof alert.flowId !== 'number' || !matches(filters, alert)) return;
     if (paused && !shown.has(alert.flowId)) {
+      heldCount++;
       held.push(alert);
+      if (held.length > LIVE_ROW_CAP) held.shift();
       updateHeldNote();
       return;
     }
     addAlert(alert, true);
   });
 
+  // The store was replaced (new data dir): what is on screen belongs to another history.
+  const offReset = stream.on('reset', () => refill());
+
   refill();
-  return unsubscribe;
+  return () => { unsubscribe(); offReset(); };
 }
 
 function alertRow(a, fresh) {
