@@ -70,6 +70,12 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     apiRouter({ store: opts.store, queries, setup: () => setup, stats, validateProfile: opts.validateProfile, onProfileChanged: opts.onProfileChanged }),
   );
   app.use(express.static(opts.publicDir ?? defaultPublicDir(), { index: 'index.html', dotfiles: 'ignore' }));
+  app.use((_req: express.Request, res: express.Response) => {
+    res.status(404).json({ error: 'not found' });
+  });
+  app.use((err: { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: 'request failed' });
+  });
 
   const hub = new WsHub({ ...opts.ws, events: opts.store.events, broadcaster: opts.broadcaster, stats });
   const server = http.createServer(app);

@@ -39,8 +39,9 @@ export const HUB_DEFAULTS = {
 
 interface Client {
   ws: WebSocket;
-  /** Messages handed to ws whose write has not completed. */
-  inFlight: number;
+  /** Payload bytes handed to ws so far, and the running end offset of each message not yet flushed to the kernel. */
+  sentBytes: number;
+  unflushedEnds: number[];
   live: boolean;
   buffered: StoredEvent[];
   lastSeq: number;
@@ -99,7 +100,7 @@ export class WsHub {
   }
 
   private attach(ws: WebSocket, since: number | null): void {
-    const client: Client = { ws, inFlight: 0, live: since === null, buffered: [], lastSeq: since ?? 0, missedPongs: 0, dropped: false, unsubscribe: () => {} };
+    const client: Client = { ws, sentBytes: 0, unflushedEnds: [], live: since === null, buffered: [], lastSeq: since ?? 0, missedPongs: 0, dropped: false, unsubscribe: () => {} };
     this.clients.add(client);
     client.unsubscribe = this.opts.broadcaster.subscribe((e) => this.deliver(client, e));
     ws.on('pong', () => (client.missedPongs = 0));
@@ -131,7 +132,7 @@ export class WsHub {
       if (client.dropped || client.ws.readyState !== WebSocket.OPEN) return;
       let page: StoredEvent[];
       try {
-        page = this.opts.events.after(cursor, this.cfg.replayPageSize);
+        page = this.opts.events.after(cursor, this.pageSize());
       } catch {
         client.ws.close(1011, 'could not read the message log');
         return;
@@ -140,7 +141,7 @@ export class WsHub {
         if (!this.send(client, e)) return;
         cursor = e.seq;
       }
-      if (page.length < this.cfg.replayPageSize) break;
+      if (page.length < this.pageSize()) break;
       await this.waitForRoom(client);
     }
     client.live = true;
@@ -148,10 +149,17 @@ export class WsHub {
     this.sendStats(client);
   }
 
-  /** Between replay pages: let the socket drain below half the byte budget, or drop the client. */
+  private pageSize(): number {
+    return Math.max(1, Math.min(this.cfg.replayPageSize, Math.floor(this.cfg.maxQueueMessages / 2)));
+  }
+
+  /** Between replay pages: let the socket drain below half its budget, or drop the client. */
   private async waitForRoom(client: Client): Promise<void> {
     const deadline = Date.now() + this.cfg.dropGraceMs;
-    while (client.ws.bufferedAmount > this.cfg.maxQueueBytes / 2 && !client.dropped) {
+    while (
+      (client.ws.bufferedAmount > this.cfg.maxQueueBytes / 2 || queuedMessages(client) > this.cfg.maxQueueMessages / 2) &&
+      !client.dropped && client.ws.readyState === WebSocket.OPEN
+    ) {
       if (Date.now() > deadline) return this.drop(client);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -166,12 +174,13 @@ export class WsHub {
 
   private sendRaw(client: Client, text: string): boolean {
     if (client.dropped || client.ws.readyState !== WebSocket.OPEN) return false;
-    if (client.inFlight >= this.cfg.maxQueueMessages || client.ws.bufferedAmount > this.cfg.maxQueueBytes) {
+    if (queuedMessages(client) >= this.cfg.maxQueueMessages || client.ws.bufferedAmount > this.cfg.maxQueueBytes) {
       this.drop(client);
       return false;
     }
-    client.inFlight++;
-    client.ws.send(text, () => client.inFlight--);
+    client.sentBytes += Buffer.byteLength(text);
+    client.unflushedEnds.push(client.sentBytes);
+    client.ws.send(text);
     return true;
   }
 
@@ -227,6 +236,16 @@ export class WsHub {
     const text = `{"seq":null,"type":"stats","ts":${Date.now()},"data":${data}}`;
     for (const c of this.clients) if (c.live) this.sendRaw(c, text);
   }
+}
+
+/** Messages still waiting in user space: those whose last byte is within ws.bufferedAmount. */
+function queuedMessages(client: Client): number {
+  const flushed = client.sentBytes - client.ws.bufferedAmount;
+  const ends = client.unflushedEnds;
+  let i = 0;
+  while (i < ends.length && ends[i] <= flushed) i++;
+  if (i) ends.splice(0, i);
+  return ends.length;
 }
 
 function parseSince(url: string | undefined): number | null {
