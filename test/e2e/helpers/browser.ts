@@ -4,7 +4,10 @@
  * get it (CI's .ci/run installs it). Also collects what a page must never do — throw, or trip the
  * CSP — so each test can assert the list is empty.
  */
+import { execFile } from 'child_process';
 import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.PHONEHOME_CHROMIUM || '/usr/bin/chromium';
@@ -51,4 +54,32 @@ export async function watchPage(page: Page): Promise<PageProblems> {
   await page.addInitScript(`document.addEventListener('securitypolicyviolation', (e) =>
     window.__reportCspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline')));`);
   return problems;
+}
+
+/** The "internet" a phone talks to: a loopback HTTP server that answers every request with 200 "ok". */
+export function startOrigin(): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+}
+
+export function stopServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** curl through the proxy, as an app on the phone would send it; resolves with the HTTP status curl saw. */
+export function curlThroughProxy(proxyUrl: string, url: string, args: string[]): Promise<string> {
+  const env = { ...process.env };
+  for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k];
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '--proxy', proxyUrl, ...args, url],
+      { env }, (err, stdout, stderr) => (err ? reject(new Error(`curl failed: ${stderr || err.message}`)) : resolve(stdout)));
+  });
 }

@@ -73,7 +73,7 @@ export function render(root) {
       entry = { alert: { ...alert }, findings: new Map(), row: null };
       shown.set(alert.flowId, entry);
     } else {
-      for (const k of ['severity', 'country', 'org', 'device']) if (alert[k] != null) entry.alert[k] = alert[k];
+      for (const k of ['severity', 'country', 'org', 'device', 'url', 'method']) if (alert[k] != null) entry.alert[k] = alert[k];
     }
     for (const f of alert.findings || []) entry.findings.set(f.id, f);
     const types = new Set([...(entry.alert.types || []), ...(alert.types || []), ...[...entry.findings.values()].map((f) => f.type)]);
