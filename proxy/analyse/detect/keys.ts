@@ -49,8 +49,8 @@ export function isNonIdentifierKey(key: string | null | undefined): boolean {
   return k !== '' && NOT_AN_IDENTIFIER.test(k);
 }
 
-export const LATITUDE_KEY = /^(lat|latitude|gpslat|geolat|latdeg|userlat|devicelat|lati|y)$/;
-export const LONGITUDE_KEY = /^(lng|lon|long|longitude|gpslng|gpslon|geolng|geolon|londeg|userlng|userlon|devicelng|devicelon|longi|x)$/;
+export const LATITUDE_KEY = /^(lat|latitude|gpslat|geolat|latdeg|userlat|devicelat|lati)$/;
+export const LONGITUDE_KEY = /^(lng|lon|long|longitude|gpslng|gpslon|geolng|geolon|londeg|userlng|userlon|devicelng|devicelon|longi)$/;
 export const LATITUDE_E7_KEY = /^(latitudee7|late7)$/;
 export const LONGITUDE_E7_KEY = /^(longitudee7|lnge7|lone7)$/;
 export const LATLNG_STRING_KEY = /^(ll|latlng|latlon|latlong|location|loc|coords|coordinates|position|pos|geo|gps|geolocation|userlocation|devicelocation|point|center|near)$/;
