@@ -1,11 +1,131 @@
-/** `phonehome analyze` — placeholder until its issue lands. */
+/**
+ * `phonehome analyze FILE.har …`: the same analysis the live proxy runs, over HAR files exported
+ * from browsers, mitmproxy, HTTP Toolkit or Charles. Prints one finding per line (JSONL, the public
+ * record of DESIGN.md) or a table grouped by destination host. Broken files and entries are reported
+ * and skipped; the rest is still analysed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from '../cli';
-import { DATA_DIR_FLAG } from './args';
+import { analyseFlow, compileProfile, type CompiledProfile } from '../analyse';
+import type { DeviceProfile, Finding, Destination } from '../analyse/types';
+import { readHar } from '../capture/import/har';
+import { UsageError } from './args';
+import { formatTable, type FindingRecord } from './analyze-format';
+
+export type { FindingRecord } from './analyze-format';
+
+const DETAILS = `Reads HAR 1.2 files (as exported by Chrome/Firefox devtools, mitmproxy, HTTP Toolkit,
+Charles), decodes every request and reports the device and user identifiers it carries.
+
+--format jsonl prints one JSON object per finding: file, entry (0-based HAR entry index), type,
+value (normalized), path, chain, detector, confidence, explanation, severity, key, host, method,
+url, cleartext, and serverIp/country/asn/org when known.
+
+--profile FILE is a JSON device profile: {"name":"My phone","imei":["3540..."],"phone":"+47...",
+"iccid":"89...","mac":"d4:6a:..."}. The phone's own values are then found in any encoding, hashed
+(MD5/SHA-1/SHA-256) included.
+
+Exit status: 0 when the analysis ran (whatever it found, even if some files or entries were
+broken: those are reported on stderr); 1 when none of the files could be read as HAR; 2 for usage
+errors (no file, unknown option, unreadable or invalid profile).`;
+
+export function loadProfile(file: string): CompiledProfile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read profile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`profile ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`profile ${file} must be a JSON object like {"imei":"354..."}`);
+  try {
+    return compileProfile(doc as DeviceProfile);
+  } catch (err) {
+    throw new UsageError(`profile ${file}: ${(err as Error).message}`);
+  }
+}
+
+function toRecord(file: string, entry: number, method: string | undefined, url: string | undefined, f: Finding, d: Destination): FindingRecord {
+  const rec: FindingRecord = {
+    file,
+    entry,
+    type: f.type,
+    value: f.value,
+    path: f.path,
+    chain: f.chain,
+    detector: f.detector,
+    confidence: f.confidence,
+    explanation: f.explanation,
+    severity: f.severity,
+    key: f.key ?? null,
+    host: d.host,
+    method,
+    url,
+    cleartext: d.cleartext,
+  };
+  if (d.serverIp) rec.serverIp = d.serverIp;
+  if (d.country) rec.country = d.country;
+  if (d.asn !== undefined) rec.asn = d.asn;
+  if (d.org) rec.org = d.org;
+  return rec;
+}
 
 export const command: Command = {
-  spec: { name: 'analyze', summary: '(being built)', usage: 'phonehome analyze [options]', flags: [DATA_DIR_FLAG] },
-  async run() {
-    process.stderr.write('phonehome analyze: not built yet\n');
-    return 1;
+  spec: {
+    name: 'analyze',
+    summary: 'find phone and user identifiers in HAR files',
+    usage: 'phonehome analyze FILE.har [FILE.har …] [--profile FILE] [--format jsonl|table]',
+    flags: [
+      { name: 'profile', type: 'string', placeholder: 'FILE', description: "the phone's own identifiers (JSON device profile)" },
+      { name: 'format', type: 'string', placeholder: 'jsonl|table', description: 'output format', default: 'table' },
+    ],
+    details: DETAILS,
+  },
+  async run(args) {
+    const format = args.flags.format;
+    if (format !== 'jsonl' && format !== 'table') throw new UsageError(`--format must be jsonl or table (got '${String(format)}')`);
+    if (!args.positionals.length) throw new UsageError('give at least one HAR file (see phonehome analyze --help)');
+    const profile = typeof args.flags.profile === 'string' ? loadProfile(args.flags.profile) : undefined;
+    const records: FindingRecord[] = [];
+    let filesRead = 0;
+    let entries = 0;
+    const problems: string[] = [];
+    for (const file of args.positionals) {
+      const base = path.basename(file);
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (err) {
+        problems.push(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        continue;
+      }
+      const har = readHar(text, base);
+      for (const e of har.errors) problems.push(e.message);
+      if (har.errors.some((e) => e.entry === null)) continue;
+      filesRead++;
+      har.flows.forEach((flow, i) => {
+        entries++;
+        const result = analyseFlow(flow, { profile });
+        for (const note of result.notes) problems.push(`${base}: entry ${har.entryIndex[i]}: ${note}`);
+        for (const f of result.findings) records.push(toRecord(base, har.entryIndex[i], flow.method, flow.url, f, result.destination));
+      });
+    }
+    /* `analyze … | head` closes stdout early: that is the reader's choice, not a failure. */
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+    for (const p of problems) process.stderr.write(`phonehome analyze: ${p}\n`);
+    if (format === 'jsonl') {
+      for (const r of records) process.stdout.write(JSON.stringify(r) + '\n');
+    } else {
+      process.stdout.write(formatTable(records, { files: filesRead, entries }));
+    }
+    return filesRead === 0 ? 1 : 0;
   },
 };

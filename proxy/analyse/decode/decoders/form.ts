@@ -1,0 +1,91 @@
+/**
+ * `name=value&...` text: HTML form bodies, URL query strings, and the same shapes nested in values.
+ * Also splits URLs (the request URL and URLs passed in parameters) into path segments and query.
+ */
+import type { DecodeContext } from '../context';
+import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
+import { percentDecode } from '../text';
+
+/** A form key: no whitespace, no quotes or braces (JSON and prose are not forms). */
+const FORM_SHAPE = /^[^=&\s"{}<>]+=[^&\s]*(?:&+[^=&\s"{}<>]+(?:=[^&\s]*)?)*&*$/;
+
+export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
+  const entries: Entry[] = [];
+  for (const part of text.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const rawKey = eq >= 0 ? part.slice(0, eq) : part;
+    const rawValue = eq >= 0 ? part.slice(eq + 1) : '';
+    const key = percentDecode(rawKey, plusIsSpace);
+    entries.push({
+      segment: `${type}:${key}`,
+      groupSegment: type,
+      chain: [type],
+      key,
+      keyPath: [key],
+      value: percentDecode(rawValue, plusIsSpace),
+    });
+  }
+  return entries;
+}
+
+function looksLikeForm(text: string, declared: boolean): boolean {
+  if (declared) return text.includes('=');
+  if (text.length < 3 || !FORM_SHAPE.test(text)) return false;
+  if (text.includes('&')) return true;
+  const eq = text.indexOf('=');
+  /* A single pair: `k=v` with a real value (base64 padding `abc=` is not a form). */
+  return eq > 0 && eq < text.length - 1 && text[eq + 1] !== '=';
+}
+
+export const formDecoder: Decoder = {
+  type: 'form',
+  accepts: 'text',
+  decode(input: Payload, _ctx: DecodeContext, hint): DecoderOutput | null {
+    if (typeof input !== 'string') return null;
+    const text = input.trim();
+    if (!looksLikeForm(text, !!hint.declared)) return null;
+    const entries = splitPairs(text, 'form');
+    return entries.length ? { kind: 'fields', entries } : null;
+  },
+  explain: () => 'form fields (name=value&...), read one by one',
+};
+
+/** Splits a URL (absolute or path-only) into its non-empty path segments and query parameters. */
+export function urlEntries(url: string, prefix: string[]): Entry[] {
+  const hashAt = url.indexOf('#');
+  const noFragment = hashAt >= 0 ? url.slice(0, hashAt) : url;
+  const q = noFragment.indexOf('?');
+  const beforeQuery = q >= 0 ? noFragment.slice(0, q) : noFragment;
+  const query = q >= 0 ? noFragment.slice(q + 1) : '';
+  const schemeEnd = beforeQuery.indexOf('://');
+  const afterAuthority = schemeEnd >= 0 ? beforeQuery.indexOf('/', schemeEnd + 3) : beforeQuery.indexOf('/');
+  const path = afterAuthority >= 0 ? beforeQuery.slice(afterAuthority) : '';
+  const entries: Entry[] = [];
+  const seg = (s: string) => [...prefix, s].join('>');
+  const segments = path.split('/');
+  let index = 0;
+  for (const raw of segments) {
+    if (!raw) continue;
+    const value = percentDecode(raw, false);
+    entries.push({ segment: seg(`path:${index}`), groupSegment: seg('path'), chain: [...prefix, 'path'], key: null, keyPath: [], value });
+    index++;
+  }
+  for (const e of splitPairs(query, 'query')) {
+    entries.push({ ...e, segment: seg(e.segment), groupSegment: seg(e.groupSegment), chain: [...prefix, 'query'] });
+  }
+  return entries;
+}
+
+const NESTED_URL = /^[a-z][a-z0-9+.-]{1,15}:\/\/[^\s/?#]+[^\s]*$/i;
+
+export const urlDecoder: Decoder = {
+  type: 'url',
+  accepts: 'text',
+  decode(input: Payload): DecoderOutput | null {
+    if (typeof input !== 'string' || !NESTED_URL.test(input)) return null;
+    const entries = urlEntries(input, ['url']);
+    return entries.length ? { kind: 'fields', entries } : null;
+  },
+  explain: () => 'a URL passed inside a parameter; its path and query were read',
+};

@@ -1,0 +1,57 @@
+/**
+ * Decode: turn what a phone sent into leaf fields, unwrapping every encoding on the way (see
+ * DESIGN.md). Pure and bounded: no I/O, never throws, and every way hostile input could make it
+ * expensive is capped by a named limit in DecodeLimits.
+ */
+import type { Flow } from '../../flow';
+import type { DecodeResult } from '../types';
+import { DecodeContext, type Position } from './context';
+import { DEFAULT_DECODE_LIMITS, resolveLimits, type DecodeLimits } from './limits';
+import { decodeBody, decodeRequest } from './request';
+import { ALL_DECODERS } from './walk';
+
+export { DEFAULT_DECODE_LIMITS, RATIO_FLOOR_INPUT_BYTES } from './limits';
+export type { DecodeLimits } from './limits';
+export type { Decoder } from './registry';
+export { ALL_DECODERS } from './walk';
+
+function finish(ctx: DecodeContext): DecodeResult {
+  return { fields: ctx.fields, notes: ctx.notes, limitsHit: ctx.limitsHit };
+}
+
+function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeContext) => void): DecodeResult {
+  const ctx = new DecodeContext(resolveLimits(limits));
+  try {
+    work(ctx);
+  } catch (err) {
+    ctx.note(`decoding stopped early: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return finish(ctx);
+}
+
+/** Fields of everything the phone sent in this flow: URL, request headers, request body. */
+export function decodeFlow(flow: Flow, limits?: Partial<DecodeLimits>): DecodeResult {
+  return guarded(limits, (ctx) => decodeRequest(ctx, flow));
+}
+
+/** Fields of one payload, as if it were a request body with this Content-Type (and Content-Encoding). */
+export function decodeBytes(bytes: Buffer, contentType: string | undefined, limits?: Partial<DecodeLimits>, contentEncoding?: string): DecodeResult {
+  return guarded(limits, (ctx) => decodeBody(ctx, bytes, contentType, contentEncoding));
+}
+
+/** The sentence the dashboard shows for a decoder type found in a field's chain. */
+export function explainDecoder(type: string): string {
+  const d = ALL_DECODERS.find((x) => x.type === type);
+  if (d) return d.explain();
+  return STRUCTURAL_WORDS[type] ?? type;
+}
+
+const STRUCTURAL_WORDS: Record<string, string> = {
+  query: 'a URL query parameter',
+  path: 'a segment of the URL path',
+  cookie: 'a cookie',
+  grpc: 'a gRPC message frame',
+};
+
+export type { Position };
+export const DECODE_LIMIT_NAMES = Object.keys(DEFAULT_DECODE_LIMITS) as (keyof DecodeLimits)[];

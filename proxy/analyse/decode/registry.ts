@@ -1,0 +1,55 @@
+/**
+ * The decoder contract. Each decoder is a small unit with a `type` (the word that appears in a
+ * field's path and chain) and an `explain()` sentence the dashboard shows. A decoder that cannot
+ * decode its input returns null; it never throws past `safeTry`.
+ */
+import type { DecodeContext } from './context';
+
+export type Payload = string | Buffer;
+
+/** What the caller knows about a payload: the declared Content-Type, if any. */
+export interface Hint {
+  contentType?: string;
+  /** True when the content type names this decoder's format, so plausibility checks may relax. */
+  declared?: boolean;
+}
+
+/** One value a structured decoder (JSON, form, XML, protobuf...) found. */
+export interface Entry {
+  /** Path segment appended after '>', e.g. `json:$.IMEI1`, `form:deviceinfo`, `url>query:imei`. */
+  segment: string;
+  /** Segment naming the enclosing record, e.g. `json:$.location`, `form`. */
+  groupSegment: string;
+  /** Decoder types this entry adds to the chain (usually just the decoder's own type). */
+  chain: string[];
+  key: string | null;
+  /** Keys from the decoded document's root down to this value. */
+  keyPath: string[];
+  value: Payload;
+  /** Numbers and booleans: emitted as they are, never decoded further. */
+  scalar?: boolean;
+  /** Content type of this entry (multipart parts). */
+  contentType?: string;
+}
+
+export type DecoderOutput =
+  /** The same value, unwrapped one layer (base64 → bytes, gzip → bytes, percent → text). */
+  | { kind: 'transform'; data: Payload; contentType?: string }
+  /** A document split into values. */
+  | { kind: 'fields'; entries: Entry[] };
+
+export interface Decoder {
+  type: string;
+  accepts: 'text' | 'bytes';
+  decode(input: Payload, ctx: DecodeContext, hint: Hint): DecoderOutput | null;
+  explain(): string;
+}
+
+/** Runs a decoder; any exception is a failed decode (errors are data, never a crash). */
+export function safeTry(decoder: Decoder, input: Payload, ctx: DecodeContext, hint: Hint): DecoderOutput | null {
+  try {
+    return decoder.decode(input, ctx, hint);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,83 @@
+/** Byte and text plausibility checks shared by decoders: "is this readable text or noise?". */
+import { isUtf8 } from 'node:buffer';
+
+/** Share of characters that must be printable for decoded bytes to count as text. */
+const PRINTABLE_SHARE = 0.95;
+
+/** True when the bytes are valid UTF-8 and almost all printable (tabs and newlines allowed). */
+export function isMostlyPrintable(bytes: Buffer): boolean {
+  if (bytes.length === 0) return false;
+  let bad = 0;
+  let high = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) high = true;
+    else if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) bad++;
+  }
+  if (bad > bytes.length * (1 - PRINTABLE_SHARE)) return false;
+  return !high || isUtf8(bytes);
+}
+
+/** True when every byte is printable ASCII/UTF-8 with no control characters at all (not even newlines). */
+export function isStrictlyPrintable(bytes: Buffer): boolean {
+  if (bytes.length === 0) return false;
+  let high = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) high = true;
+    else if (b < 0x20 || b === 0x7f) return false;
+  }
+  return !high || isUtf8(bytes);
+}
+
+export function hasGzipMagic(bytes: Buffer): boolean {
+  return bytes.length >= 10 && bytes[0] === 0x1f && bytes[1] === 0x8b && bytes[2] === 0x08;
+}
+
+/** zlib header: deflate method, 32K window or less, header checksum, no preset dictionary. */
+export function hasZlibMagic(bytes: Buffer): boolean {
+  if (bytes.length < 6) return false;
+  const cmf = bytes[0];
+  const flg = bytes[1];
+  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && (cmf * 256 + flg) % 31 === 0 && (flg & 0x20) === 0;
+}
+
+/** First non-whitespace character code of a string, or -1. */
+export function firstSignificant(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0xfeff) return c;
+  }
+  return -1;
+}
+
+/** Lenient percent-decoding: valid %XX sequences become bytes, anything else stays as written. */
+export function percentDecode(text: string, plusIsSpace: boolean): string {
+  const src = plusIsSpace && text.includes('+') ? text.replace(/\+/g, ' ') : text;
+  if (!src.includes('%')) return src;
+  try {
+    return decodeURIComponent(src);
+  } catch {
+    const bytes: number[] = [];
+    for (let i = 0; i < src.length; i++) {
+      const c = src.charCodeAt(i);
+      if (c === 0x25 && isHexPair(src, i + 1)) {
+        bytes.push(parseInt(src.substr(i + 1, 2), 16));
+        i += 2;
+      } else if (c < 0x80) {
+        bytes.push(c);
+      } else {
+        for (const b of Buffer.from(src[i], 'utf8')) bytes.push(b);
+      }
+    }
+    return Buffer.from(bytes).toString('utf8');
+  }
+}
+
+function isHexPair(s: string, i: number): boolean {
+  return i + 1 < s.length && isHexChar(s.charCodeAt(i)) && isHexChar(s.charCodeAt(i + 1));
+}
+
+export function isHexChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}

@@ -1,0 +1,150 @@
+/**
+ * The recursion: a value (text or bytes) is offered to the decoders in a fixed order; the first
+ * that accepts it unwraps it one layer, and whatever comes out is walked again. A value no decoder
+ * accepts is a leaf field. Depth, fields, bytes and time are checked on the way down.
+ */
+import type { DecodeContext, Position } from './context';
+import { base64Decoder } from './decoders/base64';
+import { brotliDecoder, deflateDecoder, gzipDecoder } from './decoders/compress';
+import { formDecoder, urlDecoder } from './decoders/form';
+import { hexDecoder } from './decoders/hex';
+import { jsonDecoder } from './decoders/json';
+import { jwtDecoder } from './decoders/jwt';
+import { multipartDecoder } from './decoders/multipart';
+import { percentDecoder } from './decoders/percent';
+import { grpcFrames, protobufDecoder } from './decoders/protobuf';
+import { xmlDecoder } from './decoders/xml';
+import { Decoder, DecoderOutput, Entry, Hint, Payload, safeTry } from './registry';
+import { isMostlyPrintable } from './text';
+
+/** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
+export const TEXT_DECODERS: Decoder[] = [jsonDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, percentDecoder, base64Decoder, hexDecoder];
+/** Tried on bytes that are not text. */
+export const BYTE_DECODERS: Decoder[] = [gzipDecoder, deflateDecoder, multipartDecoder, protobufDecoder];
+/** Every decoder, for the dashboard's explanations. */
+export const ALL_DECODERS: Decoder[] = [...TEXT_DECODERS, gzipDecoder, deflateDecoder, brotliDecoder, multipartDecoder, protobufDecoder];
+
+/** Decoded strings up to this length are also kept as they were sent (cheap insurance against a wrong guess). */
+const KEEP_ORIGINAL_MAX = 64;
+/** Binary leaves up to this size are kept as hex (raw MAC addresses, hashes); bigger ones are skipped. */
+const HEX_LEAF_MAX_BYTES = 64;
+
+/** Decoders a Content-Type asks for, tried before sniffing. */
+export function declaredDecoders(contentType: string | undefined): Decoder[] {
+  if (!contentType) return [];
+  const ct = contentType.toLowerCase();
+  if (ct.includes('json')) return [jsonDecoder];
+  if (ct.includes('x-www-form-urlencoded')) return [formDecoder];
+  if (ct.includes('multipart/')) return [multipartDecoder];
+  if (ct.includes('xml')) return [xmlDecoder];
+  if (ct.includes('protobuf') || ct.includes('x-protobuffer') || ct.includes('grpc')) return [protobufDecoder];
+  if (ct.includes('gzip')) return [gzipDecoder];
+  return [];
+}
+
+function join(parent: string, segment: string): string {
+  return parent ? `${parent}>${segment}` : segment;
+}
+
+function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
+  if (typeof value === 'string') {
+    if (value.trim()) ctx.emit(pos, value);
+    return;
+  }
+  if (value.length === 0) return;
+  if (isMostlyPrintable(value)) ctx.emit(pos, value.toString('utf8'));
+  else if (value.length <= HEX_LEAF_MAX_BYTES) ctx.emit(pos, value.toString('hex'));
+}
+
+function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position, depth: number): void {
+  if (out.kind === 'transform') {
+    const next: Position = { ...pos, path: join(pos.path, decoder.type), chain: [...pos.chain, decoder.type] };
+    walkValue(ctx, out.data, next, depth + 1, { contentType: out.contentType });
+    return;
+  }
+  for (const entry of out.entries) {
+    if (ctx.stopped) return;
+    walkEntry(ctx, entry, pos, depth);
+  }
+}
+
+export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, depth: number): void {
+  const child: Position = {
+    path: join(pos.path, entry.segment),
+    key: entry.key,
+    keyPath: pos.keyPath.length ? [...pos.keyPath, ...entry.keyPath] : entry.keyPath,
+    chain: [...pos.chain, ...entry.chain],
+    group: join(pos.path, entry.groupSegment),
+  };
+  if (entry.scalar) {
+    ctx.emit(child, typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'));
+    return;
+  }
+  const hint: Hint = entry.contentType ? { contentType: entry.contentType } : {};
+  walkValue(ctx, entry.value, child, depth + 1, hint);
+}
+
+/** Decodes one value as far as it goes, emitting leaf fields into ctx. */
+export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, depth: number, hint: Hint = {}): void {
+  if (ctx.stopped || ctx.outOfTime()) return;
+  if (pos.chain.length >= ctx.limits.maxDepth) {
+    ctx.hit('maxDepth', `decoding depth limit of ${ctx.limits.maxDepth} reached at ${pos.path}; the value there is kept as it is`);
+    emitLeaf(ctx, value, pos);
+    return;
+  }
+  ctx.at = pos.path || 'body';
+  if (typeof value !== 'string') {
+    walkBytes(ctx, value, pos, depth, hint);
+    return;
+  }
+  const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text');
+  for (const decoder of declared) {
+    const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
+    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+  }
+  for (const decoder of TEXT_DECODERS) {
+    if (declared.includes(decoder)) continue;
+    const out = safeTry(decoder, value, ctx, { contentType: hint.contentType });
+    if (!out) continue;
+    if (out.kind === 'transform' && value.length <= KEEP_ORIGINAL_MAX && (decoder === base64Decoder || decoder === hexDecoder)) {
+      emitLeaf(ctx, value, pos);
+    }
+    return applyOutput(ctx, decoder, out, pos, depth);
+  }
+  emitLeaf(ctx, value, pos);
+}
+
+function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: number, hint: Hint): void {
+  if (bytes.length === 0) return;
+  const ct = hint.contentType?.toLowerCase() ?? '';
+  if (ct.includes('grpc')) {
+    const frames = grpcFrames(bytes);
+    if (frames) {
+      frames.forEach((frame, i) => {
+        const framePos: Position = { ...pos, path: join(pos.path, `grpc:${i}`), chain: [...pos.chain, 'grpc'] };
+        walkValue(ctx, frame, framePos, depth + 1, { contentType: 'application/x-protobuf' });
+      });
+      return;
+    }
+  }
+  const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'bytes');
+  for (const decoder of declared) {
+    const out = safeTry(decoder, bytes, ctx, { ...hint, declared: true });
+    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+  }
+  for (const decoder of [gzipDecoder, deflateDecoder, multipartDecoder]) {
+    if (declared.includes(decoder)) continue;
+    const out = safeTry(decoder, bytes, ctx, { contentType: hint.contentType });
+    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+  }
+  if (isMostlyPrintable(bytes)) {
+    const text = bytes.toString('utf8');
+    walkValue(ctx, text, pos, depth, { contentType: hint.contentType });
+    return;
+  }
+  if (!declared.includes(protobufDecoder)) {
+    const out = safeTry(protobufDecoder, bytes, ctx, {});
+    if (out) return applyOutput(ctx, protobufDecoder, out, pos, depth);
+  }
+  emitLeaf(ctx, bytes, pos);
+}

@@ -1,0 +1,122 @@
+/**
+ * Why: a finding is only useful if its owner understands it. This turns a finding's type, path and
+ * decoding chain into one plain sentence: "IMEI 354…621 (Luhn-valid) in JSON key IMEI1, inside a
+ * base64 body".
+ */
+import type { IdentifierType } from '../types';
+import type { Candidate } from './candidate';
+
+export const TYPE_LABEL: Record<IdentifierType, string> = {
+  imei: 'IMEI',
+  meid: 'MEID',
+  imsi: 'IMSI (SIM subscriber identity)',
+  iccid: 'ICCID (SIM card serial)',
+  phone: 'Phone number',
+  cell_id: 'Cell tower ID',
+  location: 'Location',
+  mac: 'MAC address',
+  android_id: 'Android ID',
+  ad_id: 'Advertising ID',
+  serial: 'Device serial number',
+  email: 'Email address',
+};
+
+const STEP_WORDS: Record<string, string> = {
+  gzip: 'gzip-compressed',
+  deflate: 'deflate-compressed',
+  zlib: 'zlib-compressed',
+  br: 'Brotli-compressed',
+  brotli: 'Brotli-compressed',
+  base64: 'base64',
+  base64url: 'base64url',
+  hex: 'hex-encoded',
+  percent: 'percent-encoded',
+  urlencoded: 'percent-encoded',
+  json: 'JSON',
+  xml: 'XML',
+  protobuf: 'protobuf',
+  jwt: 'JWT',
+  form: 'form',
+  multipart: 'multipart',
+  query: 'query',
+  cookie: 'cookie',
+};
+
+/** Where a field sits, in words: "JSON key IMEI1", "query parameter imei", "header X-Device-Id". */
+function placeWords(c: Candidate): string {
+  const { field } = c;
+  const key = c.keyLabel ?? field.key;
+  const lastStep = field.chain[field.chain.length - 1] ?? '';
+  const source = sourceOf(c.path ?? field.path);
+  const keyText = key === null ? '' : ` ${key}`;
+  if (key === null) return source === 'body' ? 'the body' : `the ${sourceWords(source)}`;
+  switch (lastStep) {
+    case 'json':
+      return `JSON key${keyText}`;
+    case 'xml':
+      return `XML element${keyText}`;
+    case 'protobuf':
+      return `protobuf field${keyText}`;
+    case 'form':
+      return `form field${keyText}`;
+    case 'multipart':
+      return `multipart part${keyText}`;
+    case 'jwt':
+      return `JWT claim${keyText}`;
+    case 'cookie':
+      return `cookie${keyText}`;
+    case 'query':
+      return `query parameter${keyText}`;
+  }
+  if (source === 'header') return `header${keyText}`;
+  if (source === 'cookie') return `cookie${keyText}`;
+  if (source === 'query') return `query parameter${keyText}`;
+  return `key${keyText}`;
+}
+
+function sourceOf(path: string): string {
+  const m = /^[A-Za-z_-]+/.exec(path);
+  return m ? m[0].toLowerCase() : 'body';
+}
+
+function sourceWords(source: string): string {
+  if (source === 'query') return 'URL query';
+  if (source === 'path' || source === 'url') return 'URL path';
+  if (source === 'header') return 'request headers';
+  if (source === 'cookie') return 'cookies';
+  return source;
+}
+
+/** ", inside a gzip-compressed, base64 body" — the wrapping steps outside the last container. */
+function wrappingWords(c: Candidate): string {
+  const steps = c.field.chain.slice(0, -1).filter((s) => s !== 'query' && s !== 'cookie');
+  if (steps.length === 0) return '';
+  const words = [...new Set(steps.map((s) => STEP_WORDS[s] ?? s))];
+  return `, inside a ${words.reverse().join(', ')} ${sourceWords(sourceOf(c.path ?? c.field.path))}`;
+}
+
+export function maskValue(type: IdentifierType, value: string): string {
+  if (type === 'location') {
+    return value
+      .split(',')
+      .map((n) => (Number.isFinite(Number(n)) ? Number(n).toFixed(3) : n))
+      .join(',');
+  }
+  if (type === 'email') {
+    const at = value.indexOf('@');
+    const local = value.slice(0, at);
+    return `${local.slice(0, 1)}…${local.length > 1 ? local.slice(-1) : ''}${value.slice(at)}`;
+  }
+  if (value.length < 10) return value;
+  return `${value.slice(0, 3)}…${value.slice(-3)}`;
+}
+
+export function explainCandidate(c: Candidate): string {
+  const label = c.subject === 'surroundings' && c.type === 'mac' ? 'MAC address of a nearby Wi-Fi access point (BSSID)' : TYPE_LABEL[c.type];
+  const evidence = c.evidence ? ` (${c.evidence})` : '';
+  const because =
+    c.type === 'mac' && c.subject === 'surroundings' ? ' — public Wi-Fi maps turn it into a location'
+      : c.type === 'cell_id' ? ' — public cell tower maps turn it into a location'
+        : '';
+  return `${label} ${maskValue(c.type, c.value)}${evidence} in ${placeWords(c)}${wrappingWords(c)}${because}.`;
+}

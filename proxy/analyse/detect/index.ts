@@ -1,0 +1,128 @@
+/**
+ * Why: one entry point that runs every detector over a flow's decoded fields and keeps, for each
+ * piece of text, the best-supported reading (profile > key > pattern, then confidence), so that one
+ * value never shows up as three different identifiers.
+ */
+import type { DecodedField, Detector, IdentifierType } from '../types';
+import type { CompiledProfile } from '../profile';
+import type { Candidate, DetectContext } from './candidate';
+import { DETECTOR_RANK, keyOf } from './candidate';
+import { classifyKey, COUNTRY_KEY, LOCALE_KEY, normalizeKey } from './keys';
+import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
+import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
+import { detectLocationInGroup, detectLocationInText } from './location';
+import { detectContactsByPattern, detectPhoneByKey } from './contact';
+import { detectProfileValues } from './profile-match';
+import { explainCandidate } from './explain';
+import { mccCountry } from './validate';
+
+export { explainCandidate } from './explain';
+export type { Candidate, Subject } from './candidate';
+
+/** A finding before judging (severity is added by judge/). */
+export interface Detection {
+  type: IdentifierType;
+  value: string;
+  path: string;
+  chain: string[];
+  detector: Detector;
+  confidence: number;
+  explanation: string;
+  key: string | null;
+  subject: Candidate['subject'];
+}
+
+/** Fields longer than this are only matched whole against the profile (no pattern scans of big blobs). */
+export const MAX_SCANNED_FIELD_LENGTH = 256 * 1024;
+
+function countryFromFields(fields: DecodedField[]): string | undefined {
+  let fromLocale: string | undefined;
+  for (const f of fields) {
+    const k = normalizeKey(f.key);
+    const v = f.value.trim();
+    if (COUNTRY_KEY.test(k) && /^[A-Za-z]{2}$/.test(v)) return v.toUpperCase();
+    if (!fromLocale && LOCALE_KEY.test(k)) {
+      const m = /^[a-z]{2,3}[-_]([A-Za-z]{2})\b/.exec(v);
+      if (m) fromLocale = m[1]!.toUpperCase();
+    }
+  }
+  return fromLocale;
+}
+
+function groupFields(fields: DecodedField[]): Map<string, DecodedField[]> {
+  const groups = new Map<string, DecodedField[]>();
+  for (const f of fields) {
+    const list = groups.get(f.group);
+    if (list) list.push(f);
+    else groups.set(f.group, [f]);
+  }
+  return groups;
+}
+
+function better(a: Candidate, b: Candidate): boolean {
+  const rank = DETECTOR_RANK[a.detector] - DETECTOR_RANK[b.detector];
+  return rank !== 0 ? rank > 0 : a.confidence > b.confidence;
+}
+
+export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
+  const ctx: DetectContext = { groups: groupFields(fields), profile };
+  /** Best candidate per (field, matched text). */
+  const best = new Map<string, Candidate>();
+  const fieldIndex = new Map<DecodedField, number>();
+  fields.forEach((f, i) => fieldIndex.set(f, i));
+  const offer = (c: Candidate): void => {
+    const slot = `${fieldIndex.get(c.field)}\u0000${c.span}`;
+    const current = best.get(slot);
+    if (!current || better(c, current)) best.set(slot, c);
+  };
+  const emitterFor = (field: DecodedField) => (c: Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] }) =>
+    offer({ subject: 'device', ...c, field });
+
+  const deferredPhones: DecodedField[] = [];
+  for (const field of fields) {
+    const emit = emitterFor(field);
+    if (profile) detectProfileValues(field, profile, emit);
+    if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
+    const cls = classifyKey(keyOf(field));
+    if (cls) {
+      detectDeviceIdsByKey(field, cls, emit);
+      detectMacByKey(field, cls, emit);
+      detectCellId(field, cls, ctx, emit);
+      if (cls === 'phone') deferredPhones.push(field);
+    }
+    if (!cls || cls === 'email') detectDeviceIdsByPattern(field, emit);
+    detectMacByPattern(field, emit);
+    detectLocationInText(field, ctx, (c) => offer({ subject: 'surroundings', ...c }));
+  }
+  for (const group of ctx.groups.values()) detectLocationInGroup(group, (c) => offer({ subject: 'surroundings', ...c }));
+
+  // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
+  let imsiCountry: string | undefined;
+  for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
+  ctx.country = profile?.country ?? imsiCountry ?? countryFromFields(fields);
+  for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
+  for (const field of fields) if (field.value.length <= MAX_SCANNED_FIELD_LENGTH) detectContactsByPattern(field, ctx, emitterFor(field));
+
+  return dedupe([...best.values()]);
+}
+
+/** Same type+value+path once; the profile's reading outranks a key's, which outranks a pattern's. */
+function dedupe(candidates: Candidate[]): Detection[] {
+  const byIdentity = new Map<string, Candidate>();
+  for (const c of candidates) {
+    const id = `${c.type}\u0000${c.value}\u0000${c.path ?? c.field.path}`;
+    const current = byIdentity.get(id);
+    if (!current || better(c, current)) byIdentity.set(id, c);
+  }
+  return [...byIdentity.values()].map((c) => ({
+    type: c.type,
+    value: c.value,
+    path: c.path ?? c.field.path,
+    chain: c.field.chain,
+    detector: c.detector,
+    confidence: c.confidence,
+    explanation: explainCandidate(c),
+    key: c.keyLabel ?? c.field.key,
+    subject: c.subject,
+  }));
+}

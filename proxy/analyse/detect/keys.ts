@@ -1,0 +1,64 @@
+/**
+ * Why: a value's key is half the evidence. `imei`, `IMEI1`, `SIM1ICCID`, `gps_adid`... say what a
+ * value is; `order_id`, `ts`, `price`, `sha1` say what it is not. Keys are compared after folding
+ * case and dropping separators, so `device_imei`, `deviceImei` and `Device-IMEI` are one key.
+ */
+
+export function normalizeKey(key: string | null | undefined): string {
+  if (!key) return '';
+  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+export type KeyClass =
+  | 'imei' | 'meid' | 'imsi' | 'iccid' | 'phone' | 'cell_id' | 'mac' | 'bssid' | 'android_id' | 'ad_id' | 'serial'
+  | 'email' | 'device_id';
+
+/** Vocabularies per class, matched against the normalized key. Order matters: first match wins. */
+const KEY_VOCABULARY: Array<[KeyClass, RegExp]> = [
+  ['imei', /^(sim\d?|slot\d?|device|phone|dev|hw|my)?imei(sv)?\d?(no|num|number|code)?$|^imei/],
+  ['meid', /^(sim\d?|device|dev)?meid\d?$|^meid/],
+  ['imsi', /^(sim\d?)?(lte|gsm|cdma|umts|nr)?imsi\d?$|imsi$|^subscriberid$|^subscriber$|^simsubscriberid$/],
+  ['iccid', /^(sim\d?)?(lte|gsm|cdma)?iccid\d?$|iccid$|^simserial(number|no)?$|^simserialnum$|^simid$|^icc$|^simcardserial$/],
+  ['phone', /^(msisdn|mdn|mobile|mobilenumber|mobileno|mobilephone|phone|phonenumber|phoneno|phonenum|tel|telephone|telnumber|cellphone|cellnumber|line1number|linenumber|ownernumber|userphone|usermobile|contactphone|simnumber|msisdn\d|sim\dmsisdn|sim\dphone|sim\dnumber)$/],
+  ['cell_id', /^(sim\d?)?(lte|gsm|umts|wcdma|nr|cdma)?(cellid|cell|cellidentity|eci|nci|ecgi|lcid|utrancid|basestationid)\d?$|^(sim\d?)?cellid|^ci$|^cid$/],
+  ['bssid', /^(wifi|ap|connected|current)?bssid$|^bssid/],
+  ['mac', /^(wifi|wlan|eth|bt|bluetooth|device|dev|hw|my|sim\d?)?mac(id|addr|address)?\d?$|^macaddress|^(wifi|wlan|bt|bluetooth)macaddress$/],
+  ['android_id', /^(x)?androidid$|^ssaid$|^androiddeviceid$|^secureandroidid$/],
+  ['ad_id', /^(gps)?adid$|^gaid$|^googleadid$|^googleadvertisingid$|^idfa$|^ifa$|^aaid$|^oaid$|^advertisingid$|^advertiserid$|^adidentifier$|^rdid$|^adtrackingid$|^maid$|^deviceifa$|^xgoogadid$/],
+  ['serial', /^(ro)?serialno$|^(build|device|hw|hardware|board|ro|phone|android)?serial(number|no|num)?$|^roserialno$|^robootserialno$|^sn$|^devicesn$|^devsn$/],
+  ['email', /^(e)?mail(address)?$|^useremail$|^email\w*$/],
+  ['device_id', /^(device|dev|hw|hardware|terminal|handset|unique)(id|identifier|uuid|uid)$|^udid$|^deviceuniqueid$/],
+];
+
+export function classifyKey(key: string | null | undefined): KeyClass | undefined {
+  const k = normalizeKey(key);
+  if (!k) return undefined;
+  for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) return cls;
+  return undefined;
+}
+
+/**
+ * Keys that name something that is not a device or user identifier. A value under them is never
+ * reported on pattern evidence alone (a Luhn-valid 15-digit `order_id` is not an IMEI).
+ */
+const NOT_AN_IDENTIFIER =
+  /(order|txn|transaction|invoice|receipt|request|req|trace|span|correlation|session|event|message|msg|nonce|timestamp|time|date|expir|created|updated|^ts$|ms$|price|amount|total|cost|fee|balance|count|size|length|offset|limit|version|^ver$|^v$|build|hash|checksum|md5|sha|crc|etag|digest|token|sig|signature|payment|card|tracking|shipment|parcel|ticket|booking|product|sku|item|article|campaign|creative|placement|slot|impression|^bid|price|seq|sequence|index|page|score|duration|latency|height|width|quantity|qty|zip|postal|isbn|ean|upc|gtin|barcode|coupon|promo|reference|ref$|^ref|nonce|salt|key$|secret|iv$)/;
+
+export function isNonIdentifierKey(key: string | null | undefined): boolean {
+  const k = normalizeKey(key);
+  return k !== '' && NOT_AN_IDENTIFIER.test(k);
+}
+
+export const LATITUDE_KEY = /^(lat|latitude|gpslat|geolat|latdeg|userlat|devicelat|lati)$/;
+export const LONGITUDE_KEY = /^(lng|lon|long|longitude|gpslng|gpslon|geolng|geolon|londeg|userlng|userlon|devicelng|devicelon|longi)$/;
+export const LATITUDE_E7_KEY = /^(latitudee7|late7)$/;
+export const LONGITUDE_E7_KEY = /^(longitudee7|lnge7|lone7)$/;
+export const LATLNG_STRING_KEY = /^(ll|latlng|latlon|latlong|location|loc|coords|coordinates|position|pos|geo|gps|geolocation|userlocation|devicelocation|point|center|near)$/;
+
+export const MCC_KEY = /^(mcc|mobilecountrycode|homemcc|simmcc|networkmcc)$/;
+export const MNC_KEY = /^(mnc|mobilenetworkcode|homemnc|simmnc|networkmnc)$/;
+export const LAC_KEY = /^(lac|tac|locationareacode|trackingareacode|ac)$/;
+export const CELL_CONTEXT = /cell|tower|radio|lte|gsm|umts|wcdma|nr|bts|enb|gnb|basestation/;
+
+export const COUNTRY_KEY = /^(country|countrycode|countryiso|simcountryiso|networkcountryiso|simcountry|cc|region|regioncode|usercountry|devicecountry)$/;
+export const LOCALE_KEY = /^(locale|lang|language|devicelocale|userlocale|acceptlanguage|hl|lc)$/;

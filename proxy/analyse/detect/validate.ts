@@ -1,0 +1,78 @@
+/**
+ * Why: identifiers are only worth reporting when their value is the real thing. These checks
+ * (Luhn, TAC reporting bodies, MCC/MNC, placeholders) are what separate an IMEI from an order number.
+ */
+import { MCC_COUNTRY, THREE_DIGIT_MNC_MCCS } from './mcc';
+
+export function luhnValid(digits: string): boolean {
+  return digits.length > 1 && luhnCheckDigit(digits.slice(0, -1)) === digits.charCodeAt(digits.length - 1) - 48;
+}
+
+/** The check digit that makes `body` + digit Luhn-valid. */
+export function luhnCheckDigit(body: string): number {
+  let sum = 0;
+  for (let i = body.length - 1, double = true; i >= 0; i--, double = !double) {
+    let d = body.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return (10 - (sum % 10)) % 10;
+}
+
+/**
+ * Reporting Body Identifiers: the first two digits of a Type Allocation Code name the body that
+ * allocated it (GSMA TS.06). A 15-digit number outside these cannot be a real IMEI.
+ */
+const TAC_REPORTING_BODIES = new Set([
+  '01', '10', '30', '33', '35', '44', '45', '49', '50', '51', '52', '53', '54', '86', '91', '98', '99',
+]);
+
+export function plausibleTac(digits: string): boolean {
+  return TAC_REPORTING_BODIES.has(digits.slice(0, 2));
+}
+
+/** All zeros, one repeated digit, or a plain ascending run: what phones report when they have nothing. */
+export function isPlaceholderDigits(digits: string): boolean {
+  if (/^(\d)\1*$/.test(digits)) return true;
+  if ('01234567890123456789'.includes(digits) || '12345678901234567890'.includes(digits)) return true;
+  return /^0+[1-9]?$/.test(digits);
+}
+
+/** Country (ISO 3166-1 alpha-2) of an E.212 Mobile Country Code, or undefined when the code is not allocated. */
+export function mccCountry(mcc: string): string | undefined {
+  return MCC_COUNTRY.get(mcc);
+}
+
+/** MCC and MNC of an IMSI whose MCC is allocated; undefined otherwise. */
+export function splitImsi(digits: string): { mcc: string; mnc: string; country: string } | undefined {
+  if (!/^\d{14,15}$/.test(digits)) return undefined;
+  const mcc = digits.slice(0, 3);
+  const country = mccCountry(mcc);
+  if (!country) return undefined;
+  const mncLength = THREE_DIGIT_MNC_MCCS.has(mcc) ? 3 : 2;
+  return { mcc, mnc: digits.slice(3, 3 + mncLength), country };
+}
+
+export function isAllSameChar(s: string): boolean {
+  return /^(.)\1*$/s.test(s);
+}
+
+const PLACEHOLDER_WORDS = new Set([
+  'unknown', 'null', 'undefined', 'none', 'nil', 'n/a', 'na', 'empty', 'default', 'false', 'true', 'test', '0',
+]);
+
+export function isPlaceholderWord(value: string): boolean {
+  return PLACEHOLDER_WORDS.has(value.trim().toLowerCase());
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function isUuid(value: string): boolean {
+  return UUID_RE.test(value);
+}
+
+export function isHex(value: string): boolean {
+  return /^[0-9a-f]+$/i.test(value);
+}
