@@ -5,6 +5,8 @@
 import * as net from 'net';
 import express, { NextFunction, Request, Response, Router } from 'express';
 import { IDENTIFIER_TYPES, SEVERITIES, Severity, DeviceProfile } from '../../proxy/analyse/types';
+import { compileProfile } from '../../proxy/analyse';
+import { validateProfile } from '../../proxy/profile-file';
 import type { Store } from '../../proxy/store';
 import { DashboardQueries } from './queries';
 import type { SetupView } from './setup-info';
@@ -70,7 +72,14 @@ export function checkProfile(p: unknown): DeviceProfile {
     }
     out[k] = Array.isArray(v) ? (v as string[]) : (v as string);
   }
-  return out;
+  try {
+    // The same checks as `--profile FILE` (a typo in an IMEI is an error, not a profile that never matches).
+    const checked = validateProfile(out, 'profile');
+    compileProfile(checked);
+    return checked;
+  } catch (err) {
+    throw new BadRequest((err as Error).message);
+  }
 }
 
 export function apiRouter(opts: ApiOptions): Router {

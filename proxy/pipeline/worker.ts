@@ -4,28 +4,28 @@
  * the main thread is the only writer. Runs as compiled JS (dist/proxy/pipeline/worker.js).
  */
 import { parentPort, workerData } from 'worker_threads';
-import * as path from 'path';
+import * as realAnalyser from '../analyse';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
+import { loadGeoLookup } from '../geo';
 import { MAX_FIELDS_PER_FLOW } from '../store/fields';
 import type { WorkerJob, WorkerReply } from './worker-protocol';
 
 interface AnalyserModule {
-  analyseFlow(flow: Flow, opts: { profile?: unknown; geo?: unknown }): AnalysisResult;
+  analyseFlow(flow: Flow, opts: { profile?: never; geo?: never }): AnalysisResult;
   compileProfile?(profile: DeviceProfile): unknown;
 }
 
-const modulePath: string = (workerData as { analyserModule?: string } | null)?.analyserModule ?? path.join(__dirname, '../analyse/index');
+/** Tests of crash handling substitute a module that misbehaves on purpose; everything else uses the real analyser. */
+const override: string | undefined = (workerData as { analyserModule?: string } | null)?.analyserModule;
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const analyser = require(modulePath) as AnalyserModule;
+const analyser: AnalyserModule = override ? (require(override) as AnalyserModule) : (realAnalyser as unknown as AnalyserModule);
 const geo = loadGeo();
 const compiledProfiles = new Map<string, unknown>();
 
 function loadGeo(): unknown {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const mod = require(path.join(__dirname, '../geo')) as { loadGeoLookup?: () => unknown };
-    return mod.loadGeoLookup?.();
+    return loadGeoLookup();
   } catch {
     return undefined;
   }
@@ -57,7 +57,7 @@ function revive(flow: Flow): Flow {
 parentPort!.on('message', (job: WorkerJob) => {
   let reply: WorkerReply;
   try {
-    const result = analyser.analyseFlow(revive(job.flow), { profile: compiled(job.profile), geo });
+    const result = analyser.analyseFlow(revive(job.flow), { profile: compiled(job.profile) as never, geo: geo as never });
     const omittedFields = Math.max(0, result.fields.length - MAX_FIELDS_PER_FLOW);
     if (omittedFields) result.fields = result.fields.slice(0, MAX_FIELDS_PER_FLOW);
     reply = { jobId: job.jobId, ok: true, result, omittedFields };

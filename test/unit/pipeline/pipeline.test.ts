@@ -199,3 +199,35 @@ describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () =
     expect(state(next.id!).state).toBe(1);
   });
 });
+
+describe('pipeline with the real analyser in the worker', () => {
+  let dir: string;
+  let store: Store;
+  let pipeline: AnalysisPipeline;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-real-'));
+    store = Store.open({ dataDir: dir });
+    pipeline = new AnalysisPipeline({ store, log: () => {} });
+  });
+  afterEach(async () => {
+    await pipeline.close();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('finds an IMEI in a form body, stores its field, and matches the device profile in base64', async () => {
+    store.devices.setProfile('192.168.1.23', { name: 'Nokia 7 plus', iccid: '89470000000000000009' });
+    const inner = Buffer.from(JSON.stringify({ SIM1ICCID: '89470000000000000009', SIM1CELLID: '2345' })).toString('base64');
+    const flow = formFlow(`imei=${IMEI}&payload=${encodeURIComponent(inner)}`);
+    store.flows.insert(flow);
+    pipeline.submit(flow);
+    await pipeline.idle();
+    const findings = store.findings.forFlow(flow.id!);
+    expect(findings).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'imei', value: IMEI, severity: expect.any(String) })]));
+    expect(findings.some((f) => f.type === 'iccid' && f.value === '89470000000000000009')).toBe(true);
+    const cell = store.db.prepare("SELECT value, chain FROM fields WHERE flow_id = ? AND key = 'sim1cellid'").get(flow.id) as { value: string; chain: string };
+    expect(cell.value).toBe('2345');
+    expect(JSON.parse(cell.chain)).toEqual(expect.arrayContaining(['base64', 'json']));
+    expect(store.db.prepare('SELECT analysis_state FROM flows WHERE id = ?').get(flow.id)).toEqual({ analysis_state: 1 });
+  });
+});
