@@ -82,7 +82,7 @@ function table(items) {
   return el('table', { class: 'list destinations' },
     el('thead', null, el('tr', null, el('th', { scope: 'col' }, 'Host'), el('th', { scope: 'col' }, 'Owner'),
       types.map((t) => el('th', { scope: 'col', class: 'num' }, typeLabel(t))),
-      ['Flows', 'Cleartext', 'First seen', 'Last seen'].map((h) => el('th', { scope: 'col' }, h)))),
+      ['Total', 'In cleartext', 'First seen', 'Last seen'].map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', null, items.map((d) => el('tr', { class: d.cleartext ? 'cleartext' : '' },
       el('td', { class: 'host' }, el('a', { href: '#/live', onclick: () => focusHost(d.host) }, String(d.host || ''))),
       el('td', null, [d.org, d.country].filter(Boolean).join(' · ')),
@@ -98,7 +98,7 @@ function focusHost(host) {
   saveFilters({ ...loadFilters(), host: String(host || '') });
 }
 
-/** `cleartext` is a count of flows sent without TLS (a boolean from older servers reads as yes/no). */
+/** `cleartext` counts identifiers sent without TLS (a boolean reads as yes/no). */
 function cleartextCell(v) {
   if (typeof v === 'boolean') return v ? 'yes' : '';
   return v ? String(v) : '';

@@ -143,14 +143,15 @@ function bodyView(title, body, needles) {
   return el('div', { class: 'bodyview' }, el('div', { class: 'bodyhead' }, note, toggle), pre);
 }
 
-/** Fields grouped by where they came from (the path before the key: `body>base64>json`). */
+/** Fields grouped by the container they came from, outermost encoding first. */
 function decodedTree(fields, findings, needles) {
   if (!fields.length) return el('p', { class: 'muted' }, 'Nothing decoded.');
   const hitPaths = new Map(findings.map((f) => [f.path, f]));
   const groups = new Map();
   for (const f of fields) {
     const path = String(f.path ?? '');
-    const cut = path.indexOf(':');
+    // The container a field sits in: everything before its own key (`body>gzip>json:$.d>base64>json`).
+    const cut = path.lastIndexOf(':');
     const where = cut > 0 ? path.slice(0, cut) : path;
     if (!groups.has(where)) groups.set(where, []);
     groups.get(where).push(f);
