@@ -138,6 +138,14 @@ export function apiRouter(opts: ApiOptions): Router {
     res.json(device);
   });
 
+  // Flows are marked pending again; the pipeline's catch-up loop re-analyses them with the current profile.
+  r.post('/devices/:clientIp/reanalyse', (req, res) => {
+    const ip = req.params.clientIp as string;
+    if (!net.isIP(ip)) throw new BadRequest('clientIp must be an IP address');
+    const info = opts.store.db.prepare('UPDATE flows SET analysis_state = 0 WHERE client_ip = ? AND analysis_state <> 0').run(ip);
+    res.json({ queued: info.changes });
+  });
+
   r.get('/setup', (_req, res) => {
     const s = opts.setup();
     if (!s) {

@@ -50,11 +50,16 @@ export function defaultPublicDir(): string {
   return candidates.find((d) => fs.existsSync(path.join(d, 'index.html'))) ?? candidates[0];
 }
 
+/** Loopback: no token unless given, Host must be loopback. Anything else: a token, generated if not given. */
+export function accessPolicyFor(host: string, token?: string): AccessPolicy {
+  const loopback = isLoopbackAddress(host);
+  return { token: token ?? (loopback ? undefined : newToken()), loopbackOnly: loopback };
+}
+
 export async function startDashboard(opts: DashboardOptions): Promise<DashboardHandle> {
   const host = opts.host ?? DEFAULT_DASHBOARD_HOST;
-  const loopback = isLoopbackAddress(host);
-  const token = opts.token ?? (loopback ? undefined : newToken());
-  const policy: AccessPolicy = { token, loopbackOnly: loopback };
+  const policy = accessPolicyFor(host, opts.token);
+  const token = policy.token;
   const queries = new DashboardQueries(opts.store);
   const stats = () => queries.stats(opts.store.events.latestSeq());
   let setup: SetupView | null = null;

@@ -1,5 +1,6 @@
 /** The REST API over a real socket and a real SQLite file: shapes, filters, keyset pages, and the security headers. */
 import * as http from 'http';
+import { accessPolicyFor } from '../../dashboard/server';
 import { CONTENT_SECURITY_POLICY } from '../../dashboard/server/security';
 import { startHarness, Harness } from '../unit/pipeline/fixtures/dashboard-harness';
 
@@ -129,6 +130,15 @@ describe('dashboard REST API', () => {
     expect((await get(`/api/flows/${ids.leak1}`)).body.flow.device).toBe('Nokia 7 plus');
   });
 
+  it('re-analyses a device\'s flows on request, without duplicating findings', async () => {
+    const before = (await get('/api/findings?device=192.168.1.23')).body.items.length;
+    const r = await fetch(`${h.base}/api/devices/192.168.1.23/reanalyse`, { method: 'POST' });
+    expect(await r.json()).toEqual({ queued: 4 });
+    await h.pipeline.idle();
+    expect((await get('/api/findings?device=192.168.1.23')).body.items.length).toBe(before);
+    expect((await get('/api/stats')).body.queue.pending).toBe(0);
+  });
+
   it('serves setup info with QR codes, and stats', async () => {
     const s = (await get('/api/setup')).body;
     expect(s).toMatchObject({ proxyHost: '192.168.1.10', proxyPort: 8080, setupUrl: 'http://192.168.1.10:8080/setup', caUrl: 'http://192.168.1.10:8080/ca.pem' });
@@ -172,5 +182,16 @@ describe('dashboard token', () => {
     expect((await fetch(`${h.base}/api/stats`, { headers: { Cookie: cookie.split(';')[0] } })).status).toBe(200);
     expect((await fetch(`${h.base}/api/stats`, { headers: { Authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     expect((await fetch(`${h.base}/api/stats`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
+  });
+});
+
+describe('dashboard bind policy', () => {
+  it('needs no token on loopback, and a fresh random token on any other address', () => {
+    for (const host of ['127.0.0.1', 'localhost', '::1']) expect(accessPolicyFor(host)).toEqual({ token: undefined, loopbackOnly: true });
+    const a = accessPolicyFor('0.0.0.0');
+    const b = accessPolicyFor('192.168.1.10');
+    expect(a.loopbackOnly).toBe(false);
+    expect(a.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(b.token).not.toBe(a.token);
   });
 });
