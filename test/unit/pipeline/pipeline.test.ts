@@ -230,4 +230,18 @@ describe('pipeline with the real analyser in the worker', () => {
     expect(JSON.parse(cell.chain)).toEqual(expect.arrayContaining(['base64', 'json']));
     expect(store.db.prepare('SELECT analysis_state FROM flows WHERE id = ?').get(flow.id)).toEqual({ analysis_state: 1 });
   });
+
+  it('analyses TLS failures and raw tunnels too, and announces them', async () => {
+    const seen: string[] = [];
+    pipeline.broadcaster.subscribe((e) => seen.push(`${e.type}:${(e.data as { kind?: string }).kind}`));
+    const tlsFailure = formFlow('', { kind: 'tls-failure', scheme: 'tls', tls: true, host: 'pinned.example', port: 443, sni: 'pinned.example', method: undefined, url: undefined, error: 'client rejected our certificate', tags: ['pinning-suspected'], requestHeaders: [], responseHeaders: [] });
+    const raw = formFlow('\x16\x03garbage', { kind: 'raw', scheme: 'tcp', tls: false, host: '10.0.0.9', port: 5228, method: undefined, url: undefined, requestHeaders: [], responseHeaders: [] });
+    for (const f of [tlsFailure, raw]) {
+      store.flows.insert(f);
+      pipeline.submit(f);
+    }
+    await pipeline.idle();
+    expect(seen).toEqual(['flow:tls-failure', 'flow:raw']);
+    expect(store.db.prepare('SELECT kind, analysis_state FROM flows ORDER BY id').all()).toEqual([{ kind: 'tls-failure', analysis_state: 1 }, { kind: 'raw', analysis_state: 1 }]);
+  });
 });
