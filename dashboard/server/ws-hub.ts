@@ -127,6 +127,9 @@ export class WsHub {
   }
 
   private async replay(client: Client, since: number): Promise<void> {
+    // A client ahead of this store (its data dir was reset) would otherwise wait for seq to catch up.
+    const latest = this.opts.events.latestSeq();
+    if (since > latest) client.lastSeq = since = latest;
     let cursor = since;
     for (;;) {
       if (client.dropped || client.ws.readyState !== WebSocket.OPEN) return;

@@ -125,6 +125,15 @@ describe('WebSocket /ws', () => {
     }
   });
 
+  it('a client ahead of the store (reset data dir) still gets new messages', async () => {
+    h = await startHarness();
+    const c = await connect('?since=999999');
+    h.record(`imei=${IMEI}`);
+    await h.pipeline.idle();
+    await c.waitFor((m) => m.some((x) => x.type === 'alert'));
+    expect(c.seqs()).toEqual(storedSeqsAfter(h, 0));
+  });
+
   it('closes a client that stops reading with 4008 while others keep receiving', async () => {
     h = await startHarness({ ws: { maxQueueMessages: 50, maxQueueBytes: 256 * 1024, dropGraceMs: 10_000 } });
     const slow = await connect();
