@@ -3,7 +3,9 @@
  * phone first connects. Generating a key per host (the proxy library's default) blocks the event
  * loop for hundreds of milliseconds; instead one leaf key pair serves every host (as mitmproxy
  * does), each certificate is signed natively, and the resulting TLS contexts are kept in a
- * bounded in-memory LRU. Concurrent first requests for a host share one mint. Nothing is written
+ * bounded in-memory LRU. Concurrent first requests for a host share one mint, and mints for
+ * different hosts run one per event-loop turn, so a burst of new hosts never holds up traffic to
+ * known ones for longer than one mint (~2 ms). Nothing is written
  * to disk and no path is ever derived from a hostname.
  */
 import * as crypto from 'crypto';
@@ -41,6 +43,8 @@ export class LeafMinter {
   private readonly cache = new Map<string, tls.SecureContext>();
   private readonly inFlight = new Map<string, Promise<tls.SecureContext>>();
   private leafKey?: Promise<LeafKey>;
+  private readonly mintQueue: Array<() => void> = [];
+  private draining = false;
 
   constructor(private readonly ca: CertificateAuthority, options: LeafMinterOptions = {}) {
     this.cacheSize = Math.max(1, options.cacheSize ?? 5000);
@@ -76,6 +80,10 @@ export class LeafMinter {
 
   private async mint(host: CertHostname): Promise<tls.SecureContext> {
     const key = await this.key();
+    return this.oneTurnAtATime(() => this.createContext(host, key));
+  }
+
+  private createContext(host: CertHostname, key: LeafKey): tls.SecureContext {
     const certDer = this.buildCertificate(host, key);
     const context = tls.createSecureContext({ key: key.privatePem, cert: derToPem(certDer) + this.ca.certPem });
     this.mintCount++;
@@ -86,6 +94,29 @@ export class LeafMinter {
     }
     return context;
   }
+
+  /** Runs `work` in its own event-loop turn, after every job queued before it. */
+  private oneTurnAtATime<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.mintQueue.push(() => {
+        try {
+          resolve(work());
+        } catch (err) {
+          reject(err);
+        }
+      });
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(this.drainOne);
+      }
+    });
+  }
+
+  private readonly drainOne = (): void => {
+    this.mintQueue.shift()?.();
+    if (this.mintQueue.length) setImmediate(this.drainOne);
+    else this.draining = false;
+  };
 
   private key(): Promise<LeafKey> {
     if (!this.leafKey) {

@@ -105,6 +105,20 @@ describe('certs: LeafMinter', () => {
     expect(minter.mintCount).toBe(1);
   });
 
+  it('answers a known host and lets timers run while a burst of new hosts is being minted', async () => {
+    const minter = new LeafMinter(ca);
+    await minter.secureContextFor('known.test');
+    const burst = Promise.all(Array.from({ length: 50 }, (_, i) => minter.secureContextFor(`burst-${i}.test`)));
+    await minter.secureContextFor('known.test');
+    const mintedWhenKnownAnswered = minter.mintCount;
+    await new Promise((r) => setTimeout(r, 0));
+    const mintedWhenTimerRan = minter.mintCount;
+    await burst;
+    expect(mintedWhenKnownAnswered).toBe(1);
+    expect(mintedWhenTimerRan).toBeLessThan(51);
+    expect(minter.mintCount).toBe(51);
+  });
+
   it('keeps at most cacheSize contexts, dropping the least recently used', async () => {
     const minter = new LeafMinter(ca, { cacheSize: 2 });
     await minter.secureContextFor('one.test');
