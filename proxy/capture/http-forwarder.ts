@@ -128,12 +128,17 @@ export function refuse(res: http.ServerResponse, status: number, message: string
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(message) + 1, 'X-Phonehome': 'error' });
+  const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(message) + 1, 'X-Phonehome': 'error' };
+  // After a request we could not make sense of, the connection's framing cannot be trusted either.
+  if (status === 400) headers['Connection'] = 'close';
+  res.writeHead(status, headers);
   res.end(message + '\n');
 }
 
 export function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, rt: ProxyRuntime): void {
   const info = rt.connections.get(req.socket) ?? { clientIp: req.socket.remoteAddress ?? '', clientPort: req.socket.remotePort };
+  info.requests = (info.requests ?? 0) + 1;
+  if (info.tunnel?.tls) rt.silentCloses.delete(info.tunnel.sni ?? info.tunnel.target.host);
   const t0 = performance.now();
   const flow = baseFlow(info, Date.now());
   describeConnection(flow, info);
@@ -236,7 +241,7 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
       refuse(res, 502, 'phonehome: the server sent a response that cannot be forwarded');
       return;
     }
-    upRes.on('data', (chunk: Buffer) => resTap.add(chunk));
+    relayResponseBody(upRes, res, resTap, () => finish());
     upRes.on('error', (err) => {
       finish(`response from server failed: ${err.message}`);
       res.destroy();
@@ -245,8 +250,6 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
       finish('server closed the connection before the response was complete');
       res.destroy();
     });
-    upRes.pipe(res);
-    res.on('finish', () => finish());
   });
 
   upReq.on('error', (err) => {
@@ -261,6 +264,35 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
       finish(message);
       res.destroy();
     }
+  });
+}
+
+/**
+ * Streams a response to the phone with backpressure, and stores the flow before the phone can see
+ * the response complete: the final piece (the last bytes of a Content-Length body, or the closing
+ * chunk written by end()) is released only after `stored` ran. A flow the phone received is a flow
+ * in the database, even if the process is killed right after.
+ */
+function relayResponseBody(upRes: http.IncomingMessage, res: http.ServerResponse, tap: BodyTap, stored: () => void): void {
+  const declared = /^\d+$/.test(upRes.headers['content-length'] ?? '') ? Number(upRes.headers['content-length']) : -1;
+  let received = 0;
+  let held: Buffer | undefined;
+  upRes.on('data', (chunk: Buffer) => {
+    tap.add(chunk);
+    received += chunk.length;
+    if (declared >= 0 && received >= declared) {
+      held = held ? Buffer.concat([held, chunk]) : chunk;
+      return;
+    }
+    if (!res.write(chunk)) {
+      upRes.pause();
+      res.once('drain', () => upRes.resume());
+    }
+  });
+  upRes.on('end', () => {
+    stored();
+    if (held) res.end(held);
+    else res.end();
   });
 }
 

@@ -88,6 +88,7 @@ export class ProxyServer {
       httpsAgent: new https.Agent(agentOptions(upstream)),
       ignoreHosts: new HostPatternList(opts.ignoreHosts ?? []),
       pinnedHosts: new Set(),
+      silentCloses: new Map(),
       minter: opts.minter,
       connections: new WeakMap(),
       serveHttp: (socket, info) => this.serveHttp(socket, info),

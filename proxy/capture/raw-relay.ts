@@ -21,6 +21,7 @@ export interface RelayDescription {
   tls: boolean;
   sni?: string;
   alpn?: string;
+  tlsVersion?: string;
   error?: string;
   tags: string[];
 }
@@ -46,6 +47,7 @@ export function relayRaw(
   flow.serverIp = upstream.remoteAddress;
   flow.sni = desc.sni;
   flow.alpn = desc.alpn;
+  flow.tlsVersion = desc.tlsVersion;
   flow.error = desc.error;
   flow.tags.push(...desc.tags);
   const limit = Math.min(rt.bodyLimit, RAW_CAPTURE_LIMIT);
@@ -65,6 +67,7 @@ export function relayRaw(
       if (parsed.status === 'ok') {
         flow.sni = parsed.hello.sni;
         flow.alpn ??= parsed.hello.alpn.join(',') || undefined;
+        flow.tlsVersion ??= parsed.hello.version;
       }
     }
     rt.recorder.record(flow);

@@ -27,6 +27,8 @@ export interface ConnectionInfo {
   clientIp: string;
   clientPort?: number;
   tunnel?: TunnelInfo;
+  /** Requests seen on this connection so far. */
+  requests?: number;
 }
 
 /** Leaf certificates: certs/leaf.ts LeafMinter satisfies this. */
@@ -46,6 +48,8 @@ export interface ProxyRuntime {
   ignoreHosts: HostPatternList;
   /** Hosts whose client refused our certificate this run: relayed untouched from then on. */
   pinnedHosts: Set<string>;
+  /** Per host: intercepted connections in a row that closed after the handshake without a request. */
+  silentCloses: Map<string, number>;
   minter: SecureContextSource;
   connections: WeakMap<net.Socket, ConnectionInfo>;
   /** Hands a client-side socket (plain or decrypted) to the HTTP parser. */

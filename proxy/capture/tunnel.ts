@@ -22,6 +22,11 @@ function reply(socket: net.Socket, status: number, reason: string, text: string)
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\nConnection: close\r\n\r\n${text}\n`);
 }
 
+/** A connection closed this soon after the handshake, with no request, looks like a pinning check. */
+const SILENT_CLOSE_WINDOW_MS = 5000;
+/** Browsers also open spare connections they close unused: pin only after repeated silent closes. */
+const SILENT_CLOSES_BEFORE_PINNING = 2;
+
 /** Client-side TLS errors that mean "I do not trust this certificate". */
 const CERT_REJECTION = /alert (unknown ca|bad certificate|certificate unknown|certificate expired|certificate revoked|unsupported certificate|access denied|decrypt error|handshake failure)|ECONNRESET|closed during the TLS handshake/i;
 
@@ -110,18 +115,19 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
 
   const hello = verdict.hello;
   const alpn = hello.alpn.join(',') || undefined;
+  const offered = { sni: hello.sni, alpn, tlsVersion: hello.version };
   if (rt.pinnedHosts.has(hostForRules)) {
-    return relay({ kind: 'raw', tls: true, sni: hello.sni, alpn, tags: ['pinning-suspected', 'not-intercepted'] });
+    return relay({ kind: 'raw', tls: true, ...offered, tags: ['pinning-suspected', 'not-intercepted'] });
   }
   if (hello.alpn.length && !hello.alpn.includes('http/1.1')) {
-    return relay({ kind: 'tls-failure', tls: true, sni: hello.sni, alpn, error: `client offered only ${alpn} (no http/1.1); relayed without interception`, tags: ['h2-only', 'not-intercepted'] });
+    return relay({ kind: 'tls-failure', tls: true, ...offered, error: `client offered only ${alpn} (no http/1.1); relayed without interception`, tags: ['h2-only', 'not-intercepted'] });
   }
   const certName = hello.sni ?? target.host;
   let secureContext: tls.SecureContext;
   try {
     secureContext = await rt.minter.secureContextFor(toSetupPage && !hello.sni ? SETUP_HOST : certName);
   } catch (err) {
-    return relay({ kind: 'tls-failure', tls: true, sni: hello.sni, alpn, error: `no certificate for '${certName.slice(0, 255)}': ${(err as Error).message}; relayed without interception`, tags: ['not-intercepted'] });
+    return relay({ kind: 'tls-failure', tls: true, ...offered, error: `no certificate for '${certName.slice(0, 255)}': ${(err as Error).message}; relayed without interception`, tags: ['not-intercepted'] });
   }
   if (client.destroyed) {
     dropUpstream();
@@ -131,21 +137,25 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
   client.unshift(data);
   const tlsSocket = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
   let secured = false;
+  const recordFailure = (error: string, suspected: boolean) => {
+    const flow = baseFlow(info, startedAt);
+    Object.assign(flow, { kind: 'tls-failure', scheme: 'tls', tls: true, host: target.host, port: target.port, url: `tls://${certName}:${target.port}`, ...offered, serverIp: tunnel.serverIp, endedAt: Date.now(), error });
+    if (suspected) flow.tags.push('pinning-suspected');
+    rt.recorder.record(flow);
+  };
+  const pin = (why: string) => {
+    if (rt.pinnedHosts.has(hostForRules)) return;
+    rt.pinnedHosts.add(hostForRules);
+    rt.log(`${info.clientIp} ${why} for ${hostForRules} (certificate pinning, or the CA is not installed); relaying ${hostForRules} untouched from now on`);
+  };
   const fail = (reason: string) => {
     if (secured) return;
     secured = true;
     dropUpstream();
     tlsSocket.destroy();
     const suspected = CERT_REJECTION.test(reason);
-    const flow = baseFlow(info, startedAt);
-    Object.assign(flow, { kind: 'tls-failure', scheme: 'tls', tls: true, host: target.host, port: target.port, url: `tls://${certName}:${target.port}`, sni: hello.sni, alpn, serverIp: tunnel.serverIp, endedAt: Date.now() });
-    flow.error = `client rejected the TLS handshake: ${reason}`;
-    if (suspected) flow.tags.push('pinning-suspected');
-    rt.recorder.record(flow);
-    if (suspected && !rt.pinnedHosts.has(hostForRules)) {
-      rt.pinnedHosts.add(hostForRules);
-      rt.log(`${info.clientIp} rejected our certificate for ${hostForRules} (certificate pinning or CA not installed); relaying ${hostForRules} untouched from now on`);
-    }
+    recordFailure(`client rejected the TLS handshake: ${reason}`, suspected);
+    if (suspected) pin('rejected our certificate');
   };
   tlsSocket.once('error', (err) => fail(err.message));
   tlsSocket.once('close', () => fail('client closed during the TLS handshake'));
@@ -159,7 +169,19 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
     if (pre) tunnel.agent = new TunnelHttpsAgent(pre, agentOptions(rt.upstream));
     closeAgentWith(client, tunnel);
     tlsSocket.on('error', () => tlsSocket.destroy());
-    rt.serveHttp(tlsSocket, { ...info, tunnel });
+    const conn: ConnectionInfo = { ...info, tunnel };
+    const securedAt = performance.now();
+    let timedOut = false;
+    tlsSocket.on('timeout', () => (timedOut = true));
+    // Pinning in apps (e.g. OkHttp's CertificatePinner) checks after the handshake and just closes.
+    tlsSocket.once('close', () => {
+      if ((conn.requests ?? 0) > 0 || timedOut || performance.now() - securedAt > SILENT_CLOSE_WINDOW_MS) return;
+      recordFailure('client closed the connection right after the TLS handshake without sending a request', true);
+      const count = (rt.silentCloses.get(hostForRules) ?? 0) + 1;
+      rt.silentCloses.set(hostForRules, count);
+      if (count >= SILENT_CLOSES_BEFORE_PINNING) pin(`closed ${count} connections in a row right after the TLS handshake`);
+    });
+    rt.serveHttp(tlsSocket, conn);
   });
 }
 

@@ -31,6 +31,7 @@ function withoutChunking(raw: string[]): string[] {
 
 export function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, rt: ProxyRuntime): void {
   const info = rt.connections.get(socket) ?? { clientIp: socket.remoteAddress ?? '', clientPort: socket.remotePort };
+  info.requests = (info.requests ?? 0) + 1;
   const t0 = performance.now();
   const flow = baseFlow(info, Date.now());
   describeConnection(flow, info);

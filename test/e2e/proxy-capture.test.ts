@@ -35,8 +35,7 @@ describe('proxy: capture end to end', () => {
     const echoed = JSON.parse(r.stdout);
     expect(echoed.method).toBe('POST');
     expect(echoed.start).toBe(body);
-    const rows = await eventually(() => ph.flows("url LIKE '%/zzhc/report%'").length && ph.flows("url LIKE '%/zzhc/report%'"));
-    const f = rows[0];
+    const f = await eventually(() => ph.flows("url LIKE '%/zzhc/report%'")[0]);
     expect(f).toMatchObject({ kind: 'http', method: 'POST', scheme: 'http', host: 'origin.test', port: httpOrigin.port, tls: 0, response_status: 200, client_ip: '127.0.0.1', server_ip: '127.0.0.1' });
     expect(f.url).toBe(`http://origin.test:${httpOrigin.port}/zzhc/report?v=1`);
     expect(f.request_body!.toString()).toBe(body);
@@ -71,7 +70,10 @@ describe('proxy: capture end to end', () => {
       expect(JSON.parse(res.body.toString()).url).toBe(`/keepalive/${i}`);
     }
     socket.destroy();
-    const rows = await eventually(() => ph.flows("url LIKE '%/keepalive/%'").length === 3 && ph.flows("url LIKE '%/keepalive/%'"));
+    const rows = await eventually(() => {
+      const r = ph.flows("url LIKE '%/keepalive/%'");
+      return r.length === 3 ? r : undefined;
+    });
     expect(rows.map((r) => r.method)).toEqual(['GET', 'GET', 'GET']);
     expect(rows.every((r) => r.tls === 1 && r.sni === 'origin.test' && r.client_port === rows[0].client_port)).toBe(true);
   });
