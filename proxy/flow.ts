@@ -64,6 +64,10 @@ export interface Flow {
   sni?: string;
   /** ALPN protocols the client offered (comma-separated) or the one negotiated. */
   alpn?: string;
+  /** TLS version the phone negotiated with us (e.g. 'TLSv1.3'), or offered when not intercepted. */
+  tlsVersion?: string;
+  /** HTTP version of the phone's request ('1.1', '1.0'). */
+  httpVersion?: string;
   requestHeaders: Header[];
   requestBody: Body;
   responseStatus?: number;

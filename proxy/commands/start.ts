@@ -1,11 +1,114 @@
-/** `phonehome start` — placeholder until its issue lands. */
+/**
+ * `phonehome start`: runs the proxy (and the dashboard's port) until SIGINT/SIGTERM, and tells the
+ * user the three things they need: the address and port to type into the phone's Wi-Fi proxy
+ * setting, the setup page for the CA, and where the data is kept.
+ */
+import * as os from 'os';
+import * as path from 'path';
 import type { Command } from '../cli';
-import { DATA_DIR_FLAG } from './args';
+import { startPhonehome } from '../app';
+import { ClientAccessList, DEFAULT_ALLOWED_CLIENTS, InvalidCidrError } from '../capture/access';
+import { DEFAULT_BODY_LIMIT } from '../capture/proxy-server';
+import { HostPatternList, InvalidTargetError } from '../capture/target';
+import { DB_FILE_NAME } from '../store/db';
+import { DATA_DIR_FLAG, UsageError } from './args';
+
+const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
+then open http://phonehome.setup/ to install the CA certificate (see docs/phone-setup.md).
+Every request is recorded in <data-dir>/${DB_FILE_NAME}; query it with sqlite3 (see README).`;
 
 export const command: Command = {
-  spec: { name: 'start', summary: '(being built)', usage: 'phonehome start [options]', flags: [DATA_DIR_FLAG] },
-  async run() {
-    process.stderr.write('phonehome start: not built yet\n');
-    return 1;
+  spec: {
+    name: 'start',
+    summary: 'run the capture proxy and record what the phone sends',
+    usage: 'phonehome start [options]',
+    flags: [
+      { name: 'port', type: 'int', min: 0, max: 65535, default: 8080, placeholder: 'PORT', description: 'proxy port the phone connects to' },
+      { name: 'listen-host', type: 'string', default: '0.0.0.0', placeholder: 'ADDR', description: 'address the proxy listens on' },
+      { name: 'dashboard-port', type: 'int', min: 0, max: 65535, default: 8081, placeholder: 'PORT', description: 'dashboard port (on 127.0.0.1)' },
+      DATA_DIR_FLAG,
+      { name: 'allow-clients', type: 'list', placeholder: 'CIDR,...', description: `client networks served (default ${DEFAULT_ALLOWED_CLIENTS.join(',')})` },
+      { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
+      { name: 'body-limit', type: 'int', min: 0, max: 1024 * 1024 * 1024, default: DEFAULT_BODY_LIMIT, placeholder: 'BYTES', description: 'bytes of each body stored (larger bodies stream through, marked truncated)' },
+      { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
+    ],
+    details: DETAILS,
+  },
+  async run(args) {
+    const allowClients = args.flags['allow-clients'] as string[] | undefined;
+    const ignoreHosts = (args.flags['ignore-hosts'] as string[] | undefined) ?? [];
+    try {
+      if (allowClients) new ClientAccessList(allowClients);
+    } catch (err) {
+      if (err instanceof InvalidCidrError) throw new UsageError(`--allow-clients: ${err.message}`);
+      throw err;
+    }
+    try {
+      new HostPatternList(ignoreHosts);
+    } catch (err) {
+      if (err instanceof InvalidTargetError) throw new UsageError(`--ignore-hosts: ${err.message}`);
+      throw err;
+    }
+    if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+
+    let app;
+    try {
+      app = await startPhonehome({
+        dataDir: args.flags['data-dir'] as string | undefined,
+        listenHost: args.flags['listen-host'] as string,
+        port: args.flags['port'] as number,
+        dashboardPort: args.flags['dashboard-port'] as number,
+        allowClients,
+        ignoreHosts,
+        bodyLimit: args.flags['body-limit'] as number,
+        upstreamInsecure: args.flags['upstream-insecure'] === true,
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') {
+        process.stderr.write(`phonehome start: port already in use (${e.message}); pick another with --port / --dashboard-port\n`);
+        return 1;
+      }
+      if (e.code === 'EADDRNOTAVAIL') {
+        process.stderr.write(`phonehome start: --listen-host is not an address of this machine (${e.message})\n`);
+        return 1;
+      }
+      throw err;
+    }
+    const listenHost = args.flags['listen-host'] as string;
+    const out = (line: string) => process.stdout.write(line + '\n');
+    out(`phonehome: proxy listening on ${listenHost}:${app.proxyPort}`);
+    const lan = lanAddresses();
+    const shown = listenHost === '0.0.0.0' || listenHost === '::' ? lan : [listenHost];
+    if (shown.length) for (const a of shown) out(`  phone Wi-Fi proxy: ${a} port ${app.proxyPort}`);
+    else out('  no LAN address found: connect this laptop to the phone\'s Wi-Fi network');
+    out(`  CA setup page:     http://phonehome.setup/ (through the proxy) or http://${shown[0] ?? '127.0.0.1'}:${app.proxyPort}/`);
+    if (app.dashboardUrl) out(`  dashboard:         ${app.dashboardUrl}`);
+    out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
+    if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
+    out('Press Ctrl+C to stop.');
+
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.removeAllListeners('SIGINT');
+        process.removeAllListeners('SIGTERM');
+        out(`phonehome: ${signal}, closing`);
+        app.close().then(resolve, (err: Error) => {
+          process.stderr.write(`phonehome: error while closing: ${err.message}\n`);
+          resolve();
+        });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return 0;
   },
 };
+
+function lanAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') out.push(a.address);
+  }
+  return out;
+}

@@ -22,6 +22,8 @@ export interface FlowRow {
   tls: number;
   sni: string | null;
   alpn: string | null;
+  tls_version: string | null;
+  http_version: string | null;
   request_headers: string;
   request_body: Buffer | null;
   request_body_size: number;
@@ -43,10 +45,10 @@ export class FlowStore {
   constructor(private readonly db: Database.Database) {
     this.insertStmt = db.prepare(`
       INSERT INTO flows (kind, source, started_at, ended_at, client_ip, client_port, method, url, scheme, host, port,
-        server_ip, tls, sni, alpn, request_headers, request_body, request_body_size, request_body_truncated,
+        server_ip, tls, sni, alpn, tls_version, http_version, request_headers, request_body, request_body_size, request_body_truncated,
         response_status, response_headers, response_body, response_body_size, response_body_truncated, timings, error, tags)
       VALUES (@kind, @source, @started_at, @ended_at, @client_ip, @client_port, @method, @url, @scheme, @host, @port,
-        @server_ip, @tls, @sni, @alpn, @request_headers, @request_body, @request_body_size, @request_body_truncated,
+        @server_ip, @tls, @sni, @alpn, @tls_version, @http_version, @request_headers, @request_body, @request_body_size, @request_body_truncated,
         @response_status, @response_headers, @response_body, @response_body_size, @response_body_truncated, @timings, @error, @tags)`);
     this.getStmt = db.prepare('SELECT * FROM flows WHERE id = ?');
   }
@@ -81,6 +83,8 @@ function flowToRow(f: Flow): Omit<FlowRow, 'id'> {
     tls: f.tls ? 1 : 0,
     sni: f.sni ?? null,
     alpn: f.alpn ?? null,
+    tls_version: f.tlsVersion ?? null,
+    http_version: f.httpVersion ?? null,
     request_headers: JSON.stringify(f.requestHeaders),
     request_body: f.requestBody.bytes.length ? f.requestBody.bytes : null,
     request_body_size: f.requestBody.size,
@@ -114,6 +118,8 @@ export function rowToFlow(r: FlowRow): Flow {
     tls: r.tls === 1,
     sni: r.sni ?? undefined,
     alpn: r.alpn ?? undefined,
+    tlsVersion: r.tls_version ?? undefined,
+    httpVersion: r.http_version ?? undefined,
     requestHeaders: JSON.parse(r.request_headers) as Header[],
     requestBody: { bytes: r.request_body ?? Buffer.alloc(0), size: r.request_body_size, truncated: r.request_body_truncated === 1 },
     responseStatus: r.response_status ?? undefined,

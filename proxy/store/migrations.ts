@@ -34,6 +34,8 @@ export const MIGRATIONS: Migration[] = [
           tls INTEGER NOT NULL,              -- 1 when the phone used TLS
           sni TEXT,
           alpn TEXT,
+          tls_version TEXT,                  -- TLSv1.3, TLSv1.2... as negotiated with the phone
+          http_version TEXT,                 -- 1.1, 1.0
           request_headers TEXT NOT NULL,     -- JSON [[name, value], ...] in wire order
           request_body BLOB,
           request_body_size INTEGER NOT NULL,
@@ -50,6 +52,7 @@ export const MIGRATIONS: Migration[] = [
         CREATE INDEX flows_started_at ON flows(started_at);
         CREATE INDEX flows_host ON flows(host, started_at);
         CREATE INDEX flows_client ON flows(client_ip, started_at);
+        CREATE INDEX flows_kind ON flows(kind, started_at);
       `);
     },
   },

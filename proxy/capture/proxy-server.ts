@@ -1,0 +1,207 @@
+/**
+ * The explicit proxy a phone points its Wi-Fi settings at. Our own net.Server accepts every
+ * connection and applies access control first (never an open proxy); requests are parsed by a
+ * non-listening http.Server we feed sockets to, so limits (header size, timeouts) and error
+ * handling are ours. CONNECT tunnels go to tunnel.ts, plain requests to http-forwarder.ts.
+ * http-mitm-proxy is not in this path: see the comment at the top of http-forwarder.ts.
+ */
+import * as http from 'http';
+import * as https from 'https';
+import * as net from 'net';
+import * as os from 'os';
+import type { Flow } from '../flow';
+import type { Store } from '../store';
+import type { CertificateAuthority } from '../../certs/ca';
+import { ClientAccessList, DEFAULT_ALLOWED_CLIENTS, unmapIPv4 } from './access';
+import { handleRequest, refuse } from './http-forwarder';
+import { consoleLogger, FlowRecorder, Logger } from './recording';
+import type { ConnectionInfo, ProxyRuntime, SecureContextSource } from './runtime';
+import { HostPatternList, Target } from './target';
+import { handleConnect } from './tunnel';
+import { agentOptions, LookupFunction, UpstreamOptions } from './upstream';
+import { handleUpgrade } from './upgrade';
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export interface ProxyServerOptions {
+  listenHost: string;
+  port: number;
+  /** CIDRs allowed to use the proxy (default: loopback, private and link-local ranges). */
+  allowClients?: string[];
+  /** Hosts relayed without interception: exact names or `*.example.com`. */
+  ignoreHosts?: string[];
+  bodyLimit?: number;
+  upstreamInsecure?: boolean;
+  store: Store;
+  ca: CertificateAuthority;
+  minter: SecureContextSource;
+  /** Called after a flow is stored (flow.id set). Exceptions are caught and logged. */
+  onFlow?: (flow: Flow) => void;
+  /** Serves http://phonehome.setup/ (certs download page). */
+  setupPage?: (req: http.IncomingMessage, res: http.ServerResponse, proxyHost: string, proxyPort: number) => void;
+  log?: Logger;
+  /** Idle timeout for every client and upstream socket (default 120 s). */
+  idleTimeoutMs?: number;
+  /** How long a tunnel waits for the phone's first bytes before relaying raw (default 1 s). */
+  sniffTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Largest request head accepted (default 32 KiB); larger gets 431. */
+  maxHeaderSize?: number;
+  /** Extra roots for upstream TLS (tests); replaces Node's store when given. */
+  upstreamCa?: string | string[];
+  /** Name resolution override for upstream dials (tests). */
+  lookup?: LookupFunction;
+}
+
+export class ProxyServer {
+  private readonly server: net.Server;
+  private readonly httpServer: http.Server;
+  private readonly access: ClientAccessList;
+  private readonly rt: ProxyRuntime;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly log: Logger;
+  private boundPort = 0;
+  private refusedCount = 0;
+
+  constructor(private readonly opts: ProxyServerOptions) {
+    this.log = opts.log ?? consoleLogger;
+    this.access = new ClientAccessList(opts.allowClients ?? DEFAULT_ALLOWED_CLIENTS);
+    const idleTimeoutMs = opts.idleTimeoutMs ?? 120_000;
+    const upstream: UpstreamOptions = {
+      verify: !opts.upstreamInsecure,
+      ca: opts.upstreamCa,
+      lookup: opts.lookup,
+      idleTimeoutMs,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+    };
+    this.httpServer = http.createServer({ maxHeaderSize: opts.maxHeaderSize ?? 32 * 1024, noDelay: true, keepAlive: true });
+    this.httpServer.timeout = idleTimeoutMs;
+    this.httpServer.keepAliveTimeout = idleTimeoutMs;
+    this.rt = {
+      bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      idleTimeoutMs,
+      sniffTimeoutMs: opts.sniffTimeoutMs ?? 1000,
+      upstream,
+      recorder: new FlowRecorder(opts.store, this.log, opts.onFlow),
+      log: this.log,
+      httpAgent: new http.Agent(agentOptions(upstream)),
+      httpsAgent: new https.Agent(agentOptions(upstream)),
+      ignoreHosts: new HostPatternList(opts.ignoreHosts ?? []),
+      pinnedHosts: new Set(),
+      silentCloses: new Map(),
+      minter: opts.minter,
+      connections: new WeakMap(),
+      serveHttp: (socket, info) => this.serveHttp(socket, info),
+      track: (socket) => this.track(socket),
+      isProxyItself: (target, localAddress) => this.isProxyItself(target, localAddress),
+      serveSetup: (req, res) => this.serveSetup(req, res),
+    };
+    this.httpServer.on('request', (req, res) => handleRequest(req, res, this.rt));
+    this.httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      handleConnect(req, socket, head, this.rt).catch((err: Error) => {
+        this.log(`tunnel failed: ${err.stack ?? err.message}`);
+        socket.destroy();
+      });
+    });
+    this.httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => handleUpgrade(req, socket, head, this.rt));
+    this.httpServer.on('clientError', (err: Error & { code?: string }, socket: net.Socket) => this.onClientError(err, socket));
+    this.server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    this.server.on('error', (err) => this.log(`proxy listener error: ${err.message}`));
+  }
+
+  listen(): Promise<{ port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(this.opts.port, this.opts.listenHost, () => {
+        this.server.removeListener('error', onError);
+        this.boundPort = (this.server.address() as net.AddressInfo).port;
+        resolve({ port: this.boundPort });
+      });
+    });
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Sockets currently open (client and upstream): for tests and diagnostics. */
+  openSocketCount(): number {
+    return this.sockets.size;
+  }
+
+  /** Hosts whose clients rejected our certificate during this run. */
+  pinnedHosts(): string[] {
+    return [...this.rt.pinnedHosts];
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.rt.httpAgent.destroy();
+    this.rt.httpsAgent.destroy();
+    this.httpServer.close();
+    await closed;
+  }
+
+  private track(socket: net.Socket): void {
+    if (this.sockets.has(socket)) return;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.track(socket);
+    socket.on('error', () => socket.destroy());
+    const address = socket.remoteAddress;
+    if (!this.access.allows(address)) {
+      this.refusedCount++;
+      if (this.refusedCount <= 20 || this.refusedCount % 1000 === 0) {
+        this.log(`refused client ${address ?? '?'}: not in the allowed networks (${this.access.describe()}); use --allow-clients to change (${this.refusedCount} refused so far)`);
+      }
+      const text = 'phonehome: this proxy serves only clients on the local network\n';
+      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+      socket.setTimeout(5000, () => socket.destroy());
+      return;
+    }
+    socket.setNoDelay(true);
+    this.serveHttp(socket, { clientIp: unmapIPv4(address ?? ''), clientPort: socket.remotePort });
+  }
+
+  private serveHttp(socket: net.Socket, info: ConnectionInfo): void {
+    this.rt.connections.set(socket, info);
+    this.httpServer.emit('connection', socket);
+  }
+
+  private onClientError(err: Error & { code?: string }, socket: net.Socket): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const text = `phonehome: ${tooLarge ? 'request headers too large' : `malformed request (${err.code ?? err.message})`}\n`;
+    const info = this.rt.connections.get(socket);
+    this.log(`${status.slice(0, 3)} to ${info?.clientIp ?? socket.remoteAddress}: ${err.code ?? err.message}`);
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    socket.destroySoon?.();
+  }
+
+  private isProxyItself(target: Target, localAddress?: string): boolean {
+    if (target.port !== this.boundPort) return false;
+    if (target.host === 'localhost') return true;
+    if (localAddress && unmapIPv4(localAddress) === target.host) return true;
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) if (a.address === target.host) return true;
+    }
+    return false;
+  }
+
+  private serveSetup(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const local = unmapIPv4(req.socket.localAddress ?? '127.0.0.1');
+    if (!this.opts.setupPage) return refuse(res, 404, 'phonehome: no setup page in this build');
+    try {
+      this.opts.setupPage(req, res, local, this.boundPort);
+    } catch (err) {
+      this.log(`setup page failed: ${(err as Error).message}`);
+      refuse(res, 500, 'phonehome: setup page failed');
+    }
+  }
+}
