@@ -48,9 +48,12 @@ function route() {
   cleanup = view.render(viewRoot, params) || null;
 }
 
+let lastStats = null;
+
 function renderStats(s) {
   const box = document.getElementById('stats');
   if (!s) return;
+  lastStats = { ...s };
   const pending = s.queue && s.queue.pending ? ` · ${s.queue.pending} waiting for analysis` : '';
   clear(box).append(
     el('span', null, `${s.flows ?? 0} flows`), ' · ',
@@ -77,6 +80,9 @@ function dropTokenFromUrl() {
 async function boot() {
   dropTokenFromUrl();
   stream.on('stats', renderStats);
+  // Stats arrive every few seconds; count what streams in meanwhile so the header never lags the list.
+  stream.on('flow', () => lastStats && renderStats({ ...lastStats, flows: (lastStats.flows ?? 0) + 1 }));
+  stream.on('alert', () => lastStats && renderStats({ ...lastStats, alerts: (lastStats.alerts ?? 0) + 1 }));
   stream.on('state', renderConn);
   window.addEventListener('hashchange', route);
   let since = null;

@@ -83,3 +83,43 @@ export function curlThroughProxy(proxyUrl: string, url: string, args: string[]):
       { env }, (err, stdout, stderr) => (err ? reject(new Error(`curl failed: ${stderr || err.message}`)) : resolve(stdout)));
   });
 }
+
+export interface RunningPhonehome {
+  /** Ends with '/': append '#/live' or 'api/...'. */
+  dashboardUrl: string;
+  proxyUrl: string;
+  proxyPort: number;
+  dashboardPort: number;
+  /** Stops and starts again on the same data dir and ports (a dashboard restart as a user does it). */
+  restart(): Promise<RunningPhonehome>;
+  stop(): Promise<void>;
+}
+
+/**
+ * phonehome as `phonehome start` composes it (proxy/app.ts): proxy on loopback, dashboard on
+ * 127.0.0.1, both on ephemeral ports unless given (a restart reuses the same ones), data in dataDir.
+ */
+export async function startPhonehome(dataDir: string, ports: { proxy: number; dashboard: number } = { proxy: 0, dashboard: 0 }): Promise<RunningPhonehome> {
+  // TEMPORARY until proxy/app.ts wires the pipeline and dashboard: the same two calls it will make.
+  const { startPhonehome: startApp } = await import('../../../proxy/app');
+  const { startLive } = await import('../../../proxy/pipeline/live');
+  let live: Awaited<ReturnType<typeof startLive>> | null = null;
+  const proxyApp = await startApp({ dataDir, listenHost: '127.0.0.1', port: ports.proxy, dashboardPort: null, log: () => undefined,
+    onFlow: (f) => live?.onFlow(f) });
+  live = await startLive({ store: proxyApp.store, dashboard: { port: ports.dashboard },
+    setupInfo: { proxyHost: '127.0.0.1', proxyPort: proxyApp.proxyPort, setupUrl: 'http://phonehome.setup/', caUrl: 'http://phonehome.setup/ca.pem' } });
+  const app = { proxyPort: proxyApp.proxyPort, dashboardUrl: live.dashboard!.url, close: async () => { await proxyApp.close(); await live!.close(); } };
+  const dashboardUrl = new URL(app.dashboardUrl);
+  const running: RunningPhonehome = {
+    dashboardUrl: `${dashboardUrl.origin}/`,
+    dashboardPort: Number(dashboardUrl.port),
+    proxyPort: app.proxyPort,
+    proxyUrl: `http://127.0.0.1:${app.proxyPort}`,
+    stop: () => app.close(),
+    async restart() {
+      await app.close();
+      return startPhonehome(dataDir, { proxy: running.proxyPort, dashboard: running.dashboardPort });
+    },
+  };
+  return running;
+}
