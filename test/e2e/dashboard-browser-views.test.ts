@@ -16,6 +16,8 @@ import type * as http from 'http';
 
 const IMEI = '490154203237518';
 const ICCID = '89470000000000000072';
+/** Small, so that one test can send a body the proxy cuts. */
+const BODY_LIMIT = 64 * 1024;
 
 const describeWithChromium = chromiumAvailable() ? describe : describe.skip;
 if (!chromiumAvailable()) console.warn(`dashboard-browser-views.test.ts ${CHROMIUM_MISSING_MESSAGE}`);
@@ -53,7 +55,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-views-'));
     origin = await startOrigin();
-    phonehome = await startPhonehome(dataDir);
+    phonehome = await startPhonehome(dataDir, { bodyLimit: BODY_LIMIT });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     problems = await watchPage(page);
@@ -153,6 +155,28 @@ describeWithChromium('dashboard views in a real browser', () => {
     await alertRow('/after-restart').waitFor({ timeout: 15_000 });
     expect(await alertRow('/before-restart').count()).toBe(1);
     await waitLive();
+  });
+
+  test('flow detail: a cut body says so with its true size, and the hex view shows the bytes as sent', async () => {
+    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await waitLive();
+    const big = `imei=${IMEI}&pad=${'x'.repeat(100_000)}`;
+    await leak('/big-body', big);
+    const row = alertRow('/big-body');
+    await row.waitFor({ timeout: 5_000 });
+    await row.click();
+    const request = page.locator('.flow-detail .request');
+    const note = request.locator('.bodyhead p');
+    await note.waitFor();
+    expect(await note.textContent()).toContain(`truncated: 64.0 KiB of ${(big.length / 1024).toFixed(1)} KiB kept`);
+    expect(await request.locator('pre.body mark.hit').first().textContent()).toBe(IMEI);
+    await request.getByRole('button', { name: 'Show hex' }).click();
+    const hex = request.locator('pre.body[data-mode="hex"]');
+    await hex.waitFor();
+    const firstLine = ((await hex.textContent()) ?? '').split('\n')[0];
+    expect(firstLine).toBe('00000000  69 6d 65 69 3d 34 39 30  31 35 34 32 30 33 32 33  |imei=49015420323|');
+    await request.getByRole('button', { name: 'Show text' }).click();
+    await request.locator('pre.body[data-mode="text"] mark.hit').first().waitFor();
   });
 
   test('devices: the profile editor shows the server\'s message for a bad profile and saves a good one', async () => {

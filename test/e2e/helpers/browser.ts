@@ -99,12 +99,20 @@ export interface RunningPhonehome {
  * phonehome as `phonehome start` composes it (proxy/app.ts): proxy on loopback, dashboard on
  * 127.0.0.1, both on ephemeral ports unless given (a restart reuses the same ones), data in dataDir.
  */
-export async function startPhonehome(dataDir: string, ports: { proxy: number; dashboard: number } = { proxy: 0, dashboard: 0 }): Promise<RunningPhonehome> {
+export interface PhonehomeTestOptions {
+  /** Proxy and dashboard ports; 0 (default) picks free ones. */
+  ports?: { proxy: number; dashboard: number };
+  /** Bytes of each body stored (the proxy's --body-limit). */
+  bodyLimit?: number;
+}
+
+export async function startPhonehome(dataDir: string, options: PhonehomeTestOptions = {}): Promise<RunningPhonehome> {
+  const ports = options.ports ?? { proxy: 0, dashboard: 0 };
   // TEMPORARY until proxy/app.ts wires the pipeline and dashboard: the same two calls it will make.
   const { startPhonehome: startApp } = await import('../../../proxy/app');
   const { startLive } = await import('../../../proxy/pipeline/live');
   let live: Awaited<ReturnType<typeof startLive>> | null = null;
-  const proxyApp = await startApp({ dataDir, listenHost: '127.0.0.1', port: ports.proxy, dashboardPort: null, log: () => undefined,
+  const proxyApp = await startApp({ dataDir, listenHost: '127.0.0.1', port: ports.proxy, dashboardPort: null, bodyLimit: options.bodyLimit, log: () => undefined,
     onFlow: (f) => live?.onFlow(f) });
   live = await startLive({ store: proxyApp.store, dashboard: { port: ports.dashboard },
     setupInfo: { proxyHost: '127.0.0.1', proxyPort: proxyApp.proxyPort, setupUrl: 'http://phonehome.setup/', caUrl: 'http://phonehome.setup/ca.pem' } });
@@ -118,7 +126,7 @@ export async function startPhonehome(dataDir: string, ports: { proxy: number; da
     stop: () => app.close(),
     async restart() {
       await app.close();
-      return startPhonehome(dataDir, { proxy: running.proxyPort, dashboard: running.dashboardPort });
+      return startPhonehome(dataDir, { ...options, ports: { proxy: running.proxyPort, dashboard: running.dashboardPort } });
     },
   };
   return running;
