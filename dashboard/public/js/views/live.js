@@ -198,7 +198,11 @@ export function render(root) {
   const offReset = stream.on('reset', () => refill());
 
   refill();
-  return () => { unsubscribe(); offReset(); };
+  return () => {
+    unsubscribe();
+    offReset();
+    root.classList.remove('paused');
+  };
 }
 
 function alertRow(a, fresh) {
