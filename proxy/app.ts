@@ -1,11 +1,8 @@
 /**
- * The composition `phonehome start` runs: data dir, CA and leaf minter, store, proxy, and the
- * dashboard's port (a placeholder page until the dashboard issue replaces it). Later stages
- * (analysis pipeline, dashboard, broadcast) are added here, so tests and benchmarks start exactly
- * what a user starts.
+ * The composition `phonehome start` runs: data dir, CA and leaf minter, store, proxy, the analysis
+ * pipeline fed by the proxy's onFlow, and the dashboard (REST + WebSocket). Tests and benchmarks
+ * start exactly what a user starts.
  */
-import * as http from 'http';
-import type * as net from 'net';
 import { CertificateAuthority } from '../certs/ca';
 import { LeafMinter } from '../certs/leaf';
 import { serveSetupPage } from './capture/setup-page';
@@ -15,14 +12,28 @@ import { consoleLogger } from './capture/recording';
 import { ensureDataDir } from './data-dir';
 import type { Flow } from './flow';
 import { Store } from './store';
+import type { DashboardOptions } from '../dashboard/server';
+import { lanAddresses } from '../dashboard/server/setup-info';
+import type { AnalysisPipeline, PipelineOptions } from './pipeline';
+import { startLive, LiveServices } from './pipeline/live';
+import type { ProfileAssignments } from './pipeline/profiles';
 
 export interface PhonehomeOptions {
   dataDir?: string;
   listenHost?: string;
   port?: number;
-  /** Dashboard port on 127.0.0.1 (default 8081); null: no dashboard listener. */
+  /** Dashboard port (default 8081); null: no dashboard listener. */
   dashboardPort?: number | null;
+  /** Default 127.0.0.1; any non-loopback address requires a token (generated unless given). */
   dashboardHost?: string;
+  dashboardToken?: string;
+  /** `--profile`: a default profile and per-device ones (stored in the devices table). */
+  profiles?: ProfileAssignments;
+  /** false: record only, no analysis (benchmark baseline); flows stay pending for a later start. */
+  analysis?: boolean;
+  /** Tuning and test hooks for the pipeline and the WebSocket hub. */
+  pipeline?: Partial<Omit<PipelineOptions, 'store' | 'broadcaster'>>;
+  ws?: DashboardOptions['ws'];
   allowClients?: string[];
   ignoreHosts?: string[];
   bodyLimit?: number;
@@ -41,6 +52,10 @@ export interface Phonehome {
   dataDir: string;
   proxyPort: number;
   dashboardUrl?: string;
+  /** Set when the dashboard is bound to a non-loopback address. */
+  dashboardToken?: string;
+  pipeline: AnalysisPipeline | null;
+  live: LiveServices;
   close(): Promise<void>;
 }
 
@@ -51,9 +66,14 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
   const minter = new LeafMinter(ca);
   await minter.warmUp();
   const store = Store.open({ dataDir });
-  let dashboard: http.Server | undefined;
+  let live: LiveServices | undefined;
   let dashboardUrl: string | undefined;
   const dashboardHost = opts.dashboardHost ?? '127.0.0.1';
+  // Flows recorded before the pipeline is up stay pending in SQLite; its catch-up loop takes them.
+  const onFlow = (flow: Flow) => {
+    live?.onFlow(flow);
+    opts.onFlow?.(flow);
+  };
   const proxy = new ProxyServer({
     listenHost: opts.listenHost ?? '0.0.0.0',
     port: opts.port ?? 8080,
@@ -64,18 +84,27 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     store,
     ca,
     minter,
-    onFlow: opts.onFlow,
+    onFlow,
     log,
     setupPage: (req, res, proxyHost, proxyPort) => serveSetupPage(req, res, { ca, proxyHost, proxyPort, dashboardUrl: dashboardUrl ?? '' }),
     ...opts.proxy,
   });
   try {
     const { port } = await proxy.listen();
-    if (opts.dashboardPort !== null) {
-      dashboard = placeholderDashboard();
-      const dport = await listen(dashboard, opts.dashboardPort ?? 8081, dashboardHost);
-      dashboardUrl = `http://${dashboardHost.includes(':') ? `[${dashboardHost}]` : dashboardHost}:${dport}`;
-    }
+    const listenHost = opts.listenHost ?? '0.0.0.0';
+    const proxyHost = listenHost === '0.0.0.0' || listenHost === '::' ? (lanAddresses()[0] ?? '127.0.0.1') : listenHost;
+    const proxyBase = `http://${proxyHost.includes(':') ? `[${proxyHost}]` : proxyHost}:${port}`;
+    live = await startLive({
+      store,
+      dashboard: opts.dashboardPort === null ? null : { host: dashboardHost, port: opts.dashboardPort ?? 8081, token: opts.dashboardToken, ws: opts.ws },
+      profiles: opts.profiles,
+      analysis: opts.analysis,
+      pipeline: opts.pipeline,
+      setupInfo: { proxyHost, proxyPort: port, setupUrl: `${proxyBase}/`, caUrl: `${proxyBase}/ca.pem` },
+      log,
+    });
+    if (live.dashboard) dashboardUrl = live.dashboard.url.replace(/\/(\?token=.*)?$/, '');
+    const running = live;
     return {
       proxy,
       store,
@@ -84,39 +113,19 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       dataDir,
       proxyPort: port,
       dashboardUrl,
+      dashboardToken: running.dashboard?.token,
+      pipeline: running.pipeline,
+      live: running,
       async close() {
         await proxy.close();
-        if (dashboard) await closeServer(dashboard);
+        await running.close();
         store.close();
       },
     };
   } catch (err) {
     await proxy.close().catch(() => undefined);
-    if (dashboard) await closeServer(dashboard).catch(() => undefined);
+    if (live) await live.close().catch(() => undefined);
     store.close();
     throw err;
   }
-}
-
-function placeholderDashboard(): http.Server {
-  return http.createServer((req, res) => {
-    const text = 'phonehome is recording. The live dashboard arrives in a later release; meanwhile query phonehome.db with sqlite3 (see README).\n';
-    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-    res.end(req.method === 'HEAD' ? undefined : text);
-  });
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.removeListener('error', reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
 }

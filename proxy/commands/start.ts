@@ -11,6 +11,7 @@ import { ClientAccessList, DEFAULT_ALLOWED_CLIENTS, InvalidCidrError } from '../
 import { DEFAULT_BODY_LIMIT } from '../capture/proxy-server';
 import { HostPatternList, InvalidTargetError } from '../capture/target';
 import { DB_FILE_NAME } from '../store/db';
+import { parseProfileArgs, ProfileAssignments } from '../pipeline/profiles';
 import { DATA_DIR_FLAG, UsageError } from './args';
 
 const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
@@ -25,7 +26,9 @@ export const command: Command = {
     flags: [
       { name: 'port', type: 'int', min: 0, max: 65535, default: 8080, placeholder: 'PORT', description: 'proxy port the phone connects to' },
       { name: 'listen-host', type: 'string', default: '0.0.0.0', placeholder: 'ADDR', description: 'address the proxy listens on' },
-      { name: 'dashboard-port', type: 'int', min: 0, max: 65535, default: 8081, placeholder: 'PORT', description: 'dashboard port (on 127.0.0.1)' },
+      { name: 'dashboard-port', type: 'int', min: 0, max: 65535, default: 8081, placeholder: 'PORT', description: 'dashboard port' },
+      { name: 'dashboard-host', type: 'string', default: '127.0.0.1', placeholder: 'ADDR', description: 'dashboard address; anything but loopback requires the token printed at start' },
+      { name: 'profile', type: 'list', placeholder: 'FILE|IP=FILE,...', description: "device profile: FILE for every phone without its own, IP=FILE for the phone at IP" },
       DATA_DIR_FLAG,
       { name: 'allow-clients', type: 'list', placeholder: 'CIDR,...', description: `client networks served (default ${DEFAULT_ALLOWED_CLIENTS.join(',')})` },
       { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
@@ -50,6 +53,12 @@ export const command: Command = {
       throw err;
     }
     if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+    let profiles: ProfileAssignments | undefined;
+    try {
+      profiles = parseProfileArgs((args.flags['profile'] as string[] | undefined) ?? []);
+    } catch (err) {
+      throw new UsageError(`--profile: ${(err as Error).message}`);
+    }
 
     let app;
     try {
@@ -58,6 +67,8 @@ export const command: Command = {
         listenHost: args.flags['listen-host'] as string,
         port: args.flags['port'] as number,
         dashboardPort: args.flags['dashboard-port'] as number,
+        dashboardHost: args.flags['dashboard-host'] as string,
+        profiles,
         allowClients,
         ignoreHosts,
         bodyLimit: args.flags['body-limit'] as number,
@@ -70,7 +81,7 @@ export const command: Command = {
         return 1;
       }
       if (e.code === 'EADDRNOTAVAIL') {
-        process.stderr.write(`phonehome start: --listen-host is not an address of this machine (${e.message})\n`);
+        process.stderr.write(`phonehome start: --listen-host or --dashboard-host is not an address of this machine (${e.message})\n`);
         return 1;
       }
       throw err;
@@ -83,7 +94,10 @@ export const command: Command = {
     if (shown.length) for (const a of shown) out(`  phone Wi-Fi proxy: ${a} port ${app.proxyPort}`);
     else out('  no LAN address found: connect this laptop to the phone\'s Wi-Fi network');
     out(`  CA setup page:     http://phonehome.setup/ (through the proxy) or http://${shown[0] ?? '127.0.0.1'}:${app.proxyPort}/`);
-    if (app.dashboardUrl) out(`  dashboard:         ${app.dashboardUrl}`);
+    if (app.dashboardUrl) out(`  dashboard:         ${app.dashboardUrl}/${app.dashboardToken ? `?token=${app.dashboardToken}` : ''}`);
+    if (app.dashboardToken) out('  (the dashboard is reachable from other machines: keep this token to yourself)');
+    if (profiles.defaultProfile) out(`  default profile:   ${profiles.defaultProfile.name ?? '(unnamed)'}`);
+    for (const [ip, p] of profiles.devices) out(`  profile for ${ip}: ${p.name ?? '(unnamed)'}`);
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
     if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
     out('Press Ctrl+C to stop.');
