@@ -108,15 +108,14 @@ export interface PhonehomeTestOptions {
 
 export async function startPhonehome(dataDir: string, options: PhonehomeTestOptions = {}): Promise<RunningPhonehome> {
   const ports = options.ports ?? { proxy: 0, dashboard: 0 };
-  // TEMPORARY until proxy/app.ts wires the pipeline and dashboard: the same two calls it will make.
+  // Loaded here so that tests which only need the browser do not load the whole app.
   const { startPhonehome: startApp } = await import('../../../proxy/app');
-  const { startLive } = await import('../../../proxy/pipeline/live');
-  let live: Awaited<ReturnType<typeof startLive>> | null = null;
-  const proxyApp = await startApp({ dataDir, listenHost: '127.0.0.1', port: ports.proxy, dashboardPort: null, bodyLimit: options.bodyLimit, log: () => undefined,
-    onFlow: (f) => live?.onFlow(f) });
-  live = await startLive({ store: proxyApp.store, dashboard: { port: ports.dashboard },
-    setupInfo: { proxyHost: '127.0.0.1', proxyPort: proxyApp.proxyPort, setupUrl: 'http://phonehome.setup/', caUrl: 'http://phonehome.setup/ca.pem' } });
-  const app = { proxyPort: proxyApp.proxyPort, dashboardUrl: live.dashboard!.url, close: async () => { await proxyApp.close(); await live!.close(); } };
+  const app = await startApp({ dataDir, listenHost: '127.0.0.1', port: ports.proxy, dashboardPort: ports.dashboard,
+    bodyLimit: options.bodyLimit, log: () => undefined });
+  if (!app.dashboardUrl) {
+    await app.close();
+    throw new Error('phonehome started without a dashboard');
+  }
   const dashboardUrl = new URL(app.dashboardUrl);
   const running: RunningPhonehome = {
     dashboardUrl: `${dashboardUrl.origin}/`,
