@@ -122,6 +122,33 @@ describeWithChromium('page modules in a real browser', () => {
     expect(verdicts).toEqual([true, true, false, true, false, true, false, true, false, true]);
   });
 
+  test('the page source has no HTML sinks, inline scripts, inline handlers or inline styles', () => {
+    const publicDir = path.join(__dirname, '..', '..', 'dashboard', 'public');
+    const sources: [string, string][] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.(js|html)$/.test(e.name)) sources.push([path.relative(publicDir, p), fs.readFileSync(p, 'utf8')]);
+      }
+    };
+    walk(publicDir);
+    expect(sources.map(([f]) => f)).toEqual(expect.arrayContaining(['index.html', path.join('js', 'app.js'), path.join('js', 'dom.js')]));
+    const offences: string[] = [];
+    for (const [file, text] of sources) {
+      const code = text.replace(/^\s*(\/\/|\*|\/\*\*).*$/gm, '');
+      for (const sink of [/\.innerHTML\b/, /\.outerHTML\b/, /insertAdjacentHTML/, /document\.write/, /\beval\s*\(/, /new Function\s*\(/, /setAttribute\(\s*['"]on/i]) {
+        if (sink.test(code)) offences.push(`${file}: ${sink}`);
+      }
+      if (file.endsWith('.html')) {
+        if (/<script(?![^>]*\bsrc=)[^>]*>/i.test(text)) offences.push(`${file}: inline <script>`);
+        if (/\son[a-z]+\s*=/i.test(text)) offences.push(`${file}: inline event handler`);
+        if (/\sstyle\s*=/i.test(text) || /<style/i.test(text)) offences.push(`${file}: inline style`);
+      }
+    }
+    expect(offences).toEqual([]);
+  });
+
   afterEach(() => {
     expect(problems.pageErrors).toEqual([]);
     expect(problems.cspViolations).toEqual([]);
