@@ -179,6 +179,25 @@ describeWithChromium('dashboard views in a real browser', () => {
     await request.locator('pre.body[data-mode="text"] mark.hit').first().waitFor();
   });
 
+  test('flows: every flow is listed live, leaks or not, and the URL filter narrows the list', async () => {
+    await page.goto(`${phonehome.dashboardUrl}#/flows`);
+    await waitLive();
+    await curlThroughProxy(phonehome.proxyUrl, `${origin.url}/plain/nothing-to-see`, []);
+    const plain = page.locator('tr.flow', { hasText: '/plain/nothing-to-see' });
+    await plain.waitFor({ timeout: 2_000 });
+    expect(await plain.locator('.chip').count()).toBe(0);
+    await leak('/flows-view/leak');
+    const leaking = page.locator('tr.flow', { hasText: '/flows-view/leak' });
+    await leaking.locator('.chip', { hasText: 'IMEI' }).waitFor({ timeout: 5_000 });
+
+    await page.locator('input[name="q"]').fill('/flows-view/');
+    await page.locator('tr.flow', { hasText: '/plain/nothing-to-see' }).waitFor({ state: 'detached', timeout: 5_000 });
+    expect(await page.locator('tr.flow').count()).toBe(1);
+    await leaking.click();
+    await page.waitForURL(/#\/flows\/\d+$/);
+    await page.locator('table.findings tr[data-finding-type="imei"]').waitFor({ timeout: 5_000 });
+  });
+
   test('devices: the profile editor shows the server\'s message for a bad profile and saves a good one', async () => {
     await page.goto(`${phonehome.dashboardUrl}#/devices`);
     const card = page.locator('section.device-card').first();
