@@ -55,9 +55,10 @@ export function render(root) {
     try {
       const res = await api.flows({ ...filters, limit: PAGE, before: older ? nextBefore : undefined });
       if (gen !== generation) return;
-      const before = tbody.children.length;
-      for (const f of res.items || []) put(f, false);
-      if (older) extraRows += tbody.children.length - before;
+      const items = res.items || [];
+      // Raise the cap first: the rows asked for must not be trimmed as they are added.
+      if (older) extraRows += items.filter((f) => !rows.has(f.id)).length;
+      for (const f of items) put(f, false);
       nextBefore = res.nextBefore;
       moreBtn.disabled = res.nextBefore == null;
       status.hidden = rows.size > 0;

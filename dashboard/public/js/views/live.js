@@ -23,6 +23,8 @@ export function render(root) {
   let paused = false;
   let olderBefore = null;
   let generation = 0;
+  /** Rows the user asked for with "Load older" are not trimmed away by live traffic. */
+  let extraRows = 0;
 
   const tbody = el('tbody');
   const empty = el('p', { class: 'empty' }, 'Loading…');
@@ -109,9 +111,6 @@ export function render(root) {
     }
   }
 
-  /** Rows the user asked for with "Load older" are not trimmed away by live traffic. */
-  let extraRows = 0;
-
   function oldestFindingId() {
     let min = null;
     for (const e of shown.values()) for (const id of e.findings.keys()) if (min === null || id < min) min = id;
@@ -170,9 +169,10 @@ export function render(root) {
     try {
       const res = await fetchPage(olderBefore);
       if (!res) return;
-      const before = tbody.children.length;
-      for (const a of findingsToAlerts(res.items || [])) addAlert(a, false);
-      extraRows += Math.max(0, tbody.children.length - before);
+      const older = findingsToAlerts(res.items || []);
+      // Raise the cap first: the rows asked for must not be trimmed as they are added.
+      extraRows += older.filter((a) => !shown.has(a.flowId)).length;
+      for (const a of older) addAlert(a, false);
       olderBefore = res.nextBefore;
       moreBtn.disabled = res.nextBefore == null;
     } catch (err) {
