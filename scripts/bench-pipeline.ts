@@ -7,10 +7,14 @@
  *  3. the dashboard's REST queries on a database of 100k flows (median ms per query).
  * Ratios are what to compare (shared 2-core machine); absolute numbers vary from run to run.
  */
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { performance } from 'perf_hooks';
+import { Pool, request } from 'undici';
 import { WebSocket } from 'ws';
+import { stopChild } from './bench-lib';
 import { startDashboard } from '../dashboard/server';
 import type { Flow } from '../proxy/flow';
 import { startLive } from '../proxy/pipeline/live';
@@ -119,8 +123,145 @@ export async function benchPipelineLatency(rate: number, seconds: number): Promi
   }
 }
 
+/** The "internet": answers every request with 200 after reading its body (own process, keep-alive). */
+const ORIGIN_SOURCE = `
+const http = require('http');
+const s = http.createServer({ keepAlive: true, noDelay: true }, (req, res) => {
+  req.resume();
+  req.on('end', () => { res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 }); res.end('ok'); });
+});
+s.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: s.address().port }) + '\\n'));`;
+
+async function spawnJson<T>(args: string[]): Promise<{ child: ChildProcess; info: T }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const info = await new Promise<T>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]) as T);
+    });
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited (${code})`)));
+  });
+  return { child, info };
+}
+
+async function startServer(dataDir: string, analysis: boolean) {
+  return spawnJson<{ proxyPort: number; dashboardPort: number }>([path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis })]);
+}
+
+/** A leaking request as a phone sends it to a plain-HTTP proxy: absolute URL, IMEI and cell id in a form body. */
+function leak(pool: Pool, originPort: number, marker: string) {
+  const body = `imei=490154203237518&SIM1CELLID=20817&iccid=89470000000000000009&model=Nokia+7+plus&n=${marker}`;
+  return pool.request({
+    method: 'POST',
+    path: `http://127.0.0.1:${originPort}/register?req=${marker}`,
+    headers: { host: `127.0.0.1:${originPort}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+  });
+}
+
+/** Requests/s through the proxy with `concurrency` keep-alive clients for `seconds`. */
+async function throughput(proxyPort: number, originPort: number, concurrency: number, seconds: number): Promise<number> {
+  const pool = new Pool(`http://127.0.0.1:${proxyPort}`, { connections: concurrency, pipelining: 1 });
+  let done = 0;
+  let errors = 0;
+  let lastError = '';
+  let stopAt = performance.now() + 500;
+  let counting = false;
+  const worker = async () => {
+    while (performance.now() < stopAt) {
+      try {
+        const r = await leak(pool, originPort, `t${done}`);
+        await r.body.text();
+        if (r.statusCode !== 200) {
+          errors++;
+          lastError = `status ${r.statusCode}`;
+        } else if (counting) done++;
+      } catch (err) {
+        errors++;
+        lastError = (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker)); // warm-up
+  counting = true;
+  const started = performance.now();
+  stopAt = started + seconds * 1000;
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const rps = done / ((performance.now() - started) / 1000);
+  await pool.close();
+  if (errors) process.stderr.write(`  ! ${errors} failed requests (last: ${lastError})\n`);
+  return rps;
+}
+
+export async function benchProxy(rounds: number, seconds: number, concurrency: number, rate: number, latencySeconds: number): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-bench-proxy-'));
+  const origin = await spawnJson<{ port: number }>(['-e', ORIGIN_SOURCE]);
+  try {
+    const results: { mode: string; rps: number }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      for (const analysis of round % 2 ? [true, false] : [false, true]) {
+        const dataDir = path.join(work, `r${round}-${analysis ? 'full' : 'rec'}`);
+        const server = await startServer(dataDir, analysis);
+        const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
+        try {
+          const rps = await throughput(server.info.proxyPort, origin.info.port, concurrency, seconds);
+          results.push({ mode: analysis ? 'full' : 'recording', rps });
+          console.log(`round ${round + 1} ${analysis ? 'full pipeline ' : 'recording only'}: ${rps.toFixed(0)} req/s`);
+        } finally {
+          ws.terminate();
+          await stopChild(server.child);
+        }
+      }
+    }
+    const full = median(results.filter((r) => r.mode === 'full').map((r) => r.rps));
+    const rec = median(results.filter((r) => r.mode === 'recording').map((r) => r.rps));
+    console.log(`\nthroughput (leaking form POSTs, ${concurrency} keep-alive clients, ${rounds} rounds of ${seconds} s, medians):`);
+    console.log(`  recording only ${rec.toFixed(0)} req/s, full pipeline + 1 WebSocket client ${full.toFixed(0)} req/s, ratio ${(full / rec).toFixed(2)} (target ≥ 0.80)`);
+
+    // Latency: paced leaking requests; from "client has the whole response" to "alert on the WebSocket".
+    const server = await startServer(path.join(work, 'latency'), true);
+    try {
+      const { ws, alerts } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
+      const pool = new Pool(`http://127.0.0.1:${server.info.proxyPort}`, { connections: 16 });
+      const completedAt = new Map<string, number>();
+      const inFlight: Promise<void>[] = [];
+      const total = rate * latencySeconds;
+      const start = performance.now();
+      for (let i = 0; i < total; i++) {
+        const wait = start + (i * 1000) / rate - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const marker = `L${i}`;
+        inFlight.push(
+          leak(pool, origin.info.port, marker).then(async (r) => {
+            await r.body.text();
+            completedAt.set(marker, performance.now());
+          }),
+        );
+      }
+      await Promise.all(inFlight);
+      const deadline = performance.now() + 10_000;
+      while (alerts.size < completedAt.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const lat = [...completedAt].filter(([m]) => alerts.has(m)).map(([m, t]) => alerts.get(m)! - t);
+      const achieved = total / ((Math.max(...completedAt.values()) - start) / 1000);
+      console.log(`\nalert latency at ${rate} req/s for ${latencySeconds} s (achieved ${achieved.toFixed(0)} req/s): ${lat.length}/${total} alerts received`);
+      console.log(`  response complete → WebSocket alert: p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms (target p99 < 100 ms)`);
+      const early = lat.filter((x) => x < 0).length;
+      if (early) console.log(`  (${early} alerts arrived before the client had read the whole response: flows are stored when the response ends)`);
+      ws.terminate();
+      await pool.close();
+    } finally {
+      await stopChild(server.child);
+    }
+  } finally {
+    await stopChild(origin.child);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+  if (!only || only === 'proxy') await benchProxy(flag('rounds', 3), flag('seconds', 8), flag('concurrency', 16), flag('rate', 200), flag('latency-seconds', 15));
   if (!only || only === 'pipeline') await benchPipelineLatency(flag('rate', 200), flag('seconds', 10));
   if (!only || only === 'queries') await benchQueries(flag('flows', 100_000));
 }

@@ -7,9 +7,10 @@
 import type { DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import type { Store } from '../store';
+import type { StoredEvent } from '../store/events';
 import { Analyser, WorkerAnalyser } from './analyser';
 import { Broadcaster } from './broadcaster';
-import { AnalysisRecorder } from './recorder';
+import { AnalysisOutcome, AnalysisRecorder } from './recorder';
 
 /** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
 export const DEFAULT_QUEUE_LIMIT = 5000;
@@ -46,7 +47,11 @@ export class AnalysisPipeline {
   readonly recorder: AnalysisRecorder;
   defaultProfile: DeviceProfile | null;
   private readonly analyser: Analyser;
-  private readonly queue: Flow[] = [];
+  /** replace: the flow may carry findings from an earlier analysis (it came from SQLite, not from capture). */
+  private readonly queue: { flow: Flow; replace: boolean }[] = [];
+  /** Finished analyses waiting for the next write: written together, one transaction per event-loop turn. */
+  private writes: AnalysisOutcome[] = [];
+  private flushScheduled = false;
   /** Ids queued or being analysed, so the catch-up loop never takes a flow twice. */
   private readonly active = new Set<number>();
   private inFlight = 0;
@@ -81,7 +86,7 @@ export class AnalysisPipeline {
       return;
     }
     this.active.add(flow.id);
-    this.queue.push(flow);
+    this.queue.push({ flow, replace: false });
     this.pump();
   }
 
@@ -119,21 +124,64 @@ export class AnalysisPipeline {
 
   private pump(): void {
     while (!this.closed && this.inFlight < this.maxInFlight && this.queue.length) {
-      const flow = this.queue.shift()!;
+      const { flow, replace } = this.queue.shift()!;
       this.inFlight++;
       const profile = this.profileFor(flow.clientIp);
-      this.analyser
-        .analyse(flow, profile)
-        .then(
-          (out) => this.store(flow, () => this.recorder.record(flow, out.result, out.omittedFields), 'analysed'),
-          (err: Error) => this.store(flow, () => this.recorder.recordFailure(flow, err.message), 'failed'),
-        )
-        .finally(() => {
-          this.inFlight--;
-          this.active.delete(flow.id!);
-          if (this.queue.length) this.pump();
-          else if (this.inFlight === 0) this.catchUp();
-        });
+      this.analyser.analyse(flow, profile).then(
+        (out) => this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace }),
+        (err: Error) => {
+          if (this.closed) {
+            // Shutting down: the flow stays pending in SQLite and is analysed on the next start.
+            this.inFlight--;
+            this.active.delete(flow.id!);
+            return;
+          }
+          this.enqueueWrite({ flow, error: err.message, replace });
+        },
+      );
+    }
+  }
+
+  private enqueueWrite(outcome: AnalysisOutcome): void {
+    this.writes.push(outcome);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.writes;
+    this.writes = [];
+    if (this.opts.store.db.open) {
+      let events: StoredEvent[] = [];
+      try {
+        events = this.recorder.recordBatch(batch);
+        for (const o of batch) this.counts['result' in o ? 'analysed' : 'failed']++;
+      } catch {
+        // One bad write must not sink the others: retry them one by one.
+        events = batch.flatMap((o) => this.writeOne(o));
+      }
+      for (const e of events) this.broadcaster.publish(e);
+    }
+    for (const o of batch) {
+      this.inFlight--;
+      this.active.delete(o.flow.id!);
+    }
+    if (this.queue.length) this.pump();
+    else if (this.inFlight === 0) this.catchUp();
+  }
+
+  private writeOne(o: AnalysisOutcome): StoredEvent[] {
+    try {
+      const events = this.recorder.recordBatch([o]);
+      this.counts['result' in o ? 'analysed' : 'failed']++;
+      return events;
+    } catch (err) {
+      // The flow stays pending in SQLite; the catch-up loop retries it later.
+      this.log(`could not store the analysis of flow ${o.flow.id}: ${(err as Error).message}`);
+      this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
+      return [];
     }
   }
 
@@ -143,21 +191,6 @@ export class AnalysisPipeline {
     } catch {
       return this.defaultProfile;
     }
-  }
-
-  private store(flow: Flow, write: () => ReturnType<AnalysisRecorder['record']>, outcome: 'analysed' | 'failed'): void {
-    if (this.closed && !this.opts.store.db.open) return;
-    let events;
-    try {
-      events = write();
-      this.counts[outcome]++;
-    } catch (err) {
-      // The flow stays pending in SQLite; the catch-up loop retries it later.
-      this.log(`could not store the analysis of flow ${flow.id}: ${(err as Error).message}`);
-      this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
-      return;
-    }
-    for (const e of events) this.broadcaster.publish(e);
   }
 
   /** Takes pending flows from SQLite when the in-memory queue has drained. */
@@ -170,7 +203,7 @@ export class AnalysisPipeline {
         for (const flow of this.recorder.pending(Math.min(this.queueLimit, 200) + this.active.size)) {
           if (this.active.has(flow.id!)) continue;
           this.active.add(flow.id!);
-          this.queue.push(flow);
+          this.queue.push({ flow, replace: true });
           found++;
         }
       } catch (err) {

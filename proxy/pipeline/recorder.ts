@@ -1,8 +1,8 @@
 /**
  * Writes what analysis produced for one flow — findings, decoded fields, the flow's verdict, the
  * device's last-seen time and the WebSocket messages describing it — in one SQLite transaction, so a
- * crash never leaves a flow half analysed or an alert without its findings. Also reads back the
- * flows still waiting for analysis (the catch-up loop).
+ * crash never leaves a flow half analysed or an alert without its findings (several flows share one
+ * transaction under load). Also reads back the flows still waiting for analysis (the catch-up loop).
  */
 import type Database from 'better-sqlite3';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
@@ -12,26 +12,24 @@ import type { StoredEvent } from '../store/events';
 import { MAX_FIELDS_PER_FLOW } from '../store/fields';
 import { severityRank } from '../store/findings';
 import { FlowRow, rowToFlow } from '../store/flows';
-import { SUMMARY_COLUMNS, SummaryRow, toAlert, toFlowSummary, FlowSummary } from './summaries';
+import type { FindingRow } from '../store/findings';
+import { SummaryRow, toAlert, toFlowSummary } from './summaries';
 
 export const ANALYSIS_PENDING = 0;
 export const ANALYSIS_DONE = 1;
 export const ANALYSIS_FAILED = 2;
 
 export class AnalysisRecorder {
-  private readonly db: Database.Database;
   private readonly updateStmt: Database.Statement;
   private readonly failStmt: Database.Statement;
   private readonly deleteFindingsStmt: Database.Statement;
   private readonly deleteFieldsStmt: Database.Statement;
-  private readonly summaryStmt: Database.Statement;
   private readonly pendingStmt: Database.Statement;
   private readonly pendingCountStmt: Database.Statement;
-  private readonly recordTx: (flow: Flow, result: AnalysisResult, omittedFields: number) => StoredEvent[];
-  private readonly failTx: (flow: Flow, error: string) => StoredEvent[];
+  private readonly batchTx: (items: AnalysisOutcome[]) => StoredEvent[];
 
   constructor(private readonly store: Store) {
-    const db = (this.db = store.db);
+    const db = store.db;
     this.updateStmt = db.prepare(`UPDATE flows SET analysis_state = ${ANALYSIS_DONE}, analysed_at = @now, analysis_error = NULL,
       analysis_notes = @notes, severity = @severity, severity_rank = @rank, finding_count = @count, finding_types = @types,
       dest_country = @country, dest_org = @org, dest_asn = @asn WHERE id = @id`);
@@ -39,21 +37,28 @@ export class AnalysisRecorder {
       severity = 'info', severity_rank = 0, finding_count = 0, finding_types = '[]' WHERE id = @id`);
     this.deleteFindingsStmt = db.prepare('DELETE FROM findings WHERE flow_id = ?');
     this.deleteFieldsStmt = db.prepare('DELETE FROM fields WHERE flow_id = ?');
-    this.summaryStmt = db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM flows WHERE id = ?`);
     this.pendingStmt = db.prepare(`SELECT * FROM flows WHERE analysis_state = ${ANALYSIS_PENDING} ORDER BY id LIMIT ?`);
     this.pendingCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM flows WHERE analysis_state = ${ANALYSIS_PENDING}`);
-    this.recordTx = db.transaction((flow, result, omittedFields) => this.writeResult(flow, result, omittedFields));
-    this.failTx = db.transaction((flow, error) => this.writeFailure(flow, error));
+    this.batchTx = db.transaction((items: AnalysisOutcome[]) => items.flatMap((i) => this.write(i)));
   }
 
   /** Stores the analysis of a stored flow; returns the messages to broadcast (flow, then alert when it has findings). */
-  record(flow: Flow, result: AnalysisResult, omittedFields = 0): StoredEvent[] {
-    return this.recordTx(flow, result, omittedFields);
+  record(flow: Flow, result: AnalysisResult, omittedFields = 0, replace = true): StoredEvent[] {
+    return this.batchTx([{ flow, result, omittedFields, replace }]);
   }
 
   /** Errors are data: an analysis that failed or crashed is recorded on the flow and still announced. */
-  recordFailure(flow: Flow, error: string): StoredEvent[] {
-    return this.failTx(flow, error);
+  recordFailure(flow: Flow, error: string, replace = true): StoredEvent[] {
+    return this.batchTx([{ flow, error, replace }]);
+  }
+
+  /** Several outcomes in one transaction (one commit under load); messages in order. */
+  recordBatch(items: AnalysisOutcome[]): StoredEvent[] {
+    return this.batchTx(items);
+  }
+
+  private write(i: AnalysisOutcome): StoredEvent[] {
+    return 'result' in i ? this.writeResult(i.flow, i.result, i.omittedFields ?? 0, i.replace) : this.writeFailure(i.flow, i.error, i.replace);
   }
 
   /** Oldest flows still waiting for analysis. */
@@ -65,60 +70,75 @@ export class AnalysisRecorder {
     return (this.pendingCountStmt.get() as { n: number }).n;
   }
 
-  summary(flowId: number): FlowSummary | undefined {
-    const row = this.summaryStmt.get(flowId) as SummaryRow | undefined;
-    return row ? toFlowSummary(row, this.store.devices.nameOf(row.client_ip)) : undefined;
-  }
-
-  private writeResult(flow: Flow, result: AnalysisResult, omittedFields: number): StoredEvent[] {
+  private writeResult(flow: Flow, result: AnalysisResult, omittedFields: number, replace: boolean): StoredEvent[] {
     const id = flow.id!;
-    this.deleteFindingsStmt.run(id);
-    this.deleteFieldsStmt.run(id);
+    if (replace) {
+      this.deleteFindingsStmt.run(id);
+      this.deleteFieldsStmt.run(id);
+    }
     this.store.devices.seen(flow.clientIp, flow.startedAt);
+    const device = this.store.devices.nameOf(flow.clientIp);
     const dest = result.destination ?? { host: flow.host, cleartext: !flow.tls };
-    this.store.findings.insertForFlow(
+    const findingRows = this.store.findings.insertForFlow(
       { flowId: id, host: flow.host, clientIp: flow.clientIp, tls: flow.tls, startedAt: flow.startedAt, destination: dest },
       result.findings,
+      device,
     );
     const leftOut = this.store.fields.insertForFlow(id, result.fields) + omittedFields;
     const notes = [...(result.notes ?? [])];
     if (leftOut > 0) notes.push(`${leftOut} decoded fields beyond the cap of ${MAX_FIELDS_PER_FLOW} per flow were not stored`);
-    const types = [...new Set(result.findings.map((f) => f.type))];
+    const types = JSON.stringify([...new Set(result.findings.map((f) => f.type))]);
     const severity = result.findings.length ? result.severity : 'info';
-    this.updateStmt.run({
-      id,
-      now: Date.now(),
-      notes: JSON.stringify(notes),
-      severity,
-      rank: severityRank(severity),
-      count: result.findings.length,
-      types: JSON.stringify(types),
-      country: dest.country ?? null,
-      org: dest.org ?? null,
-      asn: dest.asn ?? null,
-    });
-    return this.announce(id, dest.country ?? null, dest.org ?? null);
+    const verdict = { severity, count: result.findings.length, types, country: dest.country ?? null, org: dest.org ?? null, asn: dest.asn ?? null };
+    this.updateStmt.run({ id, now: Date.now(), notes: JSON.stringify(notes), rank: severityRank(severity), ...verdict });
+    return this.announce(flow, ANALYSIS_DONE, verdict, device, findingRows);
   }
 
-  private writeFailure(flow: Flow, error: string): StoredEvent[] {
+  private writeFailure(flow: Flow, error: string, replace: boolean): StoredEvent[] {
     const id = flow.id!;
-    this.deleteFindingsStmt.run(id);
-    this.deleteFieldsStmt.run(id);
+    if (replace) {
+      this.deleteFindingsStmt.run(id);
+      this.deleteFieldsStmt.run(id);
+    }
     this.store.devices.seen(flow.clientIp, flow.startedAt);
     this.failStmt.run({ id, now: Date.now(), error });
-    return this.announce(id, null, null);
+    const verdict = { severity: 'info', count: 0, types: '[]', country: null, org: null, asn: null };
+    return this.announce(flow, ANALYSIS_FAILED, verdict, this.store.devices.nameOf(flow.clientIp), []);
   }
 
-  private announce(id: number, country: string | null, org: string | null): StoredEvent[] {
-    const summary = this.summary(id);
-    if (!summary) return [];
+  /** The flow and alert messages, built from what was just written (no read-back). */
+  private announce(flow: Flow, state: number, v: Verdict, device: string | null, findings: FindingRow[]): StoredEvent[] {
+    const id = flow.id!;
+    const summary = toFlowSummary(summaryRowOf(flow, state, v), device);
     const events: StoredEvent[] = [this.store.events.append('flow', summary, id)];
-    if (summary.findingCount > 0) {
-      const alert = toAlert(summary, this.store.findings.forFlow(id), { country, org });
-      events.push(this.store.events.append('alert', alert, id));
-    }
+    if (findings.length > 0) events.push(this.store.events.append('alert', toAlert(summary, findings, { country: v.country, org: v.org }), id));
     return events;
   }
+}
+
+interface Verdict {
+  severity: string;
+  count: number;
+  /** JSON list of finding types. */
+  types: string;
+  country: string | null;
+  org: string | null;
+  asn: number | null;
+}
+
+/** One flow's analysis outcome: a result, or the error that stopped it. `replace`: drop earlier findings (re-analysis). */
+export type AnalysisOutcome =
+  | { flow: Flow; result: AnalysisResult; omittedFields?: number; replace: boolean }
+  | { flow: Flow; error: string; replace: boolean };
+
+function summaryRowOf(f: Flow, state: number, v: Verdict): SummaryRow {
+  return {
+    id: f.id!, started_at: Math.round(f.startedAt), ended_at: f.endedAt === undefined ? null : Math.round(f.endedAt), client_ip: f.clientIp,
+    kind: f.kind, method: f.method ?? null, url: f.url ?? null, scheme: f.scheme, host: f.host, port: f.port, server_ip: f.serverIp ?? null,
+    tls: f.tls ? 1 : 0, sni: f.sni ?? null, response_status: f.responseStatus ?? null, request_body_size: f.requestBody.size,
+    response_body_size: f.responseBody.size, error: f.error ?? null, tags: JSON.stringify(f.tags), severity: v.severity,
+    finding_types: v.types, finding_count: v.count, analysis_state: state, dest_country: v.country, dest_org: v.org, dest_asn: v.asn,
+  };
 }
 
 /** Re-exported for callers that only need the profile shape. */

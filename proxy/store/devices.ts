@@ -22,6 +22,8 @@ export class DeviceStore {
   private readonly setProfileStmt: Database.Statement;
   private readonly getStmt: Database.Statement;
   private readonly countsStmt: Database.Statement;
+  /** Name and profile per client, read once: this process is the only writer (setProfile updates it). */
+  private readonly cache = new Map<string, { name: string | null; profile: DeviceProfile | null }>();
 
   constructor(private readonly db: Database.Database) {
     this.seenStmt = db.prepare(`
@@ -45,16 +47,27 @@ export class DeviceStore {
   /** Sets (or clears, with null) a device's profile; its name comes from the profile's `name`. */
   setProfile(clientIp: string, profile: DeviceProfile | null): DeviceRow {
     this.setProfileStmt.run({ ip: clientIp, name: profile?.name ?? null, profile: profile ? JSON.stringify(profile) : null, now: Date.now() });
+    this.cache.delete(clientIp);
     return this.get(clientIp)!;
   }
 
   profileOf(clientIp: string): DeviceProfile | null {
-    const row = this.getStmt.get(clientIp) as DbDevice | undefined;
-    return row?.profile ? (JSON.parse(row.profile) as DeviceProfile) : null;
+    return this.cached(clientIp).profile;
   }
 
   nameOf(clientIp: string): string | null {
-    return (this.getStmt.get(clientIp) as DbDevice | undefined)?.name ?? null;
+    return this.cached(clientIp).name;
+  }
+
+  private cached(clientIp: string): { name: string | null; profile: DeviceProfile | null } {
+    let c = this.cache.get(clientIp);
+    if (!c) {
+      const row = this.getStmt.get(clientIp) as DbDevice | undefined;
+      c = { name: row?.name ?? null, profile: row?.profile ? (JSON.parse(row.profile) as DeviceProfile) : null };
+      if (this.cache.size > 10_000) this.cache.clear();
+      this.cache.set(clientIp, c);
+    }
+    return c;
   }
 
   get(clientIp: string): DeviceRow | undefined {

@@ -88,9 +88,9 @@ export class FindingStore {
     this.byFlowStmt = db.prepare(`${SELECT_FINDING} WHERE f.flow_id = ? ORDER BY f.id`);
   }
 
-  /** Inserts the findings of one flow (call inside the flow's transaction); returns their ids in order. */
-  insertForFlow(ctx: FindingContext, findings: Finding[]): number[] {
-    const ids: number[] = [];
+  /** Inserts the findings of one flow (call inside the flow's transaction); returns them as stored rows. */
+  insertForFlow(ctx: FindingContext, findings: Finding[], device: string | null = null): FindingRow[] {
+    const rows: FindingRow[] = [];
     for (const f of findings) {
       const info = this.insertStmt.run({
         flow_id: ctx.flowId,
@@ -112,9 +112,14 @@ export class FindingStore {
         org: ctx.destination?.org ?? null,
         asn: ctx.destination?.asn ?? null,
       });
-      ids.push(Number(info.lastInsertRowid));
+      rows.push({
+        id: Number(info.lastInsertRowid), flowId: ctx.flowId, type: f.type, value: f.value, path: f.path, chain: f.chain ?? [],
+        detector: f.detector, confidence: f.confidence, explanation: f.explanation, severity: f.severity, host: ctx.host,
+        clientIp: ctx.clientIp, device, tls: ctx.tls, startedAt: Math.round(ctx.startedAt),
+        country: ctx.destination?.country ?? null, org: ctx.destination?.org ?? null,
+      });
     }
-    return ids;
+    return rows;
   }
 
   forFlow(flowId: number): FindingRow[] {
