@@ -4,7 +4,8 @@
  * downloads go through phonehome with recording on, straight to the origin (direct), and through
  * Debian's mitmdump when it is installed, interleaved in each round. Prints requests/s, p50/p99
  * latency, proxy CPU ms per request, max proxy RSS, and ratios (medians of the rounds).
- * Run: npm run bench:proxy [-- --seconds S --rounds N --json FILE --only SCENARIO,...]
+ * Run: npm run bench:proxy [-- --seconds S --rounds N --json FILE --only SCENARIO,... --cpu-prof DIR]
+ * (--cpu-prof writes a V8 CPU profile of the phonehome process into DIR, for chrome://inspect.)
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -60,6 +61,7 @@ interface Options {
   rounds: number;
   json?: string;
   only?: string[];
+  cpuProfDir?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -71,7 +73,8 @@ function parseOptions(argv: string[]): Options {
       case '--rounds': opts.rounds = Number(value); i++; break;
       case '--json': opts.json = value; i++; break;
       case '--only': opts.only = value.split(','); i++; break;
-      default: throw new Error(`unknown option ${argv[i]} (options: --seconds S --rounds N --json FILE --only NAME,...)`);
+      case '--cpu-prof': opts.cpuProfDir = path.resolve(value); i++; break;
+      default: throw new Error(`unknown option ${argv[i]} (options: --seconds S --rounds N --json FILE --only NAME,... --cpu-prof DIR)`);
     }
   }
   if (!(opts.seconds > 0) || !(opts.rounds >= 1)) throw new Error('--seconds and --rounds must be positive');
@@ -152,11 +155,12 @@ async function startOrigins(originCert: { key: string; cert: string }): Promise<
   return { child, ...ports };
 }
 
-async function startPhonehome(work: string, originCaFile: string): Promise<{ child: ChildProcess; target: Target }> {
+async function startPhonehome(work: string, originCaFile: string, cpuProfDir?: string): Promise<{ child: ChildProcess; target: Target }> {
   const dataDir = path.join(work, 'phonehome');
   const port = await freePort();
   const bin = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
-  const child = spawnChild(process.execPath, [bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort())], {
+  const nodeFlags = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const child = spawnChild(process.execPath, [...nodeFlags, bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort())], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: originCaFile },
   });
   try {
@@ -210,7 +214,7 @@ async function main(): Promise<void> {
     children.push(origins.child);
 
     const targets: Target[] = [{ name: 'direct', caPem: originCa.certPem }];
-    const ph = await startPhonehome(work, originCa.certPath);
+    const ph = await startPhonehome(work, originCa.certPath, opts.cpuProfDir);
     children.push(ph.child);
     targets.push(ph.target);
     const mitm = await startMitmdump(work);
