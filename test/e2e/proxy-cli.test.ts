@@ -93,9 +93,11 @@ describe('phonehome start (CLI)', () => {
       expect(down.code).toBe(0);
       expect(fs.statSync(downloadFile).size).toBe(size);
       expect(execFileSync('sha256sum', [downloadFile]).toString().split(' ')[0]).toBe(patternSha256(size));
-      // Bodies stream through: growth stays far below one body (50 MB); 1 MiB of each is recorded.
+      // Bodies stream through. Holding either body would add >= 50 MB on top of the transient garbage
+      // seen here (~10-35 MB, more at higher throughput: with a 5x slower server it is ~12 MB).
       process.stdout.write(`50 MB up+down: proxy RSS ${Math.round(baseline / 1024)} MB before, peak ${Math.round(peakUp / 1024)} MB during upload, ${Math.round(peak / 1024)} MB overall\n`);
-      expect((peak - baseline) / 1024).toBeLessThan(40);
+      expect((peak - baseline) / 1024).toBeLessThan(48);
+      expect(peak / 1024).toBeLessThan(200);
 
       const flows = readFlows(path.join(dir, 'phonehome.db'), "url LIKE '%/slow-upload' OR url LIKE '%/bytes%'");
       expect(flows.map((f) => [f.method, f.request_body_size, f.request_body_truncated, f.response_body_size, f.response_body_truncated])).toEqual([
