@@ -5,7 +5,8 @@
  * Debian's mitmdump when it is installed, interleaved in each round. Prints requests/s, p50/p99
  * latency, proxy CPU ms per request, max proxy RSS, and ratios (medians of the rounds).
  * Run: npm run bench:proxy [-- --seconds S --rounds N --json FILE --only SCENARIO,... --cpu-prof DIR]
- * (--cpu-prof writes a V8 CPU profile of the phonehome process into DIR, for chrome://inspect.)
+ * (--cpu-prof writes a V8 CPU profile of the phonehome process into DIR, for chrome://inspect;
+ *  --phonehome-node-flags "FLAGS" and --phonehome-log FILE help to look inside it, e.g. with --trace-gc.)
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -54,6 +55,7 @@ interface RunResult {
   p50: number;
   p99: number;
   cpuMsPerRequest: number;
+  maxRssMb: number;
 }
 
 interface Options {
@@ -62,10 +64,12 @@ interface Options {
   json?: string;
   only?: string[];
   cpuProfDir?: string;
+  phonehomeNodeFlags: string[];
+  phonehomeLog?: string;
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { seconds: 3, rounds: 3 };
+  const opts: Options = { seconds: 3, rounds: 3, phonehomeNodeFlags: [] };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
@@ -74,6 +78,8 @@ function parseOptions(argv: string[]): Options {
       case '--json': opts.json = value; i++; break;
       case '--only': opts.only = value.split(','); i++; break;
       case '--cpu-prof': opts.cpuProfDir = path.resolve(value); i++; break;
+      case '--phonehome-node-flags': opts.phonehomeNodeFlags = value.split(/\s+/).filter(Boolean); i++; break;
+      case '--phonehome-log': opts.phonehomeLog = path.resolve(value); i++; break;
       default: throw new Error(`unknown option ${argv[i]} (options: --seconds S --rounds N --json FILE --only NAME,... --cpu-prof DIR)`);
     }
   }
@@ -118,6 +124,7 @@ async function drive(target: Target, scenario: Scenario, origin: string, originC
     while (performance.now() < stopAt) await once();
   };
   // Warm-up: connections, tunnels and certificates exist before measuring, as they would on a phone.
+  target.rss?.resetWindow();
   stopAt = performance.now() + 300;
   await Promise.all(Array.from({ length: scenario.concurrency }, worker));
   measuring = true;
@@ -137,6 +144,7 @@ async function drive(target: Target, scenario: Scenario, origin: string, originC
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     cpuMsPerRequest: cpuMs / Math.max(1, latencies.length),
+    maxRssMb: target.rss ? (target.rss.sample(), target.rss.windowMaxMb) : NaN,
   };
 }
 
@@ -155,14 +163,21 @@ async function startOrigins(originCert: { key: string; cert: string }): Promise<
   return { child, ...ports };
 }
 
-async function startPhonehome(work: string, originCaFile: string, cpuProfDir?: string): Promise<{ child: ChildProcess; target: Target }> {
+async function startPhonehome(work: string, originCaFile: string, opts: Options): Promise<{ child: ChildProcess; target: Target }> {
   const dataDir = path.join(work, 'phonehome');
   const port = await freePort();
   const bin = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
-  const nodeFlags = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const nodeFlags = [...opts.phonehomeNodeFlags, ...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [])];
   const child = spawnChild(process.execPath, [...nodeFlags, bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort())], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: originCaFile },
   });
+  if (opts.phonehomeLog) {
+    const log = fs.createWriteStream(opts.phonehomeLog);
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+  } else {
+    child.stdout?.resume();
+  }
   try {
     await waitForPort(port, child);
   } catch (err) {
@@ -214,7 +229,7 @@ async function main(): Promise<void> {
     children.push(origins.child);
 
     const targets: Target[] = [{ name: 'direct', caPem: originCa.certPem }];
-    const ph = await startPhonehome(work, originCa.certPath, opts.cpuProfDir);
+    const ph = await startPhonehome(work, originCa.certPath, opts);
     children.push(ph.child);
     targets.push(ph.target);
     const mitm = await startMitmdump(work);
@@ -233,7 +248,7 @@ async function main(): Promise<void> {
         for (const target of targets) {
           const r = await drive(target, scenario, origin, originCa.certPem, opts.seconds);
           ((results[scenario.name] ??= {})[target.name] ??= []).push(r);
-          process.stderr.write(`round ${round}/${opts.rounds} ${scenario.name.padEnd(20)} ${target.name.padEnd(9)} ${fmt(r.rps)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms\n`);
+          process.stderr.write(`round ${round}/${opts.rounds} ${scenario.name.padEnd(20)} ${target.name.padEnd(9)} ${fmt(r.rps)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  RSS ${fmt(r.maxRssMb)} MB\n`);
         }
       }
     }
@@ -248,6 +263,7 @@ async function main(): Promise<void> {
           p50Ms: median(runs.map((r) => r.p50)),
           p99Ms: median(runs.map((r) => r.p99)),
           cpuMsPerRequest: median(runs.map((r) => r.cpuMsPerRequest)),
+          maxRssMb: Math.max(...runs.map((r) => r.maxRssMb)),
           errors: runs.reduce((a, r) => a + r.errors, 0),
         };
       }
@@ -270,17 +286,17 @@ async function main(): Promise<void> {
 }
 
 function printTable(summary: Record<string, unknown>[], targets: Target[]): void {
-  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req', 'vs direct', 'vs mitmdump'];
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req', 'max RSS MB', 'vs direct', 'vs mitmdump'];
   const rows: string[][] = [header];
   for (const row of summary) {
-    const cell = (name: string) => row[name] as { rps: number; p50Ms: number; p99Ms: number; cpuMsPerRequest: number } | undefined;
+    const cell = (name: string) => row[name] as { rps: number; p50Ms: number; p99Ms: number; cpuMsPerRequest: number; maxRssMb: number } | undefined;
     for (const t of targets) {
       const c = cell(t.name);
       if (!c) continue;
       const direct = cell('direct');
       const mitm = cell('mitmdump');
       rows.push([
-        row.scenario as string, t.name, fmt(c.rps), fmt(c.p50Ms, 2), fmt(c.p99Ms, 2), fmt(c.cpuMsPerRequest, 3),
+        row.scenario as string, t.name, fmt(c.rps), fmt(c.p50Ms, 2), fmt(c.p99Ms, 2), fmt(c.cpuMsPerRequest, 3), fmt(c.maxRssMb),
         direct && t.name !== 'direct' ? `${((c.rps / direct.rps) * 100).toFixed(0)}%` : '',
         mitm && t.name === 'phonehome' ? `${(c.rps / mitm.rps).toFixed(2)}×` : '',
       ]);
