@@ -50,7 +50,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
   const ca = CertificateAuthority.loadOrCreate(dataDir, { warn: (m) => log(m) });
   const minter = new LeafMinter(ca);
   await minter.warmUp();
-  const store = Store.open({ dataDir });
+  const store = Store.open({ dataDir, backgroundCheckpoint: true });
   let dashboard: http.Server | undefined;
   let dashboardUrl: string | undefined;
   const dashboardHost = opts.dashboardHost ?? '127.0.0.1';
@@ -87,13 +87,13 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       async close() {
         await proxy.close();
         if (dashboard) await closeServer(dashboard);
-        store.close();
+        await store.closeAsync();
       },
     };
   } catch (err) {
     await proxy.close().catch(() => undefined);
     if (dashboard) await closeServer(dashboard).catch(() => undefined);
-    store.close();
+    await store.closeAsync();
     throw err;
   }
 }
