@@ -13,8 +13,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
+import Database from 'better-sqlite3';
 import { Agent, Dispatcher, ProxyAgent, request } from 'undici';
 import { CertificateAuthority } from '../certs/ca';
+import { DB_FILE_NAME } from '../proxy/store/db';
 import { LeafMinter } from '../certs/leaf';
 import { freePort, median, percentile, processCpuMs, RssSampler, spawnChild, stopChild, waitForPort } from './bench-lib';
 
@@ -253,6 +255,10 @@ async function main(): Promise<void> {
       }
     }
     for (const t of targets) t.rss?.stop();
+    const sentThroughPhonehome = Object.values(results).reduce((n, byTarget) => n + byTarget.phonehome.reduce((m, r) => m + r.requests, 0), 0);
+    const db = new Database(path.join(work, 'phonehome', DB_FILE_NAME), { readonly: true, fileMustExist: true });
+    const recorded = (db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+    db.close();
 
     const summary = scenarios.map((s) => {
       const row: Record<string, unknown> = { scenario: s.name };
@@ -271,7 +277,8 @@ async function main(): Promise<void> {
     });
     printTable(summary, targets);
     const rss = Object.fromEntries(targets.filter((t) => t.rss).map((t) => [t.name, t.rss?.maxMb]));
-    console.log(`\nmax RSS through the whole run: ${Object.entries(rss).map(([k, v]) => `${k} ${fmt(v ?? NaN)} MB`).join(', ')}   [target: phonehome < 200 MB]`);
+    console.log(`\nflows recorded by phonehome: ${recorded} (measured requests: ${sentThroughPhonehome}, plus warm-up)`);
+    console.log(`max RSS through the whole run: ${Object.entries(rss).map(([k, v]) => `${k} ${fmt(v ?? NaN)} MB`).join(', ')}   [target: phonehome < 200 MB]`);
     const c32 = summary.find((r) => r.scenario === 'GET small https c32') as Record<string, { rps: number }> | undefined;
     if (c32?.mitmdump) console.log(`small HTTPS c32: phonehome/mitmdump = ${(c32.phonehome.rps / c32.mitmdump.rps).toFixed(2)}×   [target ≥ 3×]`);
     if (opts.json) {
