@@ -175,8 +175,13 @@ function tightenKeyPermissions(keyPath: string, warn: (m: string) => void): void
   if (process.platform === 'win32') return;
   const mode = fs.statSync(keyPath).mode & 0o777;
   if (mode & 0o077) {
-    fs.chmodSync(keyPath, 0o600);
-    warn(`${keyPath} was readable by others (mode ${mode.toString(8).padStart(4, '0')}); changed it to 0600`);
+    const shown = mode.toString(8).padStart(4, '0');
+    try {
+      fs.chmodSync(keyPath, 0o600);
+      warn(`${keyPath} was readable by others (mode ${shown}); changed it to 0600`);
+    } catch (err) {
+      warn(`${keyPath} is readable by others (mode ${shown}) and could not be changed (${(err as NodeJS.ErrnoException).code}); run: chmod 600 ${keyPath}`);
+    }
   }
 }
 

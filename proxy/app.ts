@@ -65,7 +65,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
   const ca = CertificateAuthority.loadOrCreate(dataDir, { warn: (m) => log(m) });
   const minter = new LeafMinter(ca);
   await minter.warmUp();
-  const store = Store.open({ dataDir });
+  const store = Store.open({ dataDir, backgroundCheckpoint: true });
   let live: LiveServices | undefined;
   let dashboardUrl: string | undefined;
   const dashboardHost = opts.dashboardHost ?? '127.0.0.1';
@@ -119,13 +119,13 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       async close() {
         await proxy.close();
         await running.close();
-        store.close();
+        await store.closeAsync();
       },
     };
   } catch (err) {
     await proxy.close().catch(() => undefined);
     if (live) await live.close().catch(() => undefined);
-    store.close();
+    await store.closeAsync();
     throw err;
   }
 }

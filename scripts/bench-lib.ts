@@ -39,6 +39,8 @@ export function processRssMb(pid: number): number {
 /** Samples a process's RSS every `intervalMs` and keeps the maximum. */
 export class RssSampler {
   maxMb = 0;
+  /** Maximum since the last resetWindow(): attributes memory to one scenario. */
+  windowMaxMb = 0;
   private readonly timer: NodeJS.Timeout;
   constructor(private readonly pid: number, intervalMs = 100) {
     this.timer = setInterval(() => this.sample(), intervalMs);
@@ -48,6 +50,11 @@ export class RssSampler {
   sample(): void {
     const mb = processRssMb(this.pid);
     if (mb > this.maxMb) this.maxMb = mb;
+    if (mb > this.windowMaxMb) this.windowMaxMb = mb;
+  }
+  resetWindow(): void {
+    this.windowMaxMb = 0;
+    this.sample();
   }
   stop(): void {
     clearInterval(this.timer);

@@ -4,15 +4,19 @@
  * downloads go through phonehome with recording on, straight to the origin (direct), and through
  * Debian's mitmdump when it is installed, interleaved in each round. Prints requests/s, p50/p99
  * latency, proxy CPU ms per request, max proxy RSS, and ratios (medians of the rounds).
- * Run: npm run bench:proxy [-- --seconds S --rounds N --json FILE --only SCENARIO,...]
+ * Run: npm run bench:proxy [-- --seconds S --rounds N --json FILE --only SCENARIO,... --cpu-prof DIR]
+ * (--cpu-prof writes a V8 CPU profile of the phonehome process into DIR, for chrome://inspect;
+ *  --phonehome-node-flags "FLAGS" and --phonehome-log FILE help to look inside it, e.g. with --trace-gc.)
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
+import Database from 'better-sqlite3';
 import { Agent, Dispatcher, ProxyAgent, request } from 'undici';
 import { CertificateAuthority } from '../certs/ca';
+import { DB_FILE_NAME } from '../proxy/store/db';
 import { LeafMinter } from '../certs/leaf';
 import { freePort, median, percentile, processCpuMs, RssSampler, spawnChild, stopChild, waitForPort } from './bench-lib';
 
@@ -53,6 +57,7 @@ interface RunResult {
   p50: number;
   p99: number;
   cpuMsPerRequest: number;
+  maxRssMb: number;
 }
 
 interface Options {
@@ -60,10 +65,13 @@ interface Options {
   rounds: number;
   json?: string;
   only?: string[];
+  cpuProfDir?: string;
+  phonehomeNodeFlags: string[];
+  phonehomeLog?: string;
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { seconds: 3, rounds: 3 };
+  const opts: Options = { seconds: 3, rounds: 3, phonehomeNodeFlags: [] };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
@@ -71,7 +79,10 @@ function parseOptions(argv: string[]): Options {
       case '--rounds': opts.rounds = Number(value); i++; break;
       case '--json': opts.json = value; i++; break;
       case '--only': opts.only = value.split(','); i++; break;
-      default: throw new Error(`unknown option ${argv[i]} (options: --seconds S --rounds N --json FILE --only NAME,...)`);
+      case '--cpu-prof': opts.cpuProfDir = path.resolve(value); i++; break;
+      case '--phonehome-node-flags': opts.phonehomeNodeFlags = value.split(/\s+/).filter(Boolean); i++; break;
+      case '--phonehome-log': opts.phonehomeLog = path.resolve(value); i++; break;
+      default: throw new Error(`unknown option ${argv[i]} (options: --seconds S --rounds N --json FILE --only NAME,... --cpu-prof DIR)`);
     }
   }
   if (!(opts.seconds > 0) || !(opts.rounds >= 1)) throw new Error('--seconds and --rounds must be positive');
@@ -115,6 +126,7 @@ async function drive(target: Target, scenario: Scenario, origin: string, originC
     while (performance.now() < stopAt) await once();
   };
   // Warm-up: connections, tunnels and certificates exist before measuring, as they would on a phone.
+  target.rss?.resetWindow();
   stopAt = performance.now() + 300;
   await Promise.all(Array.from({ length: scenario.concurrency }, worker));
   measuring = true;
@@ -134,6 +146,7 @@ async function drive(target: Target, scenario: Scenario, origin: string, originC
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     cpuMsPerRequest: cpuMs / Math.max(1, latencies.length),
+    maxRssMb: target.rss ? (target.rss.sample(), target.rss.windowMaxMb) : NaN,
   };
 }
 
@@ -152,13 +165,21 @@ async function startOrigins(originCert: { key: string; cert: string }): Promise<
   return { child, ...ports };
 }
 
-async function startPhonehome(work: string, originCaFile: string): Promise<{ child: ChildProcess; target: Target }> {
+async function startPhonehome(work: string, originCaFile: string, opts: Options): Promise<{ child: ChildProcess; target: Target }> {
   const dataDir = path.join(work, 'phonehome');
   const port = await freePort();
   const bin = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
-  const child = spawnChild(process.execPath, [bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort())], {
+  const nodeFlags = [...opts.phonehomeNodeFlags, ...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [])];
+  const child = spawnChild(process.execPath, [...nodeFlags, bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort())], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: originCaFile },
   });
+  if (opts.phonehomeLog) {
+    const log = fs.createWriteStream(opts.phonehomeLog);
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+  } else {
+    child.stdout?.resume();
+  }
   try {
     await waitForPort(port, child);
   } catch (err) {
@@ -210,7 +231,7 @@ async function main(): Promise<void> {
     children.push(origins.child);
 
     const targets: Target[] = [{ name: 'direct', caPem: originCa.certPem }];
-    const ph = await startPhonehome(work, originCa.certPath);
+    const ph = await startPhonehome(work, originCa.certPath, opts);
     children.push(ph.child);
     targets.push(ph.target);
     const mitm = await startMitmdump(work);
@@ -229,11 +250,15 @@ async function main(): Promise<void> {
         for (const target of targets) {
           const r = await drive(target, scenario, origin, originCa.certPem, opts.seconds);
           ((results[scenario.name] ??= {})[target.name] ??= []).push(r);
-          process.stderr.write(`round ${round}/${opts.rounds} ${scenario.name.padEnd(20)} ${target.name.padEnd(9)} ${fmt(r.rps)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms\n`);
+          process.stderr.write(`round ${round}/${opts.rounds} ${scenario.name.padEnd(20)} ${target.name.padEnd(9)} ${fmt(r.rps)} req/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  RSS ${fmt(r.maxRssMb)} MB\n`);
         }
       }
     }
     for (const t of targets) t.rss?.stop();
+    const sentThroughPhonehome = Object.values(results).reduce((n, byTarget) => n + byTarget.phonehome.reduce((m, r) => m + r.requests, 0), 0);
+    const db = new Database(path.join(work, 'phonehome', DB_FILE_NAME), { readonly: true, fileMustExist: true });
+    const recorded = (db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+    db.close();
 
     const summary = scenarios.map((s) => {
       const row: Record<string, unknown> = { scenario: s.name };
@@ -244,6 +269,7 @@ async function main(): Promise<void> {
           p50Ms: median(runs.map((r) => r.p50)),
           p99Ms: median(runs.map((r) => r.p99)),
           cpuMsPerRequest: median(runs.map((r) => r.cpuMsPerRequest)),
+          maxRssMb: Math.max(...runs.map((r) => r.maxRssMb)),
           errors: runs.reduce((a, r) => a + r.errors, 0),
         };
       }
@@ -251,7 +277,8 @@ async function main(): Promise<void> {
     });
     printTable(summary, targets);
     const rss = Object.fromEntries(targets.filter((t) => t.rss).map((t) => [t.name, t.rss?.maxMb]));
-    console.log(`\nmax RSS through the whole run: ${Object.entries(rss).map(([k, v]) => `${k} ${fmt(v ?? NaN)} MB`).join(', ')}   [target: phonehome < 200 MB]`);
+    console.log(`\nflows recorded by phonehome: ${recorded} (measured requests: ${sentThroughPhonehome}, plus warm-up)`);
+    console.log(`max RSS through the whole run: ${Object.entries(rss).map(([k, v]) => `${k} ${fmt(v ?? NaN)} MB`).join(', ')}   [target: phonehome < 200 MB]`);
     const c32 = summary.find((r) => r.scenario === 'GET small https c32') as Record<string, { rps: number }> | undefined;
     if (c32?.mitmdump) console.log(`small HTTPS c32: phonehome/mitmdump = ${(c32.phonehome.rps / c32.mitmdump.rps).toFixed(2)}×   [target ≥ 3×]`);
     if (opts.json) {
@@ -266,17 +293,17 @@ async function main(): Promise<void> {
 }
 
 function printTable(summary: Record<string, unknown>[], targets: Target[]): void {
-  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req', 'vs direct', 'vs mitmdump'];
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req', 'max RSS MB', 'vs direct', 'vs mitmdump'];
   const rows: string[][] = [header];
   for (const row of summary) {
-    const cell = (name: string) => row[name] as { rps: number; p50Ms: number; p99Ms: number; cpuMsPerRequest: number } | undefined;
+    const cell = (name: string) => row[name] as { rps: number; p50Ms: number; p99Ms: number; cpuMsPerRequest: number; maxRssMb: number } | undefined;
     for (const t of targets) {
       const c = cell(t.name);
       if (!c) continue;
       const direct = cell('direct');
       const mitm = cell('mitmdump');
       rows.push([
-        row.scenario as string, t.name, fmt(c.rps), fmt(c.p50Ms, 2), fmt(c.p99Ms, 2), fmt(c.cpuMsPerRequest, 3),
+        row.scenario as string, t.name, fmt(c.rps), fmt(c.p50Ms, 2), fmt(c.p99Ms, 2), fmt(c.cpuMsPerRequest, 3), fmt(c.maxRssMb),
         direct && t.name !== 'direct' ? `${((c.rps / direct.rps) * 100).toFixed(0)}%` : '',
         mitm && t.name === 'phonehome' ? `${(c.rps / mitm.rps).toFixed(2)}×` : '',
       ]);

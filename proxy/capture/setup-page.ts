@@ -93,7 +93,18 @@ export function mobileConfigFor(ca: CertificateAuthority): string {
 `;
 }
 
+const downloadsByCa = new WeakMap<CertificateAuthority, Map<string, Download>>();
+
 function downloadsFor(ca: CertificateAuthority): Map<string, Download> {
+  let downloads = downloadsByCa.get(ca);
+  if (!downloads) {
+    downloads = buildDownloads(ca);
+    downloadsByCa.set(ca, downloads);
+  }
+  return downloads;
+}
+
+function buildDownloads(ca: CertificateAuthority): Map<string, Download> {
   const der: Download = { contentType: 'application/x-x509-ca-cert', fileName: 'phonehome-ca.crt', body: ca.certDer };
   return new Map<string, Download>([
     ['/ca.pem', { contentType: 'application/x-pem-file', fileName: 'phonehome-ca.pem', body: Buffer.from(ca.certPem) }],

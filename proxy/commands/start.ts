@@ -86,8 +86,23 @@ export const command: Command = {
       }
       throw err;
     }
+    // Handlers before the banner: a supervisor may signal as soon as it reads the port.
+    const stopped = new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.removeAllListeners('SIGINT');
+        process.removeAllListeners('SIGTERM');
+        process.stdout.write(`phonehome: ${signal}, closing\n`);
+        app.close().then(resolve, (err: Error) => {
+          process.stderr.write(`phonehome: error while closing: ${err.message}\n`);
+          resolve();
+        });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
     const listenHost = args.flags['listen-host'] as string;
-    const out = (line: string) => process.stdout.write(line + '\n');
+    const lines: string[] = [];
+    const out = (line: string) => lines.push(line);
     out(`phonehome: proxy listening on ${listenHost}:${app.proxyPort}`);
     const lan = lanAddresses();
     const shown = listenHost === '0.0.0.0' || listenHost === '::' ? lan : [listenHost];
@@ -101,20 +116,9 @@ export const command: Command = {
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
     if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
     out('Press Ctrl+C to stop.');
+    process.stdout.write(lines.join('\n') + '\n');
+    await stopped;
 
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        process.removeAllListeners('SIGINT');
-        process.removeAllListeners('SIGTERM');
-        out(`phonehome: ${signal}, closing`);
-        app.close().then(resolve, (err: Error) => {
-          process.stderr.write(`phonehome: error while closing: ${err.message}\n`);
-          resolve();
-        });
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
     return 0;
   },
 };

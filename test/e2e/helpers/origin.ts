@@ -82,7 +82,13 @@ function originHandler(req: http.IncomingMessage, res: http.ServerResponse): voi
   const hash = crypto.createHash('sha256');
   let size = 0;
   const head: Buffer[] = [];
+  const slow = url.pathname.startsWith('/slow');
   req.on('data', (c: Buffer) => {
+    if (slow) {
+      // A server slower than the phone: the proxy must hold back, not buffer the upload.
+      req.pause();
+      setTimeout(() => req.resume(), 2);
+    }
     hash.update(c);
     if (size < 4096) head.push(c);
     size += c.length;

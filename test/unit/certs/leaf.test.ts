@@ -61,6 +61,22 @@ describe('certs: LeafMinter', () => {
     expect(cert.issuerCertificate.fingerprint256).toBe(new crypto.X509Certificate(ca.certPem).fingerprint256);
   });
 
+  it('works as the SNICallback of a real tls.createServer, minting per requested name', async () => {
+    const minter = new LeafMinter(ca);
+    const server = tls.createServer(
+      { SNICallback: (name, cb) => minter.secureContextFor(name).then((ctx) => cb(null, ctx), (err: Error) => cb(err)) },
+      (socket) => socket.end('hello'),
+    );
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const a = await connectTrustingOnly(ca.certPem, port, 'a.sni.test');
+    const b = await connectTrustingOnly(ca.certPem, port, 'b.sni.test');
+    expect(a.subjectaltname).toBe('DNS:a.sni.test');
+    expect(b.subjectaltname).toBe('DNS:b.sni.test');
+    expect(minter.mintCount).toBe(2);
+  });
+
   it('is rejected for another name by the same client', async () => {
     const minter = new LeafMinter(ca);
     const port = await serve(await minter.secureContextFor('example.test'), servers);

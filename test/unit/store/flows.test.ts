@@ -48,6 +48,14 @@ describe('store: flows', () => {
     again.close();
   });
 
+  it('stores the TLS and HTTP versions in their own columns', () => {
+    const store = Store.open({ dataDir: dir });
+    const id = store.flows.insert({ ...sampleFlow(), tls: true, scheme: 'https', tlsVersion: 'TLSv1.3', httpVersion: '1.1', sni: 'zzhc.vnet.cn' });
+    expect(store.db.prepare('SELECT tls, tls_version, http_version, sni FROM flows WHERE id = ?').get(id)).toEqual({ tls: 1, tls_version: 'TLSv1.3', http_version: '1.1', sni: 'zzhc.vnet.cn' });
+    expect(store.flows.get(id)).toMatchObject({ tlsVersion: 'TLSv1.3', httpVersion: '1.1' });
+    store.close();
+  });
+
   it('refuses a database from a newer phonehome instead of breaking it', () => {
     const store = Store.open({ dataDir: dir });
     store.db.pragma('user_version = 999');
