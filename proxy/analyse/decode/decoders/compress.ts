@@ -11,22 +11,6 @@ import { hasGzipMagic, hasZlibMagic } from '../text';
 
 export type Compression = 'gzip' | 'deflate' | 'br';
 
-/** Input fed per step when re-decompressing a payload that overflowed, so the cut keeps its prefix. */
-const STEP_INPUT_BYTES = 1024;
-
-interface SyncEngine {
-  _processChunk(chunk: Buffer, flushFlag: number): Buffer;
-  close(): void;
-}
-
-function makeEngine(kind: Compression, rawDeflate: boolean, maxOutputLength: number): zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress {
-  const opts = { maxOutputLength: Math.max(1, maxOutputLength) };
-  if (kind === 'gzip') return zlib.createGunzip({ ...opts, finishFlush: zlib.constants.Z_SYNC_FLUSH });
-  if (kind === 'br') return zlib.createBrotliDecompress({ ...opts, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
-  if (rawDeflate) return zlib.createInflateRaw({ ...opts, finishFlush: zlib.constants.Z_SYNC_FLUSH });
-  return zlib.createInflate({ ...opts, finishFlush: zlib.constants.Z_SYNC_FLUSH });
-}
-
 function oneShot(kind: Compression, rawDeflate: boolean, input: Buffer, max: number): Buffer {
   const opts = { maxOutputLength: Math.max(1, max) };
   if (kind === 'gzip') return zlib.gunzipSync(input, { ...opts, finishFlush: zlib.constants.Z_SYNC_FLUSH });
@@ -39,35 +23,83 @@ function isTooLarge(err: unknown): boolean {
   return !!err && typeof err === 'object' && ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError);
 }
 
+/** Output window of the incremental decompressor used when a payload overflows its allowance. */
+const STEP_OUTPUT_BYTES = 64 * 1024;
+
+/** The synchronous zlib handle Node itself drives in zlib.*Sync (node:zlib processChunkSync). */
+interface ZlibHandle {
+  writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
+}
+interface EngineInternals {
+  _handle?: ZlibHandle | null;
+  _writeState?: Uint32Array;
+  destroyed: boolean;
+  on(event: 'error', listener: () => void): unknown;
+  close(): void;
+}
+
+function makeEngine(kind: Compression, rawDeflate: boolean): EngineInternals {
+  if (kind === 'gzip') return zlib.createGunzip() as unknown as EngineInternals;
+  if (kind === 'br') return zlib.createBrotliDecompress() as unknown as EngineInternals;
+  return (rawDeflate ? zlib.createInflateRaw() : zlib.createInflate()) as unknown as EngineInternals;
+}
+
 /**
- * Decompresses the prefix that fits in `max` bytes, feeding the input in small steps so that the
- * output produced before the limit is kept. Each step produces at most `max` bytes.
+ * Decompresses until `max` bytes are out, keeping them: the same loop Node runs in zlib.*Sync,
+ * but stopping at the allowance instead of throwing the output away. Costs at most `max` plus one
+ * output window. Falls back to the largest input prefix that fits if Node's internals change.
  */
 function boundedPrefix(kind: Compression, rawDeflate: boolean, input: Buffer, max: number): Buffer {
+  const engine = makeEngine(kind, rawDeflate);
+  engine.on('error', () => undefined);
+  const handle = engine._handle;
+  const state = engine._writeState;
+  if (!handle || typeof handle.writeSync !== 'function' || !ArrayBuffer.isView(state) || state.length < 2) {
+    engine.close();
+    return prefixFallback(kind, rawDeflate, input, max);
+  }
+  const flush = kind === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH;
+  const window = Buffer.allocUnsafe(STEP_OUTPUT_BYTES);
   const parts: Buffer[] = [];
   let total = 0;
-  const engine = makeEngine(kind, rawDeflate, max) as unknown as SyncEngine;
-  const flush = kind === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH;
+  let inOff = 0;
+  let availIn = input.length;
   try {
-    for (let off = 0; off < input.length && total < max; off += STEP_INPUT_BYTES) {
-      let out: Buffer;
-      try {
-        out = engine._processChunk(input.subarray(off, off + STEP_INPUT_BYTES), flush);
-      } catch {
-        break;
+    while (total < max) {
+      handle.writeSync(flush, input, inOff, availIn, window, 0, window.length);
+      if (engine.destroyed) break;
+      const availOutAfter = state[0];
+      const availInAfter = state[1];
+      const have = window.length - availOutAfter;
+      if (have > 0) {
+        const take = Math.min(have, max - total);
+        parts.push(Buffer.from(window.subarray(0, take)));
+        total += take;
       }
-      if (total + out.length > max) out = out.subarray(0, max - total);
-      parts.push(out);
-      total += out.length;
+      const consumed = availIn - availInAfter;
+      inOff += consumed;
+      availIn = availInAfter;
+      if (availOutAfter === 0) continue;
+      if (availIn === 0 || (have === 0 && consumed === 0)) break;
     }
+  } catch {
+    /* corrupt data after the part already decoded: keep that part */
   } finally {
-    try {
-      engine.close();
-    } catch {
-      /* already closed by zlib after an error */
-    }
+    if (!engine.destroyed) engine.close();
   }
   return Buffer.concat(parts, total);
+}
+
+/** Halves the input until its decompressed prefix fits (at most 20 tries, each bounded by `max`). */
+function prefixFallback(kind: Compression, rawDeflate: boolean, input: Buffer, max: number): Buffer {
+  for (let len = input.length >> 1, tries = 0; len > 0 && tries < 20; len >>= 1, tries++) {
+    try {
+      return oneShot(kind, rawDeflate, input.subarray(0, len), max);
+    } catch {
+      /* still too large, or invalid: try a shorter prefix */
+    }
+  }
+  return Buffer.alloc(0);
 }
 
 export interface Decompressed {

@@ -6,8 +6,9 @@ import type { DecodeContext } from '../context';
 import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
 import { percentDecode } from '../text';
 
-/** A form key: no whitespace, no quotes or braces (JSON and prose are not forms). */
-const FORM_SHAPE = /^[^=&\s"{}<>]+=[^&\s]*(?:&+[^=&\s"{}<>]+(?:=[^&\s]*)?)*&*$/;
+/** Keys as apps write them (`imei`, `data[device][id]`, `a.b`, `x-y`, percent-escapes); not prose, JSON or `;` lists. */
+const FORM_KEY = '[A-Za-z0-9_.\\-\\[\\]%*+:@$!~|]+';
+const FORM_SHAPE = new RegExp(`^${FORM_KEY}=[^&\\s]*(?:&+${FORM_KEY}(?:=[^&\\s]*)?)*&*$`);
 
 export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
   const entries: Entry[] = [];
@@ -34,8 +35,8 @@ function looksLikeForm(text: string, declared: boolean): boolean {
   if (text.length < 3 || !FORM_SHAPE.test(text)) return false;
   if (text.includes('&')) return true;
   const eq = text.indexOf('=');
-  /* A single pair: `k=v` with a real value (base64 padding `abc=` is not a form). */
-  return eq > 0 && eq < text.length - 1 && text[eq + 1] !== '=';
+  /* A single pair: `k=v` with a real value and no second '=' (base64 padding `abc=` is not a form). */
+  return eq > 0 && eq < text.length - 1 && !text.includes('=', eq + 1);
 }
 
 export const formDecoder: Decoder = {
