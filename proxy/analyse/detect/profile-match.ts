@@ -17,6 +17,8 @@ const TOKENIZERS = [
   /(?:[0-9A-Fa-f]{2}[:\-]){5}[0-9A-Fa-f]{2}/g,
 ];
 
+const PHONE_LIKE = /^(?=(?:\D*\d){7})[+\d\s\-().\/]{7,24}$/;
+
 /** Fields longer than this are matched whole only (token scans of megabyte blobs find nothing useful). */
 const MAX_TOKENIZED_LENGTH = 64 * 1024;
 
@@ -32,6 +34,8 @@ export function detectProfileValues(field: DecodedField, profile: CompiledProfil
     emit({ type: match.type, value: match.value, detector: 'profile', confidence: 1, span: text, evidence });
   };
   tryText(whole);
+  // Phone numbers are written with any grouping ("+47 912 34 567", "(0)91-23-45-67"): compare their digits.
+  if (PHONE_LIKE.test(whole)) tryText(whole.replace(/[\s\-().\/]/g, ''));
   if (whole.length > MAX_TOKENIZED_LENGTH || whole.length <= profile.minVariantLength) return;
   for (const tokenizer of TOKENIZERS) {
     for (const m of whole.matchAll(tokenizer)) {
