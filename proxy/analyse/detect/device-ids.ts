@@ -139,13 +139,15 @@ export function detectDeviceIdsByKey(field: DecodedField, cls: KeyClass, emit: E
   }
 }
 
+const HAS_LONG_DIGIT_RUN = /\d{14}/;
+
 /** Digit runs not glued to letters, base64 text or a decimal point. */
 const DIGIT_RUN = /(?<![A-Za-z0-9+/.])\d{14,20}(?![A-Za-z0-9+/]|\.\d)/g;
 
 /** Pattern-only detection: strong formats only, and never under a key that names something else. */
 export function detectDeviceIdsByPattern(field: DecodedField, emit: Emit): void {
-  if (isNonIdentifierKey(keyOf(field))) return;
   const value = field.value;
+  if (value.length < 14 || !HAS_LONG_DIGIT_RUN.test(value) || isNonIdentifierKey(keyOf(field))) return;
   const whole = value.trim();
   for (const match of value.matchAll(DIGIT_RUN)) {
     const run = match[0];

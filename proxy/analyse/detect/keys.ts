@@ -30,11 +30,20 @@ const KEY_VOCABULARY: Array<[KeyClass, RegExp]> = [
   ['device_id', /^(device|dev|hw|hardware|terminal|handset|unique)(id|identifier|uuid|uid)$|^udid$|^deviceuniqueid$/],
 ];
 
+/** Keys repeat across fields and flows; their class is remembered (bounded, so hostile keys cannot grow it). */
+const classCache = new Map<string, KeyClass | null>();
+const CLASS_CACHE_LIMIT = 10_000;
+
 export function classifyKey(key: string | null | undefined): KeyClass | undefined {
+  if (!key) return undefined;
+  const cached = classCache.get(key);
+  if (cached !== undefined) return cached ?? undefined;
   const k = normalizeKey(key);
-  if (!k) return undefined;
-  for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) return cls;
-  return undefined;
+  let found: KeyClass | null = null;
+  if (k) for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) { found = cls; break; }
+  if (classCache.size >= CLASS_CACHE_LIMIT) classCache.clear();
+  classCache.set(key, found);
+  return found ?? undefined;
 }
 
 /**
@@ -44,9 +53,18 @@ export function classifyKey(key: string | null | undefined): KeyClass | undefine
 const NOT_AN_IDENTIFIER =
   /(order|txn|transaction|invoice|receipt|request|req|trace|span|correlation|session|event|message|msg|nonce|timestamp|time|date|expir|created|updated|^ts$|ms$|price|amount|total|cost|fee|balance|count|size|length|offset|limit|version|^ver$|^v$|build|hash|checksum|md5|sha|crc|etag|digest|token|sig|signature|payment|card|tracking|shipment|parcel|ticket|booking|product|sku|item|article|campaign|creative|placement|slot|impression|^bid|price|seq|sequence|index|page|score|duration|latency|height|width|quantity|qty|zip|postal|isbn|ean|upc|gtin|barcode|coupon|promo|reference|ref$|^ref|nonce|salt|key$|secret|iv$)/;
 
+const nonIdentifierCache = new Map<string, boolean>();
+
 export function isNonIdentifierKey(key: string | null | undefined): boolean {
-  const k = normalizeKey(key);
-  return k !== '' && NOT_AN_IDENTIFIER.test(k);
+  if (!key) return false;
+  let answer = nonIdentifierCache.get(key);
+  if (answer === undefined) {
+    const k = normalizeKey(key);
+    answer = k !== '' && NOT_AN_IDENTIFIER.test(k);
+    if (nonIdentifierCache.size >= CLASS_CACHE_LIMIT) nonIdentifierCache.clear();
+    nonIdentifierCache.set(key, answer);
+  }
+  return answer;
 }
 
 export const LATITUDE_KEY = /^(lat|latitude|gpslat|geolat|latdeg|userlat|devicelat|lati)$/;
