@@ -111,6 +111,34 @@ export function maskValue(type: IdentifierType, value: string): string {
   return `${value.slice(0, 3)}…${value.slice(-3)}`;
 }
 
+/** Why each type matters, in one sentence (the dashboard shows it beside a finding). */
+export const TYPE_MEANING: Record<IdentifierType, string> = {
+  imei: 'The IMEI is the phone\'s hardware serial number: it never changes and follows the phone across SIM cards, apps and owners.',
+  meid: 'The MEID is the hardware serial number of CDMA phones: like an IMEI, it never changes.',
+  imsi: 'The IMSI identifies your SIM subscription to the mobile network; it reveals your operator and country and tracks you across phones.',
+  iccid: 'The ICCID is the serial number printed on your SIM card; it identifies the card for its whole life.',
+  phone: 'Your phone number identifies you personally and can be used to contact or look you up.',
+  cell_id: 'A cell ID names the mobile tower you are connected to; public tower maps turn it into your approximate location.',
+  location: 'Coordinates say where the phone is.',
+  mac: 'A MAC address identifies a network radio for its whole life; a nearby access point\'s MAC (BSSID) reveals where you are.',
+  android_id: 'The Android ID identifies this phone to an app (or, on old Android, to every app) until a factory reset.',
+  ad_id: 'The advertising ID links your activity across apps for advertisers; you can reset or delete it in settings.',
+  serial: 'The device serial number identifies the phone for its whole life.',
+  email: 'An email address identifies you personally.',
+};
+
+/**
+ * The sentence for a stored finding (when no detector evidence is at hand, e.g. rebuilt from the
+ * database): "IMEI 354…621 in JSON key IMEI1, inside a base64 body."
+ */
+export function explainFinding(f: { type: IdentifierType; value: string; path: string; chain: string[]; key?: string | null; detector: Candidate['detector'] }): string {
+  return explainCandidate({
+    type: f.type, value: f.value, detector: f.detector, confidence: 1, span: f.value, subject: 'device',
+    evidence: f.detector === 'profile' ? 'matches your device profile' : '',
+    field: { path: f.path, key: f.key ?? null, keyPath: f.key ? [f.key] : [], value: f.value, chain: f.chain, group: '' },
+  });
+}
+
 export function explainCandidate(c: Candidate): string {
   const label = c.subject === 'surroundings' && c.type === 'mac' ? 'MAC address of a nearby Wi-Fi access point (BSSID)' : TYPE_LABEL[c.type];
   const evidence = c.evidence ? ` (${c.evidence})` : '';

@@ -16,7 +16,7 @@ import { detectProfileValues } from './profile-match';
 import { explainCandidate } from './explain';
 import { mccCountry } from './validate';
 
-export { explainCandidate } from './explain';
+export { explainCandidate, explainFinding, TYPE_LABEL, TYPE_MEANING } from './explain';
 export type { Candidate, Subject } from './candidate';
 
 /** A finding before judging (severity is added by judge/). */

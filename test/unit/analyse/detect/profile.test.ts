@@ -61,6 +61,11 @@ describe('compileProfile', () => {
     expect(big.variants).toBeInstanceOf(Map);
   });
 
+  it('refuses unknown keys and non-string values, naming them', () => {
+    expect(() => compileProfile({ imie: IMEI })).toThrow(/unknown key "imie"/);
+    expect(() => compileProfile({ imei: [IMEI, 7 as unknown as string] })).toThrow(/values must be strings/);
+  });
+
   it.each([
     ['imei', '354201098765430', /check digit should be/],
     ['imei', '3542', /15 digits/],
