@@ -6,7 +6,8 @@
 
 export function normalizeKey(key: string | null | undefined): string {
   if (!key) return '';
-  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
+  // "X-Device-IMEI": the X- of custom headers says nothing about the value.
+  return key.toLowerCase().replace(/^x-/, '').replace(/[^a-z0-9]/g, '');
 }
 
 export type KeyClass =

@@ -75,4 +75,14 @@ describe('detector properties', () => {
     expect(explainFinding({ type: 'iccid', value: '8947012345678901234', path: 'body>gzip>json:$.sim.iccid', chain: ['gzip', 'json'], key: 'iccid', detector: 'key' }))
       .toBe('ICCID (SIM card serial) 894…234 in JSON key iccid, inside a gzip-compressed body.');
   });
+
+  it.each([
+    [{ path: 'header:Authorization>jwt>json:$.email', chain: ['jwt', 'json'], key: 'email' }, 'in JSON key email, inside a JWT in header Authorization.'],
+    [{ path: 'body>form:data>percent>json:$.email', chain: ['form', 'percent', 'json'], key: 'email' }, 'in JSON key email, inside a percent-encoded value in form field data.'],
+    [{ path: 'query:u>url>query:email', chain: ['query', 'url', 'query'], key: 'email' }, 'in query parameter email, inside a URL in query parameter u.'],
+    [{ path: 'cookie:mail', chain: ['cookie'], key: 'mail' }, 'in cookie mail.'],
+    [{ path: 'body>multipart:meta>json:$.email', chain: ['multipart', 'json'], key: 'email' }, 'in JSON key email, inside multipart part meta.'],
+  ])('says where: %j', (where, ending) => {
+    expect(explainFinding({ type: 'email', value: 'kari@example.no', detector: 'pattern', ...where })).toBe(`Email address k…i@example.no ${ending}`);
+  });
 });
