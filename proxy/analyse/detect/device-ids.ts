@@ -139,6 +139,10 @@ export function detectDeviceIdsByKey(field: DecodedField, cls: KeyClass, emit: E
   }
 }
 
+function hasNoMeaningfulKey(field: DecodedField): boolean {
+  return field.key === null || /^\d+$/.test(field.key);
+}
+
 const HAS_LONG_DIGIT_RUN = /\d{14}/;
 
 /** Digit runs not glued to letters, base64 text or a decimal point. */
@@ -157,8 +161,10 @@ export function detectDeviceIdsByPattern(field: DecodedField, emit: Emit): void 
         emit({ type: 'imei', value: run, detector: 'pattern', confidence: 0.7, span: run, evidence: 'Luhn-valid, with a real TAC prefix' });
         continue;
       }
+      // An allocated MCC is true of a quarter of all 15-digit numbers: only a bare value with no key
+      // (text, a protobuf field number) is worth reporting on that evidence alone.
       const imsi = splitImsi(run);
-      if (imsi && run === whole) {
+      if (imsi && run === whole && hasNoMeaningfulKey(field)) {
         emit({ type: 'imsi', value: run, detector: 'pattern', confidence: 0.5, span: run, evidence: `MCC ${imsi.mcc} = ${imsi.country}, MNC ${imsi.mnc}` });
       }
     } else if (run.length >= 19 && run.startsWith('89') && luhnValid(run)) {

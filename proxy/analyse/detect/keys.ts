@@ -72,7 +72,7 @@ export const LATITUDE_KEY = /^(lat|latitude|gpslat|geolat|latdeg|userlat|devicel
 export const LONGITUDE_KEY = /^(lng|lon|long|longitude|gpslng|gpslon|geolng|geolon|londeg|userlng|userlon|devicelng|devicelon|longi)$/;
 export const LATITUDE_E7_KEY = /^(latitudee7|late7)$/;
 export const LONGITUDE_E7_KEY = /^(longitudee7|lnge7|lone7)$/;
-export const LATLNG_STRING_KEY = /^(ll|latlng|latlon|latlong|location|loc|coords|coordinates|position|pos|geo|gps|geolocation|userlocation|devicelocation|point|center|near)$/;
+export const LATLNG_STRING_KEY = /^(ll|latlng|latlon|latlong|location|loc|coords|coordinates|position|pos|geo|gps|geolocation|userlocation|devicelocation|lastlocation|lastknownlocation)$/;
 
 export const MCC_KEY = /^(mcc|mobilecountrycode|homemcc|simmcc|networkmcc)$/;
 export const MNC_KEY = /^(mnc|mobilenetworkcode|homemnc|simmnc|networkmnc)$/;

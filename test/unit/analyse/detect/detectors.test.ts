@@ -34,7 +34,8 @@ const rows: Row[] = [
   // imsi
   ['IMSI under SIM1LTEIMSI', [jsonField('SIM1LTEIMSI', '460011234567890')], [['imsi', '460011234567890', 'key']]],
   ['IMSI with unallocated MCC', [jsonField('imsi', '999011234567890')], []],
-  ['IMSI-shaped whole value, pattern only', [jsonField('value', '242011234567891')], [['imsi', '242011234567891', 'pattern']]],
+  ['IMSI-shaped bare value, pattern only', [{ path: 'body>protobuf:3', key: '3', keyPath: ['3'], value: '242011234567891', chain: ['protobuf'], group: 'body>protobuf' }], [['imsi', '242011234567891', 'pattern']]],
+  ['IMSI-shaped under a neutral key is not enough', [jsonField('value', '242011234567891')], []],
   ['IMSI-shaped under a request id', [jsonField('request_id', '242011234567891')], []],
   // iccid
   ['ICCID with F padding', [jsonField('SIM1ICCID', `${ICCID}F`)], [['iccid', ICCID, 'key']]],
