@@ -15,7 +15,7 @@ import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, safeTry } from './registry';
-import { isMostlyPrintable } from './text';
+import { firstSignificant, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -28,6 +28,9 @@ export const ALL_DECODERS: Decoder[] = [...TEXT_DECODERS, gzipDecoder, deflateDe
 const KEEP_ORIGINAL_MAX = 64;
 /** Binary leaves up to this size are kept as hex (raw MAC addresses, hashes); bigger ones are skipped. */
 const HEX_LEAF_MAX_BYTES = 64;
+
+const NONE: Decoder[] = [];
+const NO_HINT: Hint = Object.freeze({});
 
 /** Decoders a Content-Type asks for, tried before sniffing. */
 export function declaredDecoders(contentType: string | undefined): Decoder[] {
@@ -48,7 +51,7 @@ function join(parent: string, segment: string): string {
 
 function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
   if (typeof value === 'string') {
-    if (value.trim()) ctx.emit(pos, value);
+    if (firstSignificant(value) >= 0) ctx.emit(pos, value);
     return;
   }
   if (value.length === 0) return;
@@ -97,14 +100,15 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, dep
     walkBytes(ctx, value, pos, depth, hint);
     return;
   }
-  const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text');
+  const declared = hint.contentType ? declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text') : NONE;
   for (const decoder of declared) {
     const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
     if (out) return applyOutput(ctx, decoder, out, pos, depth);
   }
+  const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of TEXT_DECODERS) {
-    if (declared.includes(decoder)) continue;
-    const out = safeTry(decoder, value, ctx, { contentType: hint.contentType });
+    if (declared.length && declared.includes(decoder)) continue;
+    const out = safeTry(decoder, value, ctx, sniffHint);
     if (!out) continue;
     if (out.kind === 'transform' && value.length <= KEEP_ORIGINAL_MAX && (decoder === base64Decoder || decoder === hexDecoder)) {
       emitLeaf(ctx, value, pos);

@@ -43,7 +43,7 @@ export const formDecoder: Decoder = {
   type: 'form',
   accepts: 'text',
   decode(input: Payload, _ctx: DecodeContext, hint): DecoderOutput | null {
-    if (typeof input !== 'string') return null;
+    if (typeof input !== 'string' || input.indexOf('=') < 0) return null;
     const text = input.trim();
     if (!looksLikeForm(text, !!hint.declared)) return null;
     const entries = splitPairs(text, 'form');
