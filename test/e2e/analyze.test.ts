@@ -59,8 +59,12 @@ describe('JSONL', () => {
       chain: ['base64', 'json'],
       host: 'zzhc.vnet.cn',
       cleartext: true,
-      serverIp: '42.99.254.162',
+      serverIp: '202.96.128.86',
     });
+  });
+
+  test('destination facts come from the offline tables: China Telecom, in China', () => {
+    expect(recs.find((r) => r.entry === 0)).toMatchObject({ country: 'CN', asn: 4134 });
   });
 
   test('every record has the public fields', () => {
@@ -94,7 +98,7 @@ describe('table', () => {
     expect(run.status).toBe(0);
     const lines = run.stdout.split('\n');
     const hostLines = lines.filter((l) => /^\S/.test(l) && l.includes('['));
-    expect(hostLines[0]).toMatch(/^zzhc\.vnet\.cn {2}\[(HIGH|CRITICAL)\] {2}\(cleartext HTTP/);
+    expect(hostLines[0]).toMatch(/^zzhc\.vnet\.cn {2}\[(HIGH|CRITICAL)\] {2}\(cleartext HTTP, CN, AS4134 /);
     expect(hostLines.some((l) => l.startsWith('www.googleadservices.com'))).toBe(true);
     expect(run.stdout).toContain(`imei       ${IMEI}`);
     expect(run.stdout).not.toContain('update.example.com');
@@ -125,7 +129,7 @@ describe('usage errors exit 2', () => {
     [[], /at least one HAR file/],
     [['x.har', '--format', 'xml'], /--format must be jsonl or table/],
     [['x.har', '--frobnicate'], /unknown option --frobnicate/],
-    [['x.har', '--profile', '/nonexistent/profile.json'], /cannot read profile/],
+    [['x.har', '--profile', '/nonexistent/profile.json'], /cannot read the profile/],
   ])('%j', (args, message) => {
     const run = analyze(...(args as string[]));
     expect(run.status).toBe(2);
