@@ -4,10 +4,19 @@
  * case and dropping separators, so `device_imei`, `deviceImei` and `Device-IMEI` are one key.
  */
 
+const normalizedCache = new Map<string, string>();
+const CACHE_LIMIT = 10_000;
+
 export function normalizeKey(key: string | null | undefined): string {
   if (!key) return '';
-  // "X-Device-IMEI": the X- of custom headers says nothing about the value.
-  return key.toLowerCase().replace(/^x-/, '').replace(/[^a-z0-9]/g, '');
+  let k = normalizedCache.get(key);
+  if (k === undefined) {
+    // "X-Device-IMEI": the X- of custom headers says nothing about the value.
+    k = key.toLowerCase().replace(/^x-/, '').replace(/[^a-z0-9]/g, '');
+    if (normalizedCache.size >= CACHE_LIMIT) normalizedCache.clear();
+    normalizedCache.set(key, k);
+  }
+  return k;
 }
 
 export type KeyClass =
@@ -33,7 +42,6 @@ const KEY_VOCABULARY: Array<[KeyClass, RegExp]> = [
 
 /** Keys repeat across fields and flows; their class is remembered (bounded, so hostile keys cannot grow it). */
 const classCache = new Map<string, KeyClass | null>();
-const CLASS_CACHE_LIMIT = 10_000;
 
 export function classifyKey(key: string | null | undefined): KeyClass | undefined {
   if (!key) return undefined;
@@ -42,7 +50,7 @@ export function classifyKey(key: string | null | undefined): KeyClass | undefine
   const k = normalizeKey(key);
   let found: KeyClass | null = null;
   if (k) for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) { found = cls; break; }
-  if (classCache.size >= CLASS_CACHE_LIMIT) classCache.clear();
+  if (classCache.size >= CACHE_LIMIT) classCache.clear();
   classCache.set(key, found);
   return found ?? undefined;
 }
@@ -62,7 +70,7 @@ export function isNonIdentifierKey(key: string | null | undefined): boolean {
   if (answer === undefined) {
     const k = normalizeKey(key);
     answer = k !== '' && NOT_AN_IDENTIFIER.test(k);
-    if (nonIdentifierCache.size >= CLASS_CACHE_LIMIT) nonIdentifierCache.clear();
+    if (nonIdentifierCache.size >= CACHE_LIMIT) nonIdentifierCache.clear();
     nonIdentifierCache.set(key, answer);
   }
   return answer;
