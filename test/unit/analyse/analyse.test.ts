@@ -87,6 +87,26 @@ describe('analyseFlow', () => {
   });
 });
 
+describe('purity', () => {
+  it('imports nothing that touches files, sockets, SQLite or WebSockets', () => {
+    const root = join(__dirname, '..', '..', '..', 'proxy', 'analyse');
+    const allowed = /^(\.{1,2}\/|node:(crypto|zlib|buffer)$|libphonenumber-js)/;
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (entry.name.endsWith('.ts')) {
+          const text = readFileSync(path, 'utf8');
+          for (const m of text.matchAll(/(?:from\s+|require\()\s*'([^']+)'/g)) if (!allowed.test(m[1]!)) offenders.push(`${path}: ${m[1]}`);
+        }
+      }
+    };
+    walk(root);
+    expect(offenders).toEqual([]);
+  });
+});
+
 /** Seeded PRNG (mulberry32) so a failing case can be replayed. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
