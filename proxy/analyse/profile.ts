@@ -34,7 +34,7 @@ export interface CompiledProfile {
 
 export class ProfileValueError extends Error {
   constructor(readonly type: string, readonly value: string, readonly reason: string) {
-    super(`profile ${type} "${value}": ${reason}`);
+    super(value === '' ? `profile: ${reason}` : `profile ${type} "${value}": ${reason}`);
   }
 }
 
