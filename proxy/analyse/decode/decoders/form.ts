@@ -10,11 +10,21 @@ import { percentDecode } from '../text';
 const FORM_KEY = '[A-Za-z0-9_.\\-\\[\\]%*+:@$!~|]+';
 const FORM_SHAPE = new RegExp(`^${FORM_KEY}=[^&\\s]*(?:&+${FORM_KEY}(?:=[^&\\s]*)?)*&*$`);
 
+/** Nameless parameters at least this long are read as values (encoded blobs), shorter ones as flags. */
+const BARE_VALUE_MIN = 8;
+
 export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
   const entries: Entry[] = [];
-  for (const part of text.split('&')) {
+  const parts = text.split('&');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
     if (!part) continue;
     const eq = part.indexOf('=');
+    if (eq < 0 && part.length >= BARE_VALUE_MIN) {
+      /* `?eyJpbWVpIjoi...`: a bare blob with no name is a value, not a key. */
+      entries.push({ segment: `${type}:#${i}`, groupSegment: type, chain: [type], key: null, keyPath: [], value: percentDecode(part, plusIsSpace) });
+      continue;
+    }
     const rawKey = eq >= 0 ? part.slice(0, eq) : part;
     const rawValue = eq >= 0 ? part.slice(eq + 1) : '';
     const key = percentDecode(rawKey, plusIsSpace);
@@ -30,8 +40,7 @@ export function splitPairs(text: string, type: string, plusIsSpace = true): Entr
   return entries;
 }
 
-function looksLikeForm(text: string, declared: boolean): boolean {
-  if (declared) return text.includes('=');
+function looksLikeForm(text: string): boolean {
   if (text.length < 3 || !FORM_SHAPE.test(text)) return false;
   if (text.includes('&')) return true;
   const eq = text.indexOf('=');
@@ -42,10 +51,11 @@ function looksLikeForm(text: string, declared: boolean): boolean {
 export const formDecoder: Decoder = {
   type: 'form',
   accepts: 'text',
-  decode(input: Payload, _ctx: DecodeContext, hint): DecoderOutput | null {
+  decode(input: Payload): DecoderOutput | null {
     if (typeof input !== 'string' || input.indexOf('=') < 0) return null;
     const text = input.trim();
-    if (!looksLikeForm(text, !!hint.declared)) return null;
+    /* Declared or not, the text must have the shape of a form: apps also send JSON or base64 as "form" bodies. */
+    if (!looksLikeForm(text)) return null;
     const entries = splitPairs(text, 'form');
     return entries.length ? { kind: 'fields', entries } : null;
   },

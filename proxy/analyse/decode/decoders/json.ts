@@ -101,3 +101,26 @@ export const jsonDecoder: Decoder = {
   },
   explain: () => 'a JSON document, read key by key',
 };
+
+/** JSON Lines / NDJSON (analytics batches, crash-report envelopes): two or more lines, each a JSON object or array. */
+export const jsonLinesDecoder: Decoder = {
+  type: 'jsonl',
+  accepts: 'text',
+  decode(input: Payload): DecoderOutput | null {
+    if (typeof input !== 'string' || input.indexOf('\n') < 0) return null;
+    const first = firstSignificant(input);
+    if (first !== 0x7b && first !== 0x5b) return null;
+    const lines = input.split('\n');
+    const entries: Entry[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (!line) continue;
+      const c = line.charCodeAt(0);
+      const last = line.charCodeAt(line.length - 1);
+      if (!((c === 0x7b && last === 0x7d) || (c === 0x5b && last === 0x5d))) return null;
+      entries.push({ segment: `jsonl:${i}`, groupSegment: 'jsonl', chain: ['jsonl'], key: null, keyPath: [], value: line });
+    }
+    return entries.length >= 2 ? { kind: 'fields', entries } : null;
+  },
+  explain: () => 'JSON Lines: one JSON document per line, each read key by key',
+};

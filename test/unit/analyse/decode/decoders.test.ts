@@ -74,7 +74,7 @@ const rows: Row[] = [
   },
   {
     name: 'form body sniffed without a Content-Type',
-    run: body(`imei=${IDS.imei}&ts=1700000000`, undefined),
+    run: body(`imei=${IDS.imei}&ts=1700000000&${Buffer.from(imeiJson).toString('base64url')}&debug`, undefined),
     expect: [{ path: 'body>form:imei', value: IDS.imei, key: 'imei' }],
   },
   {
@@ -193,6 +193,21 @@ const rows: Row[] = [
     expect: [{ path: 'body>json:$.blob>base64>xml:/d/imsi', value: IDS.imsi, chain: ['json', 'base64', 'xml'], keyPath: ['blob', 'd', 'imsi'] }],
   },
   {
+    name: 'JSON Lines (NDJSON batch)',
+    run: body(`{"type":"event"}\n${imeiJson}\n{"n":3}\n`, 'application/x-ndjson'),
+    expect: [{ path: 'body>jsonl:1>json:$.imei', value: IDS.imei, chain: ['jsonl', 'json'] }],
+  },
+  {
+    name: 'a "form" body that is really base64 JSON falls back to sniffing',
+    run: body(Buffer.from(JSON.stringify({ imei: IDS.imei, x: 1 })).toString('base64'), 'application/x-www-form-urlencoded'),
+    expect: [{ path: 'body>base64>json:$.imei', value: IDS.imei, chain: ['base64', 'json'] }],
+  },
+  {
+    name: 'a "form" body that is really JSON falls back to sniffing',
+    run: body(imeiJson, 'application/x-www-form-urlencoded'),
+    expect: [{ path: 'body>json:$.imei', value: IDS.imei }],
+  },
+  {
     name: 'plain text body is one field',
     run: body('hello from the phone', 'text/plain'),
     expect: [{ path: 'body', value: 'hello from the phone', chain: [], key: null }],
@@ -220,7 +235,7 @@ describe('the request around the body', () => {
   const jwt = `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${jwtPayload}.c2lnbmF0dXJl`;
   const nested = `https://tracker.example/px?imsi=${IDS.imsi}`;
   const flow = makeFlow({
-    url: `http://api.example.test/v1/device/${Buffer.from(imeiJson).toString('base64url')}/ping?gaid=${IDS.gaid}&next=${encodeURIComponent(nested)}&d=${encodeURIComponent(Buffer.from(imeiJson).toString('base64'))}&ts=1700000000`,
+    url: `http://api.example.test/v1/device/${Buffer.from(imeiJson).toString('base64url')}/ping?gaid=${IDS.gaid}&next=${encodeURIComponent(nested)}&d=${encodeURIComponent(Buffer.from(imeiJson).toString('base64'))}&ts=1700000000&${Buffer.from(imeiJson).toString('base64url')}&debug`,
     headers: [
       ['Host', 'api.example.test'],
       ['X-Device-Id', IDS.androidId],
@@ -242,6 +257,7 @@ describe('the request around the body', () => {
     ['cookie:uid', 'u123', ['cookie']],
     ['cookie:prefs>percent>json:$.mac', IDS.mac, ['cookie', 'percent', 'json']],
     ['body>json:$.ok', 'true', ['json']],
+    ['query:#4>base64>json:$.imei', IDS.imei, ['query', 'base64', 'json']],
   ])('%s', (path, value, chain) => {
     const f = fieldAt(result, path);
     if (!f) throw new Error(`no field at ${path}; got:\n${result.fields.map((x) => x.path).join('\n')}`);
