@@ -1,7 +1,8 @@
 /**
  * gzip, deflate (zlib-wrapped or raw) and brotli, always bounded: the output may not exceed the
  * ratio limit nor what is left of the per-flow decoded-bytes budget. A decompression bomb is cut
- * at the limit (keeping what came before the cut) and noted; it never costs more than the limit.
+ * at the limit (keeping what came before the cut) and noted; it never costs more than the limit,
+ * and large expansions also stop when the flow's time budget is spent.
  */
 import * as zlib from 'node:zlib';
 import type { DecodeContext } from '../context';
@@ -23,7 +24,9 @@ function isTooLarge(err: unknown): boolean {
   return !!err && typeof err === 'object' && ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError);
 }
 
-/** Output window of the incremental decompressor used when a payload overflows its allowance. */
+/** Allowances up to this size are decompressed in one native call (bounded by maxOutputLength); larger ones incrementally, watching the clock. */
+const ONE_SHOT_MAX_OUTPUT = 8 * 1024 * 1024;
+/** Output window of the incremental decompressor. */
 const STEP_OUTPUT_BYTES = 64 * 1024;
 
 /** The synchronous zlib handle Node itself drives in zlib.*Sync (node:zlib processChunkSync). */
@@ -44,37 +47,61 @@ function makeEngine(kind: Compression, rawDeflate: boolean): EngineInternals {
   return (rawDeflate ? zlib.createInflateRaw() : zlib.createInflate()) as unknown as EngineInternals;
 }
 
+interface Inflated {
+  bytes: Buffer;
+  /** More output was there than the allowance. */
+  overflow: boolean;
+  /** Stopped by the time budget. */
+  interrupted: boolean;
+  /** The data was invalid before anything came out. */
+  failed: boolean;
+}
+
 /**
  * Decompresses until `max` bytes are out, keeping them: the same loop Node runs in zlib.*Sync,
- * but stopping at the allowance instead of throwing the output away. Costs at most `max` plus one
- * output window. Falls back to the largest input prefix that fits if Node's internals change.
+ * but stopping at the allowance (or when `stop()` says the time is up) instead of throwing the
+ * output away. Costs at most `max` plus one output window. Falls back to the largest input prefix
+ * that fits if Node's internals ever change.
  */
-function boundedPrefix(kind: Compression, rawDeflate: boolean, input: Buffer, max: number): Buffer {
+function inflateIncrementally(kind: Compression, rawDeflate: boolean, input: Buffer, max: number, stop: () => boolean): Inflated {
   const engine = makeEngine(kind, rawDeflate);
   engine.on('error', () => undefined);
   const handle = engine._handle;
   const state = engine._writeState;
   if (!handle || typeof handle.writeSync !== 'function' || !ArrayBuffer.isView(state) || state.length < 2) {
     engine.close();
-    return prefixFallback(kind, rawDeflate, input, max);
+    const bytes = prefixFallback(kind, rawDeflate, input, max);
+    return { bytes, overflow: true, interrupted: false, failed: bytes.length === 0 };
   }
   const flush = kind === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH;
   const window = Buffer.allocUnsafe(STEP_OUTPUT_BYTES);
   const parts: Buffer[] = [];
+  const result = { overflow: false, interrupted: false, failed: false };
   let total = 0;
   let inOff = 0;
   let availIn = input.length;
   try {
-    while (total < max) {
+    for (;;) {
+      if (stop()) {
+        result.interrupted = true;
+        break;
+      }
       handle.writeSync(flush, input, inOff, availIn, window, 0, window.length);
-      if (engine.destroyed) break;
+      if (engine.destroyed) {
+        result.failed = total === 0;
+        break;
+      }
       const availOutAfter = state[0];
       const availInAfter = state[1];
       const have = window.length - availOutAfter;
-      if (have > 0) {
-        const take = Math.min(have, max - total);
+      const take = Math.min(have, max - total);
+      if (take > 0) {
         parts.push(Buffer.from(window.subarray(0, take)));
         total += take;
+      }
+      if (have > take || (availOutAfter === 0 && total >= max)) {
+        result.overflow = true;
+        break;
       }
       const consumed = availIn - availInAfter;
       inOff += consumed;
@@ -83,11 +110,11 @@ function boundedPrefix(kind: Compression, rawDeflate: boolean, input: Buffer, ma
       if (availIn === 0 || (have === 0 && consumed === 0)) break;
     }
   } catch {
-    /* corrupt data after the part already decoded: keep that part */
+    result.failed = total === 0;
   } finally {
     if (!engine.destroyed) engine.close();
   }
-  return Buffer.concat(parts, total);
+  return { bytes: Buffer.concat(parts, total), ...result };
 }
 
 /** Halves the input until its decompressed prefix fits (at most 20 tries, each bounded by `max`). */
@@ -119,18 +146,20 @@ export function decompress(kind: Compression, input: Buffer, ctx: DecodeContext,
     return null;
   }
   const rawDeflate = kind === 'deflate' && !hasZlibMagic(input);
-  let bytes: Buffer;
-  let cut = false;
-  try {
-    bytes = oneShot(kind, rawDeflate, input, max);
-  } catch (err) {
-    if (!isTooLarge(err)) return null;
-    bytes = boundedPrefix(kind, rawDeflate, input, max);
-    cut = true;
+  let inflated: Inflated | undefined;
+  if (max <= ONE_SHOT_MAX_OUTPUT) {
+    try {
+      const bytes = oneShot(kind, rawDeflate, input, max);
+      inflated = { bytes, overflow: false, interrupted: false, failed: false };
+    } catch (err) {
+      if (!isTooLarge(err)) return null;
+    }
   }
-  if (bytes.length === 0 && input.length > 0 && kind !== 'br') return null;
+  inflated ??= inflateIncrementally(kind, rawDeflate, input, max, () => ctx.outOfTime());
+  const { bytes } = inflated;
+  if (inflated.failed || (bytes.length === 0 && input.length > 0 && kind !== 'br')) return null;
   ctx.spendDecoded(bytes.length);
-  if (!cut) return { bytes };
+  if (!inflated.overflow) return { bytes };
   if (cutBy === 'maxRatio') {
     ctx.hit('maxRatio', `${kind} at ${where} cut at ${bytes.length} bytes: it expands more than ${ctx.limits.maxRatio}:1 (a decompression bomb?)`);
   } else {

@@ -53,11 +53,19 @@ describe('maxRatio and maxDecodedBytes (decompression bombs)', () => {
     const inner = Buffer.concat(Array(1024).fill(member));
     const bomb = zlib.gzipSync(inner, { level: 9 });
     expect(bomb.length).toBeLessThan(16 * 1024);
-    const r = decodeBytes(bomb, 'application/octet-stream');
+    const r = decodeBytes(bomb, 'application/octet-stream', { timeBudgetMs: 60_000 });
     expect(r.limitsHit).toContain('maxDecodedBytes');
     expect(r.notes.join('\n')).toMatch(/gzip at body>gzip cut at \d+ bytes: the flow's decoded-bytes budget/);
     expect(r.decodedBytes).toBeLessThanOrEqual(DEFAULT_DECODE_LIMITS.maxDecodedBytes);
     expect(r.decodedBytes).toBeGreaterThan(DEFAULT_DECODE_LIMITS.maxDecodedBytes - 2 * MiB);
+  });
+
+  test('the same bomb under a 1 ms time budget stops expanding early', () => {
+    const member = zlib.gzipSync(Buffer.alloc(MiB), { level: 9 });
+    const bomb = zlib.gzipSync(Buffer.concat(Array(1024).fill(member)), { level: 9 });
+    const r = decodeBytes(bomb, 'application/octet-stream', { timeBudgetMs: 1 });
+    expect(r.limitsHit).toContain('timeBudgetMs');
+    expect(r.decodedBytes).toBeLessThan(DEFAULT_DECODE_LIMITS.maxDecodedBytes / 2);
   });
 
   test('Content-Encoding bomb with a small budget: cut, noted, the flow still decodes its URL', () => {
