@@ -5,16 +5,13 @@
 import { createGeoLookup, loadGeoLookup, parsePublicAddress } from '../../../proxy/geo';
 import { splitCsvLine } from '../../../proxy/geo/ranges';
 
-const v6 = (prefix: string): string => (BigInt(`0x${prefix.replace(/:/g, '').padEnd(32, '0')}`)).toString();
-const v6End = (prefix: string): string => (BigInt(`0x${prefix.replace(/:/g, '').padEnd(32, 'f')}`)).toString();
-
 describe('createGeoLookup', () => {
   let countryReads = 0;
   const geo = createGeoLookup({
     countryV4: () => { countryReads++; return '16777472,16778239,CN\n16777216,16777471,AU\n'; },
     asnV4: () => '16777216,16777471,13335,"Cloudflare, Inc."\n16777472,16778239,4134,Chinanet\nnot,a,row\n',
-    countryV6: () => `${v6('20010db9')},${v6End('20010db9')},NO\n`,
-    asnV6: () => `${v6('20010db9')},${v6End('20010db9')},2119,"Telenor ""Norge"" AS"\n`,
+    countryV6: () => '2001:db9::,2001:db9:ffff:ffff:ffff:ffff:ffff:ffff,NO\n',
+    asnV6: () => '2001:db9::,2001:db9:ffff:ffff:ffff:ffff:ffff:ffff,2119,"Telenor ""Norge"" AS"\nzz::,::1,1,bad\n',
   });
 
   it('finds the range holding an address, with a quoted owner name', () => {
@@ -42,7 +39,8 @@ describe('createGeoLookup', () => {
 
 describe('parsePublicAddress / splitCsvLine', () => {
   it('parses bracketed and zoned addresses', () => {
-    expect(parsePublicAddress('[2001:db9::1]')).toEqual({ family: 6, key: BigInt('0x20010db900000000') });
+    expect(parsePublicAddress('[2001:db9:7::1]')).toEqual({ family: 6, key: 0x20010db90007 });
+    expect(parsePublicAddress('2001:db9:::1')).toBeUndefined();
     expect(parsePublicAddress('8.8.8.8')).toEqual({ family: 4, key: 134744072 });
   });
 
@@ -53,6 +51,7 @@ describe('parsePublicAddress / splitCsvLine', () => {
 
 describe('loadGeoLookup (shipped offline databases)', () => {
   const geo = loadGeoLookup();
+  beforeAll(() => geo.warm());
   it('knows well-known public resolvers', () => {
     expect(geo.lookup('8.8.8.8')).toMatchObject({ country: 'US', asn: 15169 });
     expect(geo.lookup('1.1.1.1')).toMatchObject({ asn: 13335 });
