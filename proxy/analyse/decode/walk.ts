@@ -6,7 +6,7 @@
 import type { DecodeContext, Position } from './context';
 import { base64Decoder } from './decoders/base64';
 import { brotliDecoder, deflateDecoder, gzipDecoder } from './decoders/compress';
-import { formDecoder, urlDecoder } from './decoders/form';
+import { formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form';
 import { hexDecoder } from './decoders/hex';
 import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
@@ -18,7 +18,7 @@ import { Decoder, DecoderOutput, Entry, Hint, Payload, safeTry } from './registr
 import { firstSignificant, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
-export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, percentDecoder, base64Decoder, hexDecoder];
+export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
 /** Tried on bytes that are not text. */
 export const BYTE_DECODERS: Decoder[] = [gzipDecoder, deflateDecoder, multipartDecoder, protobufDecoder];
 /** Every decoder, for the dashboard's explanations. */

@@ -90,6 +90,27 @@ export function urlEntries(url: string, prefix: string[]): Entry[] {
 
 const NESTED_URL = /^[a-z][a-z0-9+.-]{1,15}:\/\/[^\s/?#]+[^\s]*$/i;
 
+/** `name=value; name2=value2` lists (custom headers, cookie-like strings): two or more pairs. */
+const SEMICOLON_PAIRS = /^\s*[A-Za-z0-9_.\-[\]]+=[^;]*(?:;\s*[A-Za-z0-9_.\-[\]]+=[^;]*)+;?\s*$/;
+
+export const semicolonPairsDecoder: Decoder = {
+  type: 'pairs',
+  accepts: 'text',
+  decode(input: Payload): DecoderOutput | null {
+    if (typeof input !== 'string' || input.indexOf(';') < 0 || input.indexOf('=') < 0 || !SEMICOLON_PAIRS.test(input)) return null;
+    const entries: Entry[] = [];
+    for (const part of input.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq < 0) continue;
+      const key = part.slice(0, eq).trim();
+      const value = part.slice(eq + 1).trim();
+      entries.push({ segment: `pairs:${key}`, groupSegment: 'pairs', chain: ['pairs'], key, keyPath: [key], value: percentDecode(value, false) });
+    }
+    return entries.length ? { kind: 'fields', entries } : null;
+  },
+  explain: () => 'name=value pairs separated by semicolons, read one by one',
+};
+
 export const urlDecoder: Decoder = {
   type: 'url',
   accepts: 'text',
