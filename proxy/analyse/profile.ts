@@ -111,7 +111,15 @@ function textVariants(type: IdentifierType, value: string): Array<[string, strin
     }
     case 'iccid':
       out.push([`${value}F`, 'with F padding']);
+      out.push([value.slice(0, -1), 'without its check digit']);
       break;
+    case 'android_id': {
+      // Google check-in and some SDKs send the Android ID as the 64-bit integer it is (signed).
+      const unsigned = BigInt(`0x${value}`);
+      out.push([unsigned.toString(), 'as a decimal number']);
+      if (unsigned >= 2n ** 63n) out.push([(unsigned - 2n ** 64n).toString(), 'as a decimal number']);
+      break;
+    }
     case 'phone': {
       const p = parsePhoneNumberFromString(value);
       if (p) {

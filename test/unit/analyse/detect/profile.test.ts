@@ -10,7 +10,8 @@ import { jsonField, luhn, textField } from './fields';
 
 const IMEI = luhn('35420109876543');
 const MAC = 'd4:6a:6a:12:34:56';
-const profile = compileProfile({ name: 'Nokia 7 plus', imei: [IMEI], phone: '+4791234567', mac: MAC, ad_id: '3F2C1A9E-7B4D-4C1E-9A2B-5D6E7F8A9B0C', email: 'Kari@Example.no' });
+const ICCID = luhn('894701234567890123');
+const profile = compileProfile({ name: 'Nokia 7 plus', imei: [IMEI], phone: '+4791234567', mac: MAC, ad_id: '3F2C1A9E-7B4D-4C1E-9A2B-5D6E7F8A9B0C', email: 'Kari@Example.no', iccid: ICCID, android_id: 'F1B2C3D4E5F60718' });
 
 const hash = (alg: string, text: string, enc: 'hex' | 'base64' = 'hex'): string => createHash(alg).update(text).digest(enc);
 
@@ -29,6 +30,8 @@ describe('compileProfile', () => {
     ['MAC upper case, no separators', 'D46A6A123456', 'mac', 'without separators'],
     ['MAC with dashes', 'D4-6A-6A-12-34-56', 'mac', 'with dashes'],
     ['SHA-1 of the upper-case bare MAC', hash('sha1', 'D46A6A123456'), 'mac', 'without separators, as its SHA-1 hash'],
+    ['ICCID without its check digit', ICCID.slice(0, -1), 'iccid', 'without its check digit'],
+    ['Android ID as the signed 64-bit integer check-in sends', (BigInt('0xf1b2c3d4e5f60718') - 2n ** 64n).toString(), 'android_id', 'as a decimal number'],
     ['ad id without dashes', '3f2c1a9e7b4d4c1e9a2b5d6e7f8a9b0c', 'ad_id', 'without dashes'],
     ['SHA-256 of the lower-case email', hash('sha256', 'kari@example.no'), 'email', 'as its SHA-256 hash'],
   ])('matches %s', (_name, text, type, variant) => {
@@ -46,8 +49,10 @@ describe('compileProfile', () => {
   it('normalizes the values it keeps', () => {
     expect(profile.values).toEqual([
       { type: 'imei', value: IMEI },
+      { type: 'iccid', value: ICCID },
       { type: 'phone', value: '+4791234567' },
       { type: 'mac', value: MAC },
+      { type: 'android_id', value: 'f1b2c3d4e5f60718' },
       { type: 'ad_id', value: '3f2c1a9e-7b4d-4c1e-9a2b-5d6e7f8a9b0c' },
       { type: 'email', value: 'kari@example.no' },
     ]);
