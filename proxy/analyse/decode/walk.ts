@@ -59,19 +59,19 @@ function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
   else if (value.length <= HEX_LEAF_MAX_BYTES) ctx.emit(pos, value.toString('hex'));
 }
 
-function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position, depth: number): void {
+function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position): void {
   if (out.kind === 'transform') {
     const next: Position = { ...pos, path: join(pos.path, decoder.type), chain: [...pos.chain, decoder.type] };
-    walkValue(ctx, out.data, next, depth + 1, { contentType: out.contentType });
+    walkValue(ctx, out.data, next, { contentType: out.contentType });
     return;
   }
   for (const entry of out.entries) {
     if (ctx.stopped) return;
-    walkEntry(ctx, entry, pos, depth);
+    walkEntry(ctx, entry, pos);
   }
 }
 
-export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, depth: number): void {
+export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position): void {
   const child: Position = {
     path: join(pos.path, entry.segment),
     key: entry.key,
@@ -84,11 +84,11 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, depth
     return;
   }
   const hint: Hint = entry.contentType ? { contentType: entry.contentType } : {};
-  walkValue(ctx, entry.value, child, depth + 1, hint);
+  walkValue(ctx, entry.value, child, hint);
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
-export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, depth: number, hint: Hint = {}): void {
+export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = {}): void {
   if (ctx.stopped || ctx.outOfTime()) return;
   if (pos.chain.length >= ctx.limits.maxDepth) {
     ctx.hit('maxDepth', `decoding depth limit of ${ctx.limits.maxDepth} reached at ${pos.path}; the value there is kept as it is`);
@@ -97,13 +97,13 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, dep
   }
   ctx.at = pos.path || 'body';
   if (typeof value !== 'string') {
-    walkBytes(ctx, value, pos, depth, hint);
+    walkBytes(ctx, value, pos, hint);
     return;
   }
   const declared = hint.contentType ? declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text') : NONE;
   for (const decoder of declared) {
     const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
-    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+    if (out) return applyOutput(ctx, decoder, out, pos);
   }
   const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of TEXT_DECODERS) {
@@ -113,12 +113,12 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, dep
     if (out.kind === 'transform' && value.length <= KEEP_ORIGINAL_MAX && (decoder === base64Decoder || decoder === hexDecoder)) {
       emitLeaf(ctx, value, pos);
     }
-    return applyOutput(ctx, decoder, out, pos, depth);
+    return applyOutput(ctx, decoder, out, pos);
   }
   emitLeaf(ctx, value, pos);
 }
 
-function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: number, hint: Hint): void {
+function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
   if (bytes.length === 0) return;
   const ct = hint.contentType?.toLowerCase() ?? '';
   if (ct.includes('grpc')) {
@@ -126,7 +126,7 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: numb
     if (frames) {
       frames.forEach((frame, i) => {
         const framePos: Position = { ...pos, path: join(pos.path, `grpc:${i}`), chain: [...pos.chain, 'grpc'] };
-        walkValue(ctx, frame, framePos, depth + 1, { contentType: 'application/x-protobuf' });
+        walkValue(ctx, frame, framePos, { contentType: 'application/x-protobuf' });
       });
       return;
     }
@@ -134,21 +134,21 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: numb
   const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'bytes');
   for (const decoder of declared) {
     const out = safeTry(decoder, bytes, ctx, { ...hint, declared: true });
-    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+    if (out) return applyOutput(ctx, decoder, out, pos);
   }
   for (const decoder of [gzipDecoder, deflateDecoder, multipartDecoder]) {
     if (declared.includes(decoder)) continue;
     const out = safeTry(decoder, bytes, ctx, { contentType: hint.contentType });
-    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+    if (out) return applyOutput(ctx, decoder, out, pos);
   }
   if (isMostlyPrintable(bytes)) {
     const text = bytes.toString('utf8');
-    walkValue(ctx, text, pos, depth, { contentType: hint.contentType });
+    walkValue(ctx, text, pos, { contentType: hint.contentType });
     return;
   }
   if (!declared.includes(protobufDecoder)) {
     const out = safeTry(protobufDecoder, bytes, ctx, {});
-    if (out) return applyOutput(ctx, protobufDecoder, out, pos, depth);
+    if (out) return applyOutput(ctx, protobufDecoder, out, pos);
   }
   emitLeaf(ctx, bytes, pos);
 }
