@@ -68,6 +68,14 @@ function groupContextFields(fields: DecodedField[]): Map<string, DecodedField[]>
   return groups;
 }
 
+/** "354…437,354…445" under `imei` (dual SIM) is two values: a telling key covers each item of a short list. */
+function listedValues(field: DecodedField): DecodedField[] {
+  if (field.value.length > 512 || !/[,;|]/.test(field.value)) return [field];
+  const parts = field.value.split(/[,;|]/).map((p) => p.trim()).filter(Boolean);
+  if (parts.length < 2 || parts.length > 8) return [field];
+  return [field, ...parts.map((value) => ({ ...field, value }))];
+}
+
 function better(a: Candidate, b: Candidate): boolean {
   const rank = DETECTOR_RANK[a.detector] - DETECTOR_RANK[b.detector];
   return rank !== 0 ? rank > 0 : a.confidence > b.confidence;
@@ -92,12 +100,14 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const cls = classifyKey(keyOf(field));
     if (cls) {
-      detectDeviceIdsByKey(field, cls, emit);
-      detectMacByKey(field, cls, emit);
-      detectCellId(field, cls, ctx, emit);
-      if (cls === 'phone') deferredPhones.push(field);
+      for (const part of listedValues(field)) {
+        detectDeviceIdsByKey(part, cls, emit);
+        detectMacByKey(part, cls, emit);
+        detectCellId(part, cls, ctx, emit);
+        if (cls === 'phone') deferredPhones.push(part);
+      }
     }
-    if (!cls || cls === 'email') detectDeviceIdsByPattern(field, emit);
+    detectDeviceIdsByPattern(field, emit);
     detectMacByPattern(field, emit);
     detectLocationInText(field, ctx, (c) => offer({ subject: 'surroundings', ...c }));
   }

@@ -25,6 +25,8 @@ const rows: Row[] = [
   ['non-Luhn under imei key', [jsonField('imei', NOT_LUHN)], []],
   ['all-zero IMEI placeholder', [jsonField('imei', '000000000000000')], []],
   ['Luhn-valid but no reporting body, no key', [textField(IMEI_ODD_TAC)], []],
+  ['dual-SIM IMEIs as a list under one key', [jsonField('imei', `${IMEI},${luhn('35420109876544')}`)], [['imei', IMEI, 'key'], ['imei', luhn('35420109876544'), 'key']]],
+  ['IMEI inside text under an imei key', [jsonField('imei', `IMEI: ${IMEI}`)], [['imei', IMEI, 'pattern']]],
   ['IMEI as deviceId', [jsonField('deviceId', IMEI)], [['imei', IMEI, 'key']]],
   ['IMEI digits inside a decimal number', [textField(`0.${IMEI}`)], []],
   // meid
