@@ -88,7 +88,10 @@ export function urlEntries(url: string, prefix: string[]): Entry[] {
   return entries;
 }
 
-const NESTED_URL = /^[a-z][a-z0-9+.-]{1,15}:\/\/[^\s/?#]+[^\s]*$/i;
+/** Unambiguous on purpose (authority, then an optional path/query): no backtracking blow-up on hostile text. */
+const NESTED_URL = /^[a-z][a-z0-9+.-]{1,15}:\/\/[^\s/?#]+(?:[/?#]\S*)?$/i;
+/** Nested URLs and pair lists longer than this are not sniffed (no real one is that long). */
+const MAX_SNIFFED_TEXT = 64 * 1024;
 
 /** `name=value; name2=value2` lists (custom headers, cookie-like strings): two or more pairs. */
 const SEMICOLON_PAIRS = /^\s*[A-Za-z0-9_.\-[\]]+=[^;]*(?:;\s*[A-Za-z0-9_.\-[\]]+=[^;]*)+;?\s*$/;
@@ -97,7 +100,8 @@ export const semicolonPairsDecoder: Decoder = {
   type: 'pairs',
   accepts: 'text',
   decode(input: Payload): DecoderOutput | null {
-    if (typeof input !== 'string' || input.indexOf(';') < 0 || input.indexOf('=') < 0 || !SEMICOLON_PAIRS.test(input)) return null;
+    if (typeof input !== 'string' || input.length > MAX_SNIFFED_TEXT || input.indexOf(';') < 0 || input.indexOf('=') < 0) return null;
+    if (!SEMICOLON_PAIRS.test(input)) return null;
     const entries: Entry[] = [];
     for (const part of input.split(';')) {
       const eq = part.indexOf('=');
@@ -115,7 +119,7 @@ export const urlDecoder: Decoder = {
   type: 'url',
   accepts: 'text',
   decode(input: Payload): DecoderOutput | null {
-    if (typeof input !== 'string' || !NESTED_URL.test(input)) return null;
+    if (typeof input !== 'string' || input.length > MAX_SNIFFED_TEXT || !NESTED_URL.test(input)) return null;
     const entries = urlEntries(input, ['url']);
     return entries.length ? { kind: 'fields', entries } : null;
   },

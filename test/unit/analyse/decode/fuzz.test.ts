@@ -129,3 +129,31 @@ describe('whole decode on hostile bodies', () => {
     }
   });
 });
+
+describe('regex-hostile text (catastrophic backtracking would hang these)', () => {
+  const N = 200_000;
+  const attacks: Record<string, string> = {
+    'a nested-URL lookalike': 'http://' + 'a'.repeat(N) + ' ',
+    'ampersand runs': 'a=1' + '&'.repeat(N) + ' ',
+    'equals runs': 'a' + '='.repeat(N) + ' ',
+    'semicolon pair lists': 'a=1' + ';a=1'.repeat(N / 4) + ';;',
+    'semicolons and spaces': 'a=' + '; '.repeat(N) + 'x',
+    'long digit runs in JSON': '[' + '1234567890123456,'.repeat(N / 17) + 'x',
+    'a JWT lookalike': 'eyJ' + 'a'.repeat(N) + '.' + 'b'.repeat(N) + '.!',
+    'percent signs': '%'.repeat(N) + '%2',
+    'wrapped base64 with a bad tail': ('QUFB'.repeat(19) + '\n').repeat(N / 77) + '!',
+    'hex with a bad tail': 'ab'.repeat(N) + 'g',
+    'XML attributes': '<a ' + 'b="1" '.repeat(N / 6) + '>',
+    'unclosed XML attributes': '<a ' + 'b='.repeat(N / 2) + '>',
+    'opening tags': '<a>'.repeat(N / 3),
+  };
+  test.each(Object.entries(attacks))('%s', (_name, text) => {
+    for (const ct of [undefined, 'application/x-www-form-urlencoded', 'text/xml', 'application/json']) {
+      assertWithinLimits(decodeBytes(Buffer.from(text), ct, { timeBudgetMs: 60_000 }), { timeBudgetMs: 60_000 }, `${_name} ${ct}`);
+    }
+    const flow = makeFlow({ url: 'http://h.test/' });
+    flow.url = `http://h.test/${text.slice(0, 50_000)}?q=${text.slice(0, 50_000)}`;
+    flow.requestHeaders = [['X-A', text], ['Cookie', text]];
+    assertWithinLimits(decodeFlow(flow, { timeBudgetMs: 60_000 }), { timeBudgetMs: 60_000 }, `${_name} in a request`);
+  });
+});
