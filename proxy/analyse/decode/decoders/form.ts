@@ -93,17 +93,26 @@ const NESTED_URL = /^[a-z][a-z0-9+.-]{1,15}:\/\/[^\s/?#]+(?:[/?#]\S*)?$/i;
 /** Nested URLs and pair lists longer than this are not sniffed (no real one is that long). */
 const MAX_SNIFFED_TEXT = 64 * 1024;
 
-/** `name=value; name2=value2` lists (custom headers, cookie-like strings): two or more pairs. */
-const SEMICOLON_PAIRS = /^\s*[A-Za-z0-9_.\-[\]]+=[^;]*(?:;\s*[A-Za-z0-9_.\-[\]]+=[^;]*)+;?\s*$/;
+const PAIR_START = /^\s*[A-Za-z0-9_.\-[\]]+=/;
+
+/** `name=value; name2=value2` lists (custom headers, cookie-like strings): two or more pairs, checked part by part. */
+function pairParts(text: string): string[] | null {
+  const parts = text.split(';');
+  if (parts.length && !parts[parts.length - 1].trim()) parts.pop();
+  if (parts.length < 2) return null;
+  for (const part of parts) if (!PAIR_START.test(part)) return null;
+  return parts;
+}
 
 export const semicolonPairsDecoder: Decoder = {
   type: 'pairs',
   accepts: 'text',
   decode(input: Payload): DecoderOutput | null {
     if (typeof input !== 'string' || input.length > MAX_SNIFFED_TEXT || input.indexOf(';') < 0 || input.indexOf('=') < 0) return null;
-    if (!SEMICOLON_PAIRS.test(input)) return null;
+    const parts = pairParts(input);
+    if (!parts) return null;
     const entries: Entry[] = [];
-    for (const part of input.split(';')) {
+    for (const part of parts) {
       const eq = part.indexOf('=');
       if (eq < 0) continue;
       const key = part.slice(0, eq).trim();

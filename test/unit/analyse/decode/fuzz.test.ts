@@ -146,6 +146,8 @@ describe('regex-hostile text (catastrophic backtracking would hang these)', () =
     'XML attributes': '<a ' + 'b="1" '.repeat(N / 6) + '>',
     'unclosed XML attributes': '<a ' + 'b='.repeat(N / 2) + '>',
     'opening tags': '<a>'.repeat(N / 3),
+    'an XML tag with one long attribute name': '<a ' + 'b'.repeat(N) + '>x</a>',
+    'a pair list with trailing spaces': 'a=1;b=' + ' '.repeat(60_000) + ';;',
   };
   test.each(Object.entries(attacks))('%s', (_name, text) => {
     for (const ct of [undefined, 'application/x-www-form-urlencoded', 'text/xml', 'application/json']) {
