@@ -42,7 +42,7 @@ export function validateProfile(data: unknown, source: string): DeviceProfile {
       try {
         normalizeProfileValue(key as IdentifierType, v);
       } catch (err) {
-        if (err instanceof ProfileValueError) problems.push(`"${key}": "${v}" is not valid: ${err.message.replace(/^profile \S+ "[^"]*": /, '')}`);
+        if (err instanceof ProfileValueError) problems.push(`"${key}": "${v}" is not valid: ${err.reason}`);
         else throw err;
       }
     }

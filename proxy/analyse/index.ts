@@ -14,6 +14,8 @@ import type { DecodeResult } from './types';
 export { compileProfile, normalizeProfileValue, ProfileValueError } from './profile';
 export type { CompiledProfile } from './profile';
 export type { GeoLookup } from './judge';
+export { judgeDestination, severityOf, SEVERITY_TABLE } from './judge';
+export { explainFinding, TYPE_LABEL, TYPE_MEANING } from './detect';
 
 export interface AnalyseOptions {
   profile?: CompiledProfile;

@@ -33,10 +33,12 @@ export interface CompiledProfile {
 }
 
 export class ProfileValueError extends Error {
-  constructor(readonly type: string, readonly value: string, reason: string) {
-    super(`profile ${type} "${value}": ${reason}`);
+  constructor(readonly type: string, readonly value: string, readonly reason: string) {
+    super(value === '' ? `profile: ${reason}` : `profile ${type} "${value}": ${reason}`);
   }
 }
+
+const PROFILE_KEYS = new Set<string>(['name', ...IDENTIFIER_TYPES]);
 
 /** Normalize one profile value for its type (DESIGN.md normalized values); throws ProfileValueError. */
 export function normalizeProfileValue(type: IdentifierType, raw: string): string {
@@ -109,7 +111,15 @@ function textVariants(type: IdentifierType, value: string): Array<[string, strin
     }
     case 'iccid':
       out.push([`${value}F`, 'with F padding']);
+      out.push([value.slice(0, -1), 'without its check digit']);
       break;
+    case 'android_id': {
+      // Google check-in and some SDKs send the Android ID as the 64-bit integer it is (signed).
+      const unsigned = BigInt(`0x${value}`);
+      out.push([unsigned.toString(), 'as a decimal number']);
+      if (unsigned >= 2n ** 63n) out.push([(unsigned - 2n ** 64n).toString(), 'as a decimal number']);
+      break;
+    }
     case 'phone': {
       const p = parsePhoneNumberFromString(value);
       if (p) {
@@ -149,10 +159,14 @@ export function compileProfile(profile: DeviceProfile): CompiledProfile {
     const k = caseInsensitive ? text.toLowerCase() : text;
     if (k.length >= 4 && !variants.has(k)) variants.set(k, match);
   };
+  for (const key of Object.keys(profile)) {
+    if (!PROFILE_KEYS.has(key)) throw new ProfileValueError(key, '', `unknown key "${key}" (known: ${[...PROFILE_KEYS].join(', ')})`);
+  }
   for (const type of IDENTIFIER_TYPES) {
     const entry = profile[type];
     if (entry === undefined) continue;
     for (const raw of Array.isArray(entry) ? entry : [entry]) {
+      if (typeof raw !== 'string') throw new ProfileValueError(type, String(raw), 'values must be strings');
       const value = normalizeProfileValue(type, raw);
       values.push({ type, value });
       if (type === 'phone') country ??= parsePhoneNumberFromString(value)?.country;

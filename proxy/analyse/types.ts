@@ -36,6 +36,8 @@ export interface DecodeResult {
   notes: string[];
   /** Names of the limits that were hit (e.g. 'maxDepth', 'maxDecodedBytes', 'maxRatio', 'timeBudget'). */
   limitsHit: string[];
+  /** Bytes the decoders produced for this flow (decompression, base64, hex...), at most maxDecodedBytes. */
+  decodedBytes?: number;
 }
 
 export interface Finding {

@@ -7,8 +7,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from '../cli';
-import { analyseFlow, compileProfile, type CompiledProfile } from '../analyse';
-import type { DeviceProfile, Finding, Destination } from '../analyse/types';
+import { analyseFlow, compileProfile, ProfileValueError, type CompiledProfile, type GeoLookup } from '../analyse';
+import { loadGeoLookup } from '../geo';
+import { loadProfileFile, ProfileFileError } from '../profile-file';
+import type { Finding, Destination } from '../analyse/types';
 import { readHar } from '../capture/import/har';
 import { UsageError } from './args';
 import { formatTable, type FindingRecord } from './analyze-format';
@@ -31,23 +33,21 @@ broken: those are reported on stderr); 1 when none of the files could be read as
 errors (no file, unknown option, unreadable or invalid profile).`;
 
 export function loadProfile(file: string): CompiledProfile {
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return compileProfile(loadProfileFile(file));
   } catch (err) {
-    throw new UsageError(`cannot read profile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (err instanceof ProfileFileError || err instanceof ProfileValueError) throw new UsageError(`profile ${err.message}`);
+    throw err;
   }
-  let doc: unknown;
+}
+
+/** Country and network owner of server addresses, from the offline tables; analysis goes on without them if they are missing. */
+function loadGeo(warn: (text: string) => void): GeoLookup | undefined {
   try {
-    doc = JSON.parse(text);
+    return loadGeoLookup();
   } catch (err) {
-    throw new UsageError(`profile ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`profile ${file} must be a JSON object like {"imei":"354..."}`);
-  try {
-    return compileProfile(doc as DeviceProfile);
-  } catch (err) {
-    throw new UsageError(`profile ${file}: ${(err as Error).message}`);
+    warn(`destination countries and networks unavailable (${(err as Error).message})`);
+    return undefined;
   }
 }
 
@@ -92,10 +92,11 @@ export const command: Command = {
     if (format !== 'jsonl' && format !== 'table') throw new UsageError(`--format must be jsonl or table (got '${String(format)}')`);
     if (!args.positionals.length) throw new UsageError('give at least one HAR file (see phonehome analyze --help)');
     const profile = typeof args.flags.profile === 'string' ? loadProfile(args.flags.profile) : undefined;
+    const problems: string[] = [];
+    const geo = loadGeo((text) => problems.push(text));
     const records: FindingRecord[] = [];
     let filesRead = 0;
     let entries = 0;
-    const problems: string[] = [];
     for (const file of args.positionals) {
       const base = path.basename(file);
       let text: string;
@@ -111,7 +112,7 @@ export const command: Command = {
       filesRead++;
       har.flows.forEach((flow, i) => {
         entries++;
-        const result = analyseFlow(flow, { profile });
+        const result = analyseFlow(flow, { profile, geo });
         for (const note of result.notes) problems.push(`${base}: entry ${har.entryIndex[i]}: ${note}`);
         for (const f of result.findings) records.push(toRecord(base, har.entryIndex[i], flow.method, flow.url, f, result.destination));
       });

@@ -4,7 +4,8 @@
  */
 import { isIP } from 'node:net';
 
-export type ParsedAddress = { family: 4; key: number } | { family: 6; key: bigint };
+/** IPv4: the 32-bit address. IPv6: its top 48 bits (see ranges.ts), exact in a float64. */
+export type ParsedAddress = { family: 4 | 6; key: number };
 
 function ipv4ToNumber(ip: string): number {
   return ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
@@ -24,14 +25,20 @@ function isPublicIpv4(n: number): boolean {
 }
 
 /** Expand an IPv6 literal to its 8 hextets (no zone id). */
-function ipv6Hextets(ip: string): number[] | undefined {
+export function ipv6Hextets(ip: string): number[] | undefined {
   const [head, tail] = ip.split('::') as [string, string | undefined];
-  const parse = (s: string): number[] => (s ? s.split(':').map((h) => parseInt(h, 16)) : []);
+  const parse = (s: string): number[] => (s ? s.split(':').map((h) => (/^[0-9a-f]{1,4}$/i.test(h) ? parseInt(h, 16) : NaN)) : []);
   const left = parse(head);
   const right = tail === undefined ? [] : parse(tail);
   const fill = 8 - left.length - right.length;
-  if (fill < 0 || (tail === undefined && fill !== 0)) return undefined;
-  return [...left, ...new Array<number>(fill).fill(0), ...right];
+  if (fill < 0 || (tail === undefined && fill !== 0) || ip.split('::').length > 2) return undefined;
+  const hextets = [...left, ...new Array<number>(fill).fill(0), ...right];
+  return hextets.some((h) => Number.isNaN(h)) ? undefined : hextets;
+}
+
+/** Top 48 bits of an IPv6 address as a number (the IPv6 range key). */
+export function ipv6Key(hextets: number[]): number {
+  return hextets[0]! * 2 ** 32 + hextets[1]! * 2 ** 16 + hextets[2]!;
 }
 
 /** Public address → lookup key; private, loopback, link-local, multicast, malformed → undefined. */
@@ -52,7 +59,5 @@ export function parsePublicAddress(input: string): ParsedAddress | undefined {
   const first = h[0]!;
   if ((first & 0xe000) !== 0x2000) return undefined; // only global unicast 2000::/3
   if (first === 0x2001 && h[1] === 0x0db8) return undefined; // documentation
-  let top = BigInt(0);
-  for (let i = 0; i < 4; i++) top = (top << BigInt(16)) | BigInt(h[i]!);
-  return { family: 6, key: top };
+  return { family: 6, key: ipv6Key(h) };
 }

@@ -1,15 +1,17 @@
 /**
- * Why: IP → country/network owner must be quick (every flow asks) and cheap to hold. Ranges are kept
- * as sorted typed arrays and found by binary search; IPv6 ranges are keyed by their top 64 bits
- * (allocations are /64 or wider), which keeps them in a BigUint64Array instead of 128-bit BigInts.
+ * Why: IP → country/network owner must be quick (every flow asks) and cheap to hold. Ranges are
+ * kept as sorted typed arrays of numbers (start, end, a numeric payload) and found by binary
+ * search. IPv6 ranges are keyed by their top 48 bits, which fit a float64 exactly; allocations and
+ * routed prefixes are /48 or wider, so nothing is lost that geolocation could tell anyway.
  */
 
-export interface RangeTable<T> {
-  find(key: number | bigint): T | undefined;
+export interface RangeTable {
+  /** The payload of the range holding `key`, or undefined. */
+  find(key: number): number | undefined;
   readonly size: number;
 }
 
-/** Parse one CSV line of `start,end,rest...` where the last field may be "quoted, with commas". */
+/** Split one CSV line; a field may be "quoted, with commas" and "" escapes a quote. */
 export function splitCsvLine(line: string): string[] {
   const out: string[] = [];
   let i = 0;
@@ -34,65 +36,44 @@ export function splitCsvLine(line: string): string[] {
   return out;
 }
 
-function forEachLine(text: string, visit: (line: string) => void): void {
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    const line = text.slice(start, end).trim();
-    if (line) visit(line);
-    start = end + 1;
+/**
+ * Build a table from CSV text whose rows are `start,end,rest`. `bound` turns a start/end field into
+ * a numeric key (undefined rejects the row); `payload` turns the raw rest of the line into a number.
+ */
+export function rangeTable(csv: string, bound: (text: string) => number | undefined, payload: (rest: string) => number | undefined): RangeTable {
+  let starts: Float64Array = new Float64Array(1024);
+  let ends: Float64Array = new Float64Array(1024);
+  let values: Float64Array = new Float64Array(1024);
+  let n = 0;
+  let lineStart = 0;
+  while (lineStart < csv.length) {
+    let lineEnd = csv.indexOf('\n', lineStart);
+    if (lineEnd < 0) lineEnd = csv.length;
+    const c1 = csv.indexOf(',', lineStart);
+    const c2 = c1 < 0 || c1 > lineEnd ? -1 : csv.indexOf(',', c1 + 1);
+    const rowStart = lineStart;
+    lineStart = lineEnd + 1;
+    if (c2 < 0 || c2 > lineEnd) continue;
+    const start = bound(csv.slice(rowStart, c1));
+    const end = bound(csv.slice(c1 + 1, c2));
+    const value = payload(csv.slice(c2 + 1, lineEnd).trimEnd());
+    if (start === undefined || end === undefined || value === undefined || end < start) continue;
+    if (n === starts.length) {
+      const grow = (a: Float64Array): Float64Array => { const b = new Float64Array(a.length * 2); b.set(a); return b; };
+      starts = grow(starts); ends = grow(ends); values = grow(values);
+    }
+    starts[n] = start; ends[n] = end; values[n] = value; n++;
   }
+  return sortedTable(starts.slice(0, n), ends.slice(0, n), values.slice(0, n));
 }
 
-/** IPv4 table from `-ipv4-num.csv` text; `value` turns the fields after start,end into an entry. */
-export function ipv4Table<T>(csv: string, value: (fields: string[]) => T | undefined): RangeTable<T> {
-  const starts: number[] = [];
-  const ends: number[] = [];
-  const values: T[] = [];
-  forEachLine(csv, (line) => {
-    const f = splitCsvLine(line);
-    const start = Number(f[0]);
-    const end = Number(f[1]);
-    const v = value(f.slice(2));
-    if (!Number.isInteger(start) || !Number.isInteger(end) || v === undefined) return;
-    starts.push(start);
-    ends.push(end);
-    values.push(v);
-  });
-  return sortedTable(Uint32Array.from(starts), Uint32Array.from(ends), values);
-}
-
-const TOP_64 = BigInt(64);
-
-/** IPv6 table from `-ipv6-num.csv` text, keyed by the top 64 bits of each address. */
-export function ipv6Table<T>(csv: string, value: (fields: string[]) => T | undefined): RangeTable<T> {
-  const starts: bigint[] = [];
-  const ends: bigint[] = [];
-  const values: T[] = [];
-  forEachLine(csv, (line) => {
-    const f = splitCsvLine(line);
-    if (!/^\d+$/.test(f[0] ?? '') || !/^\d+$/.test(f[1] ?? '')) return;
-    const v = value(f.slice(2));
-    if (v === undefined) return;
-    starts.push(BigInt(f[0]!) >> TOP_64);
-    ends.push(BigInt(f[1]!) >> TOP_64);
-    values.push(v);
-  });
-  return sortedTable(BigUint64Array.from(starts), BigUint64Array.from(ends), values);
-}
-
-function sortedTable<T>(starts: Uint32Array | BigUint64Array, ends: Uint32Array | BigUint64Array, values: T[]): RangeTable<T> {
-  // The published files are sorted; verify rather than trust, and sort an index if they are not.
+function sortedTable(starts: Float64Array, ends: Float64Array, values: Float64Array): RangeTable {
+  // The published files are sorted; verify rather than trust.
   let sorted = true;
   for (let i = 1; i < starts.length && sorted; i++) if (starts[i]! < starts[i - 1]!) sorted = false;
   if (!sorted) {
-    const order = [...starts.keys()].sort((a, b) => (starts[a]! < starts[b]! ? -1 : starts[a]! > starts[b]! ? 1 : 0));
-    const s = starts.slice();
-    const e = ends.slice();
-    const v = values.slice();
-    order.forEach((from, to) => { s[to] = starts[from]!; e[to] = ends[from]!; v[to] = values[from]!; });
-    return sortedTable(s, e, v);
+    const order = [...starts.keys()].sort((a, b) => starts[a]! - starts[b]!);
+    return sortedTable(Float64Array.from(order, (i) => starts[i]!), Float64Array.from(order, (i) => ends[i]!), Float64Array.from(order, (i) => values[i]!));
   }
   return {
     size: starts.length,

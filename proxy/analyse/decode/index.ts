@@ -16,7 +16,7 @@ export type { Decoder } from './registry';
 export { ALL_DECODERS } from './walk';
 
 function finish(ctx: DecodeContext): DecodeResult {
-  return { fields: ctx.fields, notes: ctx.notes, limitsHit: ctx.limitsHit };
+  return { fields: ctx.fields, notes: ctx.notes, limitsHit: ctx.limitsHit, decodedBytes: ctx.decodedBytes };
 }
 
 function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeContext) => void): DecodeResult {

@@ -21,7 +21,7 @@ const ROOT: Position = { path: '', key: null, keyPath: [], chain: [], group: '' 
 export function decodeUrl(ctx: DecodeContext, url: string): void {
   for (const entry of urlEntries(url, [])) {
     if (ctx.stopped) return;
-    walkEntry(ctx, entry, ROOT, 0);
+    walkEntry(ctx, entry, ROOT);
   }
 }
 
@@ -40,7 +40,7 @@ export function decodeHeaders(ctx: DecodeContext, headers: Header[]): void {
       const m = /^(Bearer|Basic|Token)\s+(\S+)$/i.exec(value.trim());
       if (m) text = m[2];
     }
-    walkValue(ctx, text, pos, 0);
+    walkValue(ctx, text, pos);
   }
 }
 
@@ -52,7 +52,7 @@ function decodeCookies(ctx: DecodeContext, header: string): void {
     let value = part.slice(eq + 1).trim();
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     if (!name || !value) continue;
-    walkValue(ctx, value, { path: `cookie:${name}`, key: name, keyPath: [name], chain: ['cookie'], group: 'cookie' }, 0);
+    walkValue(ctx, value, { path: `cookie:${name}`, key: name, keyPath: [name], chain: ['cookie'], group: 'cookie' });
   }
 }
 
@@ -78,7 +78,7 @@ export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: strin
     data = out.bytes;
     pos = { ...pos, path: `${pos.path}>${kind}`, chain: [...pos.chain, kind] };
   }
-  walkValue(ctx, data, pos, pos.chain.length, { contentType });
+  walkValue(ctx, data, pos, { contentType });
 }
 
 export function decodeRequest(ctx: DecodeContext, flow: Flow): void {

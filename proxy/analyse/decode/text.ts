@@ -4,17 +4,23 @@ import { isUtf8 } from 'node:buffer';
 /** Share of characters that must be printable for decoded bytes to count as text. */
 const PRINTABLE_SHARE = 0.95;
 
+/** Control characters are counted in this much of a payload; the rest is only checked to be UTF-8. */
+const PRINTABLE_SCAN_BYTES = 64 * 1024;
+
 /** True when the bytes are valid UTF-8 and almost all printable (tabs and newlines allowed). */
 export function isMostlyPrintable(bytes: Buffer): boolean {
   if (bytes.length === 0) return false;
+  const n = Math.min(bytes.length, PRINTABLE_SCAN_BYTES);
+  const allowed = n * (1 - PRINTABLE_SHARE);
   let bad = 0;
-  let high = false;
-  for (let i = 0; i < bytes.length; i++) {
+  let high = n < bytes.length;
+  for (let i = 0; i < n; i++) {
     const b = bytes[i];
     if (b >= 0x80) high = true;
-    else if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) bad++;
+    else if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) {
+      if (++bad > allowed) return false;
+    }
   }
-  if (bad > bytes.length * (1 - PRINTABLE_SHARE)) return false;
   return !high || isUtf8(bytes);
 }
 
@@ -80,4 +86,14 @@ function isHexPair(s: string, i: number): boolean {
 
 export function isHexChar(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+
+/** True when the text has no character outside the base64 alphabets (both), '=' and line breaks. */
+export function onlyBase64Chars(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 45 || c === 95 || c === 61 || c === 10 || c === 13;
+    if (!ok) return false;
+  }
+  return true;
 }

@@ -6,19 +6,19 @@
 import type { DecodeContext, Position } from './context';
 import { base64Decoder } from './decoders/base64';
 import { brotliDecoder, deflateDecoder, gzipDecoder } from './decoders/compress';
-import { formDecoder, urlDecoder } from './decoders/form';
+import { formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form';
 import { hexDecoder } from './decoders/hex';
-import { jsonDecoder } from './decoders/json';
+import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
 import { multipartDecoder } from './decoders/multipart';
 import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, safeTry } from './registry';
-import { isMostlyPrintable } from './text';
+import { firstSignificant, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
-export const TEXT_DECODERS: Decoder[] = [jsonDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, percentDecoder, base64Decoder, hexDecoder];
+export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
 /** Tried on bytes that are not text. */
 export const BYTE_DECODERS: Decoder[] = [gzipDecoder, deflateDecoder, multipartDecoder, protobufDecoder];
 /** Every decoder, for the dashboard's explanations. */
@@ -28,6 +28,9 @@ export const ALL_DECODERS: Decoder[] = [...TEXT_DECODERS, gzipDecoder, deflateDe
 const KEEP_ORIGINAL_MAX = 64;
 /** Binary leaves up to this size are kept as hex (raw MAC addresses, hashes); bigger ones are skipped. */
 const HEX_LEAF_MAX_BYTES = 64;
+
+const NONE: Decoder[] = [];
+const NO_HINT: Hint = Object.freeze({});
 
 /** Decoders a Content-Type asks for, tried before sniffing. */
 export function declaredDecoders(contentType: string | undefined): Decoder[] {
@@ -48,7 +51,7 @@ function join(parent: string, segment: string): string {
 
 function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
   if (typeof value === 'string') {
-    if (value.trim()) ctx.emit(pos, value);
+    if (firstSignificant(value) >= 0) ctx.emit(pos, value);
     return;
   }
   if (value.length === 0) return;
@@ -56,19 +59,19 @@ function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
   else if (value.length <= HEX_LEAF_MAX_BYTES) ctx.emit(pos, value.toString('hex'));
 }
 
-function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position, depth: number): void {
+function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position): void {
   if (out.kind === 'transform') {
     const next: Position = { ...pos, path: join(pos.path, decoder.type), chain: [...pos.chain, decoder.type] };
-    walkValue(ctx, out.data, next, depth + 1, { contentType: out.contentType });
+    walkValue(ctx, out.data, next, { contentType: out.contentType });
     return;
   }
   for (const entry of out.entries) {
     if (ctx.stopped) return;
-    walkEntry(ctx, entry, pos, depth);
+    walkEntry(ctx, entry, pos);
   }
 }
 
-export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, depth: number): void {
+export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position): void {
   const child: Position = {
     path: join(pos.path, entry.segment),
     key: entry.key,
@@ -81,11 +84,11 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, depth
     return;
   }
   const hint: Hint = entry.contentType ? { contentType: entry.contentType } : {};
-  walkValue(ctx, entry.value, child, depth + 1, hint);
+  walkValue(ctx, entry.value, child, hint);
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
-export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, depth: number, hint: Hint = {}): void {
+export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = {}): void {
   if (ctx.stopped || ctx.outOfTime()) return;
   if (pos.chain.length >= ctx.limits.maxDepth) {
     ctx.hit('maxDepth', `decoding depth limit of ${ctx.limits.maxDepth} reached at ${pos.path}; the value there is kept as it is`);
@@ -94,27 +97,28 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, dep
   }
   ctx.at = pos.path || 'body';
   if (typeof value !== 'string') {
-    walkBytes(ctx, value, pos, depth, hint);
+    walkBytes(ctx, value, pos, hint);
     return;
   }
-  const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text');
+  const declared = hint.contentType ? declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text') : NONE;
   for (const decoder of declared) {
     const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
-    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+    if (out) return applyOutput(ctx, decoder, out, pos);
   }
+  const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of TEXT_DECODERS) {
-    if (declared.includes(decoder)) continue;
-    const out = safeTry(decoder, value, ctx, { contentType: hint.contentType });
+    if (declared.length && declared.includes(decoder)) continue;
+    const out = safeTry(decoder, value, ctx, sniffHint);
     if (!out) continue;
     if (out.kind === 'transform' && value.length <= KEEP_ORIGINAL_MAX && (decoder === base64Decoder || decoder === hexDecoder)) {
       emitLeaf(ctx, value, pos);
     }
-    return applyOutput(ctx, decoder, out, pos, depth);
+    return applyOutput(ctx, decoder, out, pos);
   }
   emitLeaf(ctx, value, pos);
 }
 
-function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: number, hint: Hint): void {
+function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
   if (bytes.length === 0) return;
   const ct = hint.contentType?.toLowerCase() ?? '';
   if (ct.includes('grpc')) {
@@ -122,7 +126,7 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: numb
     if (frames) {
       frames.forEach((frame, i) => {
         const framePos: Position = { ...pos, path: join(pos.path, `grpc:${i}`), chain: [...pos.chain, 'grpc'] };
-        walkValue(ctx, frame, framePos, depth + 1, { contentType: 'application/x-protobuf' });
+        walkValue(ctx, frame, framePos, { contentType: 'application/x-protobuf' });
       });
       return;
     }
@@ -130,21 +134,21 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, depth: numb
   const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'bytes');
   for (const decoder of declared) {
     const out = safeTry(decoder, bytes, ctx, { ...hint, declared: true });
-    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+    if (out) return applyOutput(ctx, decoder, out, pos);
   }
   for (const decoder of [gzipDecoder, deflateDecoder, multipartDecoder]) {
     if (declared.includes(decoder)) continue;
     const out = safeTry(decoder, bytes, ctx, { contentType: hint.contentType });
-    if (out) return applyOutput(ctx, decoder, out, pos, depth);
+    if (out) return applyOutput(ctx, decoder, out, pos);
   }
   if (isMostlyPrintable(bytes)) {
     const text = bytes.toString('utf8');
-    walkValue(ctx, text, pos, depth, { contentType: hint.contentType });
+    walkValue(ctx, text, pos, { contentType: hint.contentType });
     return;
   }
   if (!declared.includes(protobufDecoder)) {
     const out = safeTry(protobufDecoder, bytes, ctx, {});
-    if (out) return applyOutput(ctx, protobufDecoder, out, pos, depth);
+    if (out) return applyOutput(ctx, protobufDecoder, out, pos);
   }
   emitLeaf(ctx, bytes, pos);
 }

@@ -61,7 +61,7 @@ export function detectContactsByPattern(field: DecodedField, ctx: DetectContext,
       emit({ type: 'email', value: email, detector: 'pattern', confidence: 0.9, span: m[0], evidence: '' });
     }
   }
-  if (/tel:/i.test(value)) {
+  if (value.length > 8 && /tel:/i.test(value)) {
     for (const m of value.matchAll(TEL_URI)) {
       const phone = normalizePhone(m[1]!, ctx.country);
       if (phone) emit({ type: 'phone', value: phone.e164, detector: 'pattern', confidence: 0.85, span: m[0], evidence: `tel: link, ${phone.form}` });

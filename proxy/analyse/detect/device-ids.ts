@@ -139,13 +139,19 @@ export function detectDeviceIdsByKey(field: DecodedField, cls: KeyClass, emit: E
   }
 }
 
+function hasNoMeaningfulKey(field: DecodedField): boolean {
+  return field.key === null || /^\d+$/.test(field.key);
+}
+
+const HAS_LONG_DIGIT_RUN = /\d{14}/;
+
 /** Digit runs not glued to letters, base64 text or a decimal point. */
 const DIGIT_RUN = /(?<![A-Za-z0-9+/.])\d{14,20}(?![A-Za-z0-9+/]|\.\d)/g;
 
 /** Pattern-only detection: strong formats only, and never under a key that names something else. */
 export function detectDeviceIdsByPattern(field: DecodedField, emit: Emit): void {
-  if (isNonIdentifierKey(keyOf(field))) return;
   const value = field.value;
+  if (value.length < 14 || !HAS_LONG_DIGIT_RUN.test(value) || isNonIdentifierKey(keyOf(field))) return;
   const whole = value.trim();
   for (const match of value.matchAll(DIGIT_RUN)) {
     const run = match[0];
@@ -155,8 +161,10 @@ export function detectDeviceIdsByPattern(field: DecodedField, emit: Emit): void 
         emit({ type: 'imei', value: run, detector: 'pattern', confidence: 0.7, span: run, evidence: 'Luhn-valid, with a real TAC prefix' });
         continue;
       }
+      // An allocated MCC is true of a quarter of all 15-digit numbers: only a bare value with no key
+      // (text, a protobuf field number) is worth reporting on that evidence alone.
       const imsi = splitImsi(run);
-      if (imsi && run === whole) {
+      if (imsi && run === whole && hasNoMeaningfulKey(field)) {
         emit({ type: 'imsi', value: run, detector: 'pattern', confidence: 0.5, span: run, evidence: `MCC ${imsi.mcc} = ${imsi.country}, MNC ${imsi.mnc}` });
       }
     } else if (run.length >= 19 && run.startsWith('89') && luhnValid(run)) {

@@ -50,6 +50,7 @@ function placeWords(c: Candidate): string {
   const source = sourceOf(c.path ?? field.path);
   const keyText = key === null ? '' : ` ${key}`;
   if (key === null) return source === 'body' ? 'the body' : `the ${sourceWords(source)}`;
+  if (lastStep === '' && (source === 'header' || source === 'cookie' || source === 'query')) return `${source === 'query' ? 'query parameter' : source}${keyText}`;
   switch (lastStep) {
     case 'json':
       return `JSON key${keyText}`;
@@ -87,12 +88,49 @@ function sourceWords(source: string): string {
   return source;
 }
 
-/** ", inside a gzip-compressed, base64 body" — the wrapping steps outside the last container. */
+/** Encodings read as adjectives ("a base64 body"), containers as nouns ("a JWT in header Authorization"). */
+const STEP_ADJECTIVE: Record<string, string> = {
+  gzip: 'gzip-compressed', deflate: 'deflate-compressed', zlib: 'zlib-compressed', br: 'Brotli-compressed', brotli: 'Brotli-compressed',
+  base64: 'base64', base64url: 'base64url', hex: 'hex-encoded', percent: 'percent-encoded', urlencoded: 'percent-encoded',
+};
+const STEP_NOUN: Record<string, string> = {
+  jwt: 'JWT', url: 'URL', json: 'JSON text', xml: 'XML document', protobuf: 'protobuf message', form: 'form', multipart: 'multipart body', query: 'query string',
+};
+
+/** The outermost place, from the path's first segments: "the body", "header Authorization", "form field data". */
+function containerOf(path: string, chain: string[]): { words: string; consumed: number } {
+  const segments = path.split('>');
+  const first = segments[0] ?? '';
+  const named = /^([a-z]+):(.*)$/i.exec(first);
+  if (named) {
+    const [, source, name] = named;
+    const consumed = chain[0] === source ? 1 : 0;
+    if (source === 'header') return { words: `header ${name}`, consumed };
+    if (source === 'cookie') return { words: `cookie ${name}`, consumed };
+    if (source === 'query') return { words: `query parameter ${name}`, consumed };
+    return { words: `${source} ${name}`, consumed };
+  }
+  const second = /^(form|multipart):([^>]*)$/.exec(segments[1] ?? '');
+  if (first === 'body' && second && chain[0] === second[1]) {
+    return { words: second[1] === 'form' ? `form field ${second[2]}` : `multipart part ${second[2]}`, consumed: 1 };
+  }
+  return { words: first === 'body' || first === '' ? 'body' : sourceWords(first), consumed: 0 };
+}
+
+/** ", inside a base64 body", ", inside a JWT in header Authorization", ", inside a percent-encoded value in form field data". */
 function wrappingWords(c: Candidate): string {
-  const steps = c.field.chain.slice(0, -1).filter((s) => s !== 'query' && s !== 'cookie');
-  if (steps.length === 0) return '';
-  const words = [...new Set(steps.map((s) => STEP_WORDS[s] ?? s))];
-  return `, inside a ${words.reverse().join(', ')} ${sourceWords(sourceOf(c.path ?? c.field.path))}`;
+  const chain = c.field.chain;
+  const { words: container, consumed } = containerOf(c.path ?? c.field.path, chain);
+  const steps = chain.slice(consumed, -1);
+  const leafIsContainer = chain.length > 0 && chain.length === consumed;
+  if (steps.length === 0) return container === 'body' || leafIsContainer || consumed === 0 ? '' : `, inside ${container}`;
+  const inner = steps[steps.length - 1]!;
+  const adjectives = steps.filter((s) => STEP_ADJECTIVE[s]).map((s) => STEP_ADJECTIVE[s]!).reverse();
+  const noun = STEP_NOUN[inner];
+  const described = [...new Set(adjectives)].join(', ');
+  if (container === 'body') return `, inside a ${[described, noun ?? ''].filter(Boolean).join(' ')} body`.replace(/ body body$/, ' body');
+  const thing = noun ? [described, noun].filter(Boolean).join(' ') : `${described} value`;
+  return `, inside a ${thing} in ${container}`;
 }
 
 export function maskValue(type: IdentifierType, value: string): string {
@@ -109,6 +147,34 @@ export function maskValue(type: IdentifierType, value: string): string {
   }
   if (value.length < 10) return value;
   return `${value.slice(0, 3)}…${value.slice(-3)}`;
+}
+
+/** Why each type matters, in one sentence (the dashboard shows it beside a finding). */
+export const TYPE_MEANING: Record<IdentifierType, string> = {
+  imei: 'The IMEI is the phone\'s hardware serial number: it never changes and follows the phone across SIM cards, apps and owners.',
+  meid: 'The MEID is the hardware serial number of CDMA phones: like an IMEI, it never changes.',
+  imsi: 'The IMSI identifies your SIM subscription to the mobile network; it reveals your operator and country and tracks you across phones.',
+  iccid: 'The ICCID is the serial number printed on your SIM card; it identifies the card for its whole life.',
+  phone: 'Your phone number identifies you personally and can be used to contact or look you up.',
+  cell_id: 'A cell ID names the mobile tower you are connected to; public tower maps turn it into your approximate location.',
+  location: 'Coordinates say where the phone is.',
+  mac: 'A MAC address identifies a network radio for its whole life; a nearby access point\'s MAC (BSSID) reveals where you are.',
+  android_id: 'The Android ID identifies this phone to an app (or, on old Android, to every app) until a factory reset.',
+  ad_id: 'The advertising ID links your activity across apps for advertisers; you can reset or delete it in settings.',
+  serial: 'The device serial number identifies the phone for its whole life.',
+  email: 'An email address identifies you personally.',
+};
+
+/**
+ * The sentence for a stored finding (when no detector evidence is at hand, e.g. rebuilt from the
+ * database): "IMEI 354…621 in JSON key IMEI1, inside a base64 body."
+ */
+export function explainFinding(f: { type: IdentifierType; value: string; path: string; chain: string[]; key?: string | null; detector: Candidate['detector'] }): string {
+  return explainCandidate({
+    type: f.type, value: f.value, detector: f.detector, confidence: 1, span: f.value, subject: 'device',
+    evidence: f.detector === 'profile' ? 'matches your device profile' : '',
+    field: { path: f.path, key: f.key ?? null, keyPath: f.key ? [f.key] : [], value: f.value, chain: f.chain, group: '' },
+  });
 }
 
 export function explainCandidate(c: Candidate): string {

@@ -7,7 +7,9 @@ import type { DecodedField, Detector, IdentifierType } from '../types';
 import type { CompiledProfile } from '../profile';
 import type { Candidate, DetectContext } from './candidate';
 import { DETECTOR_RANK, keyOf } from './candidate';
-import { classifyKey, COUNTRY_KEY, LOCALE_KEY, normalizeKey } from './keys';
+import {
+  classifyKey, COUNTRY_KEY, LAC_KEY, LATITUDE_E7_KEY, LATITUDE_KEY, LOCALE_KEY, LONGITUDE_E7_KEY, LONGITUDE_KEY, MCC_KEY, MNC_KEY, normalizeKey,
+} from './keys';
 import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
 import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
 import { detectLocationInGroup, detectLocationInText } from './location';
@@ -16,7 +18,7 @@ import { detectProfileValues } from './profile-match';
 import { explainCandidate } from './explain';
 import { mccCountry } from './validate';
 
-export { explainCandidate } from './explain';
+export { explainCandidate, explainFinding, TYPE_LABEL, TYPE_MEANING } from './explain';
 export type { Candidate, Subject } from './candidate';
 
 /** A finding before judging (severity is added by judge/). */
@@ -49,14 +51,29 @@ function countryFromFields(fields: DecodedField[]): string | undefined {
   return fromLocale;
 }
 
-function groupFields(fields: DecodedField[]): Map<string, DecodedField[]> {
+const TEL_SCHEME = /tel:/i;
+
+/** Keys whose siblings matter: coordinates pair up, cell IDs need MCC/MNC/LAC beside them. */
+const SIBLING_CONTEXT_KEY = new RegExp([LATITUDE_KEY, LONGITUDE_KEY, LATITUDE_E7_KEY, LONGITUDE_E7_KEY, MCC_KEY, MNC_KEY, LAC_KEY].map((r) => r.source).join('|'));
+
+/** Only the fields other detectors look up as siblings, grouped by their containing object. */
+function groupContextFields(fields: DecodedField[]): Map<string, DecodedField[]> {
   const groups = new Map<string, DecodedField[]>();
   for (const f of fields) {
+    if (!f.key || !SIBLING_CONTEXT_KEY.test(normalizeKey(f.key))) continue;
     const list = groups.get(f.group);
     if (list) list.push(f);
     else groups.set(f.group, [f]);
   }
   return groups;
+}
+
+/** "354…437,354…445" under `imei` (dual SIM) is two values: a telling key covers each item of a short list. */
+function listedValues(field: DecodedField): DecodedField[] {
+  if (field.value.length > 512 || !/[,;|]/.test(field.value)) return [field];
+  const parts = field.value.split(/[,;|]/).map((p) => p.trim()).filter(Boolean);
+  if (parts.length < 2 || parts.length > 8) return [field];
+  return [field, ...parts.map((value) => ({ ...field, value }))];
 }
 
 function better(a: Candidate, b: Candidate): boolean {
@@ -65,13 +82,11 @@ function better(a: Candidate, b: Candidate): boolean {
 }
 
 export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
-  const ctx: DetectContext = { groups: groupFields(fields), profile };
+  const ctx: DetectContext = { groups: groupContextFields(fields), profile };
   /** Best candidate per (field, matched text). */
   const best = new Map<string, Candidate>();
-  const fieldIndex = new Map<DecodedField, number>();
-  fields.forEach((f, i) => fieldIndex.set(f, i));
   const offer = (c: Candidate): void => {
-    const slot = `${fieldIndex.get(c.field)}\u0000${c.span}`;
+    const slot = `${c.field.path}\u0000${c.span}`;
     const current = best.get(slot);
     if (!current || better(c, current)) best.set(slot, c);
   };
@@ -85,12 +100,14 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const cls = classifyKey(keyOf(field));
     if (cls) {
-      detectDeviceIdsByKey(field, cls, emit);
-      detectMacByKey(field, cls, emit);
-      detectCellId(field, cls, ctx, emit);
-      if (cls === 'phone') deferredPhones.push(field);
+      for (const part of listedValues(field)) {
+        detectDeviceIdsByKey(part, cls, emit);
+        detectMacByKey(part, cls, emit);
+        detectCellId(part, cls, ctx, emit);
+        if (cls === 'phone') deferredPhones.push(part);
+      }
     }
-    if (!cls || cls === 'email') detectDeviceIdsByPattern(field, emit);
+    detectDeviceIdsByPattern(field, emit);
     detectMacByPattern(field, emit);
     detectLocationInText(field, ctx, (c) => offer({ subject: 'surroundings', ...c }));
   }
@@ -99,9 +116,14 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
   let imsiCountry: string | undefined;
   for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
-  ctx.country = profile?.country ?? imsiCountry ?? countryFromFields(fields);
+  const needsCountry = deferredPhones.length > 0 || fields.some((f) => TEL_SCHEME.test(f.value));
+  ctx.country = profile?.country ?? imsiCountry ?? (needsCountry ? countryFromFields(fields) : undefined);
   for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
-  for (const field of fields) if (field.value.length <= MAX_SCANNED_FIELD_LENGTH) detectContactsByPattern(field, ctx, emitterFor(field));
+  for (const field of fields) {
+    if (field.value.length <= MAX_SCANNED_FIELD_LENGTH && (field.value.includes('@') || TEL_SCHEME.test(field.value))) {
+      detectContactsByPattern(field, ctx, emitterFor(field));
+    }
+  }
 
   return dedupe([...best.values()]);
 }

@@ -4,9 +4,19 @@
  * case and dropping separators, so `device_imei`, `deviceImei` and `Device-IMEI` are one key.
  */
 
+const normalizedCache = new Map<string, string>();
+const CACHE_LIMIT = 10_000;
+
 export function normalizeKey(key: string | null | undefined): string {
   if (!key) return '';
-  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
+  let k = normalizedCache.get(key);
+  if (k === undefined) {
+    // "X-Device-IMEI": the X- of custom headers says nothing about the value.
+    k = key.toLowerCase().replace(/^x-/, '').replace(/[^a-z0-9]/g, '');
+    if (normalizedCache.size >= CACHE_LIMIT) normalizedCache.clear();
+    normalizedCache.set(key, k);
+  }
+  return k;
 }
 
 export type KeyClass =
@@ -30,11 +40,19 @@ const KEY_VOCABULARY: Array<[KeyClass, RegExp]> = [
   ['device_id', /^(device|dev|hw|hardware|terminal|handset|unique)(id|identifier|uuid|uid)$|^udid$|^deviceuniqueid$/],
 ];
 
+/** Keys repeat across fields and flows; their class is remembered (bounded, so hostile keys cannot grow it). */
+const classCache = new Map<string, KeyClass | null>();
+
 export function classifyKey(key: string | null | undefined): KeyClass | undefined {
+  if (!key) return undefined;
+  const cached = classCache.get(key);
+  if (cached !== undefined) return cached ?? undefined;
   const k = normalizeKey(key);
-  if (!k) return undefined;
-  for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) return cls;
-  return undefined;
+  let found: KeyClass | null = null;
+  if (k) for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) { found = cls; break; }
+  if (classCache.size >= CACHE_LIMIT) classCache.clear();
+  classCache.set(key, found);
+  return found ?? undefined;
 }
 
 /**
@@ -44,16 +62,25 @@ export function classifyKey(key: string | null | undefined): KeyClass | undefine
 const NOT_AN_IDENTIFIER =
   /(order|txn|transaction|invoice|receipt|request|req|trace|span|correlation|session|event|message|msg|nonce|timestamp|time|date|expir|created|updated|^ts$|ms$|price|amount|total|cost|fee|balance|count|size|length|offset|limit|version|^ver$|^v$|build|hash|checksum|md5|sha|crc|etag|digest|token|sig|signature|payment|card|tracking|shipment|parcel|ticket|booking|product|sku|item|article|campaign|creative|placement|slot|impression|^bid|price|seq|sequence|index|page|score|duration|latency|height|width|quantity|qty|zip|postal|isbn|ean|upc|gtin|barcode|coupon|promo|reference|ref$|^ref|nonce|salt|key$|secret|iv$)/;
 
+const nonIdentifierCache = new Map<string, boolean>();
+
 export function isNonIdentifierKey(key: string | null | undefined): boolean {
-  const k = normalizeKey(key);
-  return k !== '' && NOT_AN_IDENTIFIER.test(k);
+  if (!key) return false;
+  let answer = nonIdentifierCache.get(key);
+  if (answer === undefined) {
+    const k = normalizeKey(key);
+    answer = k !== '' && NOT_AN_IDENTIFIER.test(k);
+    if (nonIdentifierCache.size >= CACHE_LIMIT) nonIdentifierCache.clear();
+    nonIdentifierCache.set(key, answer);
+  }
+  return answer;
 }
 
 export const LATITUDE_KEY = /^(lat|latitude|gpslat|geolat|latdeg|userlat|devicelat|lati)$/;
 export const LONGITUDE_KEY = /^(lng|lon|long|longitude|gpslng|gpslon|geolng|geolon|londeg|userlng|userlon|devicelng|devicelon|longi)$/;
 export const LATITUDE_E7_KEY = /^(latitudee7|late7)$/;
 export const LONGITUDE_E7_KEY = /^(longitudee7|lnge7|lone7)$/;
-export const LATLNG_STRING_KEY = /^(ll|latlng|latlon|latlong|location|loc|coords|coordinates|position|pos|geo|gps|geolocation|userlocation|devicelocation|point|center|near)$/;
+export const LATLNG_STRING_KEY = /^(ll|latlng|latlon|latlong|location|loc|coords|coordinates|position|pos|geo|gps|geolocation|userlocation|devicelocation|lastlocation|lastknownlocation)$/;
 
 export const MCC_KEY = /^(mcc|mobilecountrycode|homemcc|simmcc|networkmcc)$/;
 export const MNC_KEY = /^(mnc|mobilenetworkcode|homemnc|simmnc|networkmnc)$/;

@@ -44,7 +44,7 @@ export function detectMacByKey(field: DecodedField, cls: KeyClass, emit: Emit): 
 const MAC_IN_TEXT = /(?<![0-9A-Fa-f:\-])[0-9A-Fa-f]{2}([:\-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:\-])/g;
 
 export function detectMacByPattern(field: DecodedField, emit: Emit): void {
-  if (field.value.length < 17) return;
+  if (field.value.length < 17 || (!field.value.includes(':') && !field.value.includes('-'))) return;
   for (const match of field.value.matchAll(MAC_IN_TEXT)) {
     const mac = normalizeMac(match[0], false);
     if (!mac) continue;

@@ -5,7 +5,7 @@
  */
 import type { DecodeContext } from '../context';
 import type { Decoder, DecoderOutput, Payload } from '../registry';
-import { hasGzipMagic, hasZlibMagic, isMostlyPrintable } from '../text';
+import { hasGzipMagic, hasZlibMagic, isMostlyPrintable, onlyBase64Chars } from '../text';
 import { looksLikeProtobuf } from './protobuf';
 
 /** Shorter strings decode to a handful of bytes: too little to tell text from noise. */
@@ -14,6 +14,7 @@ const MIN_BASE64_CHARS = 8;
 const STANDARD = /^[A-Za-z0-9+/]+={0,2}$/;
 const URL_SAFE = /^[A-Za-z0-9_-]+={0,2}$/;
 const ALL_DIGITS = /^[0-9]+$/;
+const HEX_OR_UUID = /^[0-9a-fA-F-]+$/;
 
 /** Removes the line breaks of wrapped base64; null if other whitespace or odd wrapping is present. */
 function unwrap(text: string): string | null {
@@ -28,10 +29,15 @@ function unwrap(text: string): string | null {
 
 export function base64Candidate(text: string): string | null {
   if (text.length < MIN_BASE64_CHARS) return null;
-  const compact = unwrap(text.trim());
+  /* A '+' sent unescaped in a query or form value arrives as a space: put it back. */
+  const source = text.includes(' ') && !text.trim().includes('  ') ? text.trim().replace(/ /g, '+') : text;
+  /* Cheap rejection of prose, logs and JSON before any copying. */
+  if (!onlyBase64Chars(source, 0, Math.min(source.length, 256))) return null;
+  const compact = unwrap(source.trim());
   if (compact === null || compact.length < MIN_BASE64_CHARS || compact.length % 4 === 1) return null;
   if (!STANDARD.test(compact) && !URL_SAFE.test(compact)) return null;
-  if (ALL_DIGITS.test(compact)) return null;
+  /* Digits are numbers, and hex-only strings (hashes, UUIDs) are hex; base64 of real text practically never is either. */
+  if (ALL_DIGITS.test(compact) || HEX_OR_UUID.test(compact)) return null;
   return compact;
 }
 

@@ -8,7 +8,7 @@ export const percentDecoder: Decoder = {
   type: 'percent',
   accepts: 'text',
   decode(input: Payload): DecoderOutput | null {
-    if (typeof input !== 'string' || !ENCODED_BYTE.test(input)) return null;
+    if (typeof input !== 'string' || input.indexOf('%') < 0 || !ENCODED_BYTE.test(input)) return null;
     const out = percentDecode(input, false);
     return out === input ? null : { kind: 'transform', data: out };
   },

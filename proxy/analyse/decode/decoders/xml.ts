@@ -35,7 +35,6 @@ interface Element {
   hadChildren: boolean;
 }
 
-const ATTR = /([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
 const TAG_NAME = /^[A-Za-z_][\w.:-]*/;
 
 function localName(name: string): string {
@@ -116,12 +115,8 @@ export function parseXml(text: string, ctx: DecodeContext): Entry[] | null {
     const path = `${top.path}/${name}${n > 1 ? `[${n}]` : ''}`;
     const keyPath = [...top.keyPath, localName(name)];
     const el: Element = { name, path, keyPath, text: '', childCounts: new Map(), namedKey: null, pendingPlistKey: null, hadChildren: false };
-    ATTR.lastIndex = nameMatch[0].length;
-    const attrText = inner;
-    let m: RegExpExecArray | null;
-    while ((m = ATTR.exec(attrText))) {
-      const attrName = m[1];
-      const attrValue = unescapeXml(m[2] ?? m[3] ?? '');
+    for (const [attrName, rawValue] of readAttributes(inner, nameMatch[0].length)) {
+      const attrValue = unescapeXml(rawValue);
       if (NAME_ATTRS.includes(attrName.toLowerCase()) && attrValue) el.namedKey = attrValue;
       if (attrName.startsWith('xmlns')) continue;
       add({ segment: `xml:${path}/@${attrName}`, groupSegment: `xml:${path}`, chain: ['xml'], key: localName(attrName), keyPath: [...keyPath, localName(attrName)], value: attrValue });
@@ -136,6 +131,37 @@ export function parseXml(text: string, ctx: DecodeContext): Entry[] | null {
   }
   while (stack.length > 1) closeElement(stack.pop()!);
   return elements ? entries : null;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+/** `name="value"` pairs of a tag, read in one linear pass (a regex here backtracks quadratically on hostile tags). */
+function readAttributes(tag: string, from: number): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let i = from;
+  const n = tag.length;
+  while (i < n) {
+    while (i < n && isSpace(tag.charCodeAt(i))) i++;
+    const nameStart = i;
+    while (i < n && !isSpace(tag.charCodeAt(i)) && tag[i] !== '=' && tag[i] !== '/' && tag[i] !== '>') i++;
+    const name = tag.slice(nameStart, i);
+    while (i < n && isSpace(tag.charCodeAt(i))) i++;
+    if (!name || tag[i] !== '=') {
+      i = Math.max(i, nameStart + 1);
+      continue;
+    }
+    i++;
+    while (i < n && isSpace(tag.charCodeAt(i))) i++;
+    const quote = tag[i];
+    if (quote !== '"' && quote !== "'") continue;
+    const end = tag.indexOf(quote, i + 1);
+    if (end < 0) break;
+    out.push([name, tag.slice(i + 1, end)]);
+    i = end + 1;
+  }
+  return out;
 }
 
 /** Skips `<?...?>` and `<!DOCTYPE ... [ ... ]>` (internal subsets are ignored, never expanded). */
