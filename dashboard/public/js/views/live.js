@@ -12,6 +12,8 @@ import { filterBar, loadFilters, matches } from './filters.js';
 /** Newest rows kept on screen while alerts stream in (older ones stay reachable via "Load more"). */
 export const LIVE_ROW_CAP = 500;
 const PAGE = 200;
+/** How long a newly arrived row stays highlighted. */
+const FRESH_MS = 2000;
 
 export function render(root) {
   let filters = loadFilters();
@@ -54,7 +56,7 @@ export function render(root) {
       held = [];
       heldCount = 0;
       if (missed > 0) refill();
-      else for (const a of toShow) addAlert(a, true);
+      else for (const a of toShow) queueLive(a);
     }
     updateHeldNote();
   }
@@ -89,6 +91,7 @@ export function render(root) {
     entry.row = row;
     trim();
     updateEmpty();
+    return row;
   }
 
   function insertInOrder(row, flowId) {
@@ -143,6 +146,7 @@ export function render(root) {
   async function refill() {
     generation++;
     shown.clear();
+    liveQueue = [];
     held = [];
     heldCount = 0;
     extraRows = 0;
@@ -191,8 +195,28 @@ export function render(root) {
       updateHeldNote();
       return;
     }
-    addAlert(alert, true);
+    queueLive(alert);
   });
+
+  /** Alerts that arrived since the last frame: added together, so a burst costs one layout, not one each. */
+  let liveQueue = [];
+  let flushScheduled = false;
+  function queueLive(alert) {
+    liveQueue.push(alert);
+    if (flushScheduled) return;
+    flushScheduled = true;
+    // Hidden tabs get no animation frames; a timer still drains the queue there.
+    if (document.hidden) setTimeout(flushLive, 250);
+    else requestAnimationFrame(flushLive);
+  }
+  function flushLive() {
+    flushScheduled = false;
+    const batch = liveQueue;
+    liveQueue = [];
+    const rows = batch.map((a) => addAlert(a, true));
+    // A still highlight, cleared once: an animation would repaint every fresh row on every frame.
+    setTimeout(() => { for (const r of rows) r.classList.remove('fresh'); }, FRESH_MS);
+  }
 
   // The store was replaced (new data dir): what is on screen belongs to another history.
   const offReset = stream.on('reset', () => refill());
