@@ -23,9 +23,12 @@ const analyser: AnalyserModule = override ? (require(override) as AnalyserModule
 const geo = loadGeo();
 const compiledProfiles = new Map<string, unknown>();
 
+/** Loaded (and its tables read) when the worker starts, so the first flows do not wait for it. */
 function loadGeo(): unknown {
   try {
-    return loadGeoLookup();
+    const lookup = loadGeoLookup();
+    lookup.warm();
+    return lookup;
   } catch {
     return undefined;
   }
