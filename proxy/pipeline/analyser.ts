@@ -100,7 +100,12 @@ export class WorkerAnalyser implements Analyser {
     const w = new Worker(workerScriptPath(), { workerData: { analyserModule: this.opts.analyserModule } });
     this.worker = w;
     w.on('message', (msg: WorkerReply | { ready: true }) => {
-      if (!('jobId' in msg)) return;
+      if (!('jobId' in msg)) {
+        // Start-up time (loading the analyser) does not count against the first flow's time budget.
+        const head = this.jobs.values().next();
+        if (!head.done) head.value.startedAt = Date.now();
+        return;
+      }
       const p = this.jobs.get(msg.jobId);
       if (!p) return;
       this.jobs.delete(msg.jobId);

@@ -23,12 +23,13 @@ const analyser: AnalyserModule = override ? (require(override) as AnalyserModule
 const geo = loadGeo();
 const compiledProfiles = new Map<string, unknown>();
 
-/** Loaded (and its tables read) when the worker starts, so the first flows do not wait for it. */
+/**
+ * Not warmed: reading the tables takes seconds and tens of MB, and would hold up the first flows.
+ * They load on the first public address this worker judges (loopback and private ones need none).
+ */
 function loadGeo(): unknown {
   try {
-    const lookup = loadGeoLookup();
-    lookup.warm();
-    return lookup;
+    return loadGeoLookup();
   } catch {
     return undefined;
   }
