@@ -14,6 +14,7 @@ import {
 } from './helpers/browser';
 import type * as http from 'http';
 
+const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 const IMEI = '490154203237518';
 const ICCID = '89470000000000000072';
 /** Small, so that one test can send a body the proxy cuts. */
@@ -54,6 +55,7 @@ describeWithChromium('dashboard views in a real browser', () => {
 
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-views-'));
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
     origin = await startOrigin();
     phonehome = await startPhonehome(dataDir, { bodyLimit: BODY_LIMIT });
     browser = await launchChromium();
@@ -214,6 +216,7 @@ describeWithChromium('dashboard views in a real browser', () => {
     await message.filter({ hasText: 'Saved' }).waitFor({ timeout: 5_000 });
     await page.reload();
     await page.locator('section.device-card h2', { hasText: 'Nokia 7 plus' }).waitFor({ timeout: 5_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'devices.png') });
   });
 
   test('destinations: the host that received the IMEI is in the chart and the table', async () => {
@@ -225,16 +228,18 @@ describeWithChromium('dashboard views in a real browser', () => {
     expect(imeiColumn).toBeGreaterThan(0);
     expect(Number(await row.locator('td').nth(imeiColumn).textContent())).toBeGreaterThanOrEqual(3);
     expect(await page.locator('svg.chart rect.seg.t-imei').count()).toBeGreaterThanOrEqual(1);
-    await page.screenshot({ path: path.join(__dirname, '..', '..', 'test-artifacts', 'destinations.png') });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'destinations.png') });
   });
 
   test('setup: proxy port and two QR codes that load', async () => {
     await page.goto(`${phonehome.dashboardUrl}#/setup`);
     await page.locator('figure.qr img').nth(1).waitFor({ timeout: 5_000 });
-    expect(await page.locator('.proxy-address').textContent()).toContain(String(phonehome.proxyPort));
+    // The proxy listens on loopback only here, so that is the one address to type into the phone.
+    expect(await page.locator('.proxy-address dd').allTextContents()).toEqual(['127.0.0.1', String(phonehome.proxyPort)]);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const widths = await page.locator('figure.qr img').evaluateAll((imgs: any[]) => imgs.map((i) => (i.complete ? i.naturalWidth : 0)));
     expect(widths).toHaveLength(2);
     expect(widths.every((w: number) => w > 0)).toBe(true);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'setup.png'), fullPage: true });
   });
 });

@@ -25,7 +25,10 @@ function qr(label, dataUrl, url) {
 }
 
 function renderSetup(s) {
-  const addresses = s.addresses && s.addresses.length ? s.addresses : [s.proxyHost];
+  // proxyHost is the address the proxy answers on; the other LAN addresses are alternatives only when
+  // the proxy listens on all of them (then proxyHost is one of them).
+  const others = (s.addresses || []).includes(s.proxyHost) ? s.addresses.filter((a) => a !== s.proxyHost) : [];
+  const addresses = [s.proxyHost, ...others];
   const steps = s.steps || {};
   return [
     el('section', { class: 'proxy-address' },
