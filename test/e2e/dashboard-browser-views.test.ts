@@ -217,6 +217,12 @@ describeWithChromium('dashboard views in a real browser', () => {
     await page.reload();
     await page.locator('section.device-card h2', { hasText: 'Nokia 7 plus' }).waitFor({ timeout: 5_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'devices.png') });
+
+    // Past traffic can be checked again against the new profile.
+    const flowsOfPhone = Number(await page.locator('section.device-card dd').first().textContent());
+    await page.getByRole('button', { name: 'Re-check past traffic' }).click();
+    await page.locator('section.device-card .form-message.ok').waitFor({ timeout: 5_000 });
+    expect(await page.locator('section.device-card .form-message').textContent()).toMatch(new RegExp(`^${flowsOfPhone} flows queued`));
   });
 
   test('destinations: the host that received the IMEI is in the chart and the table', async () => {

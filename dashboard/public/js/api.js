@@ -52,6 +52,7 @@ export const api = {
   destinations: (filters) => request('GET', `/api/destinations${query(filters)}`),
   devices: () => request('GET', '/api/devices'),
   saveDevice: (clientIp, profile) => request('PUT', `/api/devices/${encodeURIComponent(clientIp)}`, { profile }),
+  reanalyseDevice: (clientIp) => request('POST', `/api/devices/${encodeURIComponent(clientIp)}/reanalyse`),
   setup: () => request('GET', '/api/setup'),
   stats: () => request('GET', '/api/stats'),
 };

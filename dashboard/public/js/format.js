@@ -83,3 +83,10 @@ export function hexDump(bytesArr, maxBytes) {
   }
   return lines.join('\n');
 }
+
+/** What the severity badge says: the severity, or why there is none yet. */
+export function verdictLabel(item) {
+  if (item.analysis === 'pending') return 'pending';
+  if (item.analysis === 'failed') return 'analysis failed';
+  return item.severity || 'info';
+}

@@ -58,7 +58,19 @@ function deviceCard(d, reload) {
     }
   } },
   el('label', null, 'Profile (JSON: name, and the phone\'s own imei, phone, iccid, imsi, mac, serial…)', textarea),
-  el('div', { class: 'form-actions' }, el('button', { type: 'submit' }, 'Save profile')), message);
+  el('div', { class: 'form-actions' }, el('button', { type: 'submit' }, 'Save profile'), ' ',
+    el('button', { type: 'button', class: 'reanalyse', onclick: reanalyse,
+      title: 'Analyse everything this phone sent again, with the profile as saved' }, 'Re-check past traffic')),
+  message);
+
+  async function reanalyse() {
+    try {
+      const res = await api.reanalyseDevice(d.clientIp);
+      show(`${res.queued} flow${res.queued === 1 ? '' : 's'} queued for analysis with the saved profile; Live shows what it finds.`, false);
+    } catch (err) {
+      show(`Not queued — ${err.message}`, true);
+    }
+  }
 
   function show(text, isError) {
     message.textContent = text;

@@ -5,7 +5,7 @@
  */
 import { api } from '../api.js';
 import { el, highlighted } from '../dom.js';
-import { base64Bytes, bytes, dateTime, deviceLabel, hexDump, severityClass, typeClass, typeLabel } from '../format.js';
+import { base64Bytes, bytes, dateTime, deviceLabel, hexDump, severityClass, typeClass, typeLabel, verdictLabel } from '../format.js';
 
 /** Bytes shown in the hex view before asking the user to download instead. */
 const HEX_VIEW_LIMIT = 64 * 1024;
@@ -51,7 +51,7 @@ function renderDetail(d) {
   const dest = d.destination || {};
   const out = [];
 
-  out.push(el('h1', null, el('span', { class: `sev ${severityClass(flow.severity)}` }, flow.severity || 'info'), ' ',
+  out.push(el('h1', null, el('span', { class: `sev ${severityClass(flow.severity)}` }, verdictLabel(flow)), ' ',
     `${flow.method || flow.kind || ''} `, el('span', { class: 'mono' }, highlighted(flow.url || `${flow.host}:${flow.port}`, needles))));
 
   out.push(el('dl', { class: 'facts' },
@@ -167,7 +167,8 @@ function decodedTree(fields, findings, needles) {
           el('th', { scope: 'row' }, String(f.key ?? f.path ?? '')),
           el('td', null, hit ? el('mark', { class: `hit ${typeClass(hit.type)}`, title: typeLabel(hit.type) }, String(f.value ?? ''))
             : highlighted(String(f.value ?? ''), needles)),
-          el('td', { class: 'muted' }, hit ? el('span', { class: `chip ${typeClass(hit.type)}` }, typeLabel(hit.type)) : ''));
+          el('td', { class: 'muted' }, hit ? el('span', { class: `chip ${typeClass(hit.type)}` }, typeLabel(hit.type)) : '',
+            f.truncated ? el('span', { class: 'truncated', title: 'Only the start of this value was kept' }, ' (cut)') : ''));
       }))));
     if (hasHit || groups.size <= 3) details.open = true;
     return details;

@@ -4,7 +4,7 @@
  */
 import { api } from '../api.js';
 import { clear, el } from '../dom.js';
-import { bytes, deviceLabel, severityClass, time, typeClass, typeLabel } from '../format.js';
+import { bytes, deviceLabel, severityClass, time, typeClass, typeLabel, verdictLabel } from '../format.js';
 import { stream } from '../stream.js';
 import { filterBar, loadFilters, matches } from './filters.js';
 
@@ -88,7 +88,7 @@ export function render(root) {
     if (!alert || typeof alert.flowId !== 'number') return;
     const known = flowsById.get(alert.flowId);
     const flow = { ...(known || summaryFromAlert(alert)), severity: alert.severity, findingTypes: alert.types || [],
-      findingCount: (alert.findings || []).length };
+      findingCount: (alert.findings || []).length, analysis: 'analysed' };
     // With a type or severity filter the flow itself did not match until now.
     if (known || matches(filters, flow)) put(flow, !known);
   });
@@ -108,7 +108,8 @@ function flowRow(f) {
   el('td', null, f.status != null ? String(f.status) : ''),
   el('td', null, f.tls ? el('span', { class: 'tls' }, 'TLS') : el('span', { class: 'clear' }, 'cleartext')),
   el('td', { class: 'num' }, bytes((f.requestSize || 0) + (f.responseSize || 0))),
-  el('td', { class: 'types' }, (f.findingTypes || []).map((t) => el('span', { class: `chip ${typeClass(t)}` }, typeLabel(t)))));
+  el('td', { class: 'types' }, (f.findingTypes || []).map((t) => el('span', { class: `chip ${typeClass(t)}` }, typeLabel(t))),
+    f.analysis && f.analysis !== 'analysed' ? el('span', { class: `state state-${f.analysis === 'failed' ? 'failed' : 'pending'}` }, verdictLabel(f)) : ''));
 }
 
 /** A row for a flow first seen through its alert (its own message was filtered out before it had findings). */

@@ -70,17 +70,24 @@ export function render(root) {
     if (!shown.size) empty.textContent = 'No alerts yet. Point a phone at the proxy (see Setup) and use it; every request that carries an identifier shows up here.';
   }
 
-  /** Merges an alert (or findings of one flow) into its row, creating the row if needed. */
-  function addAlert(alert, fresh) {
+  /**
+   * Puts an alert into its row, creating the row if needed. A live alert carries all of its flow's
+   * findings (after a re-analysis they replace the old ones); a REST page may hold only some of
+   * them, so those are merged.
+   */
+  function addAlert(alert, fresh, complete = false) {
     let entry = shown.get(alert.flowId);
     if (!entry) {
       entry = { alert: { ...alert }, findings: new Map(), row: null };
       shown.set(alert.flowId, entry);
+    } else if (complete) {
+      entry.alert = { ...entry.alert, ...alert };
+      entry.findings = new Map();
     } else {
       for (const k of ['severity', 'country', 'org', 'device', 'url', 'method']) if (alert[k] != null) entry.alert[k] = alert[k];
     }
     for (const f of alert.findings || []) entry.findings.set(f.id, f);
-    const types = new Set([...(entry.alert.types || []), ...(alert.types || []), ...[...entry.findings.values()].map((f) => f.type)]);
+    const types = new Set([...(complete ? [] : entry.alert.types || []), ...(alert.types || []), ...[...entry.findings.values()].map((f) => f.type)]);
     entry.alert.types = [...types];
     for (const f of entry.findings.values()) {
       if (severityRank(f.severity) > severityRank(entry.alert.severity)) entry.alert.severity = f.severity;
@@ -213,7 +220,7 @@ export function render(root) {
     flushScheduled = false;
     const batch = liveQueue;
     liveQueue = [];
-    const rows = batch.map((a) => addAlert(a, true));
+    const rows = batch.map((a) => addAlert(a, true, true));
     // A still highlight, cleared once: an animation would repaint every fresh row on every frame.
     setTimeout(() => { for (const r of rows) r.classList.remove('fresh'); }, FRESH_MS);
   }
