@@ -26,6 +26,13 @@ export interface Analyser {
 
 export class AnalysisCrashError extends Error {}
 
+/**
+ * The worker's heap: a small young generation keeps the proxy's resident memory low while capped
+ * bodies (1 MB by default) are decoded; the old-generation cap turns a decoding blow-up into a
+ * recorded worker crash instead of a proxy killed by the OOM killer.
+ */
+export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 512 };
+
 /** The time one flow may take in the worker before it is presumed stuck and the worker restarted. */
 export const DEFAULT_ANALYSIS_TIMEOUT_MS = 10_000;
 
@@ -97,7 +104,7 @@ export class WorkerAnalyser implements Analyser {
   }
 
   private spawn(): void {
-    const w = new Worker(workerScriptPath(), { workerData: { analyserModule: this.opts.analyserModule } });
+    const w = new Worker(workerScriptPath(), { workerData: { analyserModule: this.opts.analyserModule }, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.worker = w;
     w.on('message', (msg: WorkerReply | { ready: true }) => {
       if (!('jobId' in msg)) {
