@@ -58,7 +58,7 @@ function renderDetail(d) {
     fact('Device', deviceLabel(flow.device, flow.clientIp)),
     fact('Destination', [flow.host, flow.port ? `:${flow.port}` : '', flow.serverIp ? ` (${flow.serverIp})` : ''].join('')),
     fact('Owner', [dest.org, dest.country, dest.asn ? `AS${dest.asn}` : ''].filter(Boolean).join(' · ')),
-    fact('Transport', flow.tls ? `TLS${flow.sni ? `, SNI ${flow.sni}` : ''}` : 'cleartext — anyone on the path can read it'),
+    fact('Transport', transport(flow)),
     fact('Status', flow.status != null ? String(flow.status) : ''),
     fact('Time', `${dateTime(flow.startedAt)}${flow.endedAt ? ` (${Math.max(0, flow.endedAt - flow.startedAt)} ms)` : ''}`),
     fact('Error', flow.error || ''),
@@ -87,6 +87,12 @@ function renderDetail(d) {
 
   out.push(el('h2', null, `Decoded fields (${fields.length})`), decodedTree(fields, findings, needles));
   return out;
+}
+
+function transport(flow) {
+  if (flow.tls) return `TLS${flow.sni ? `, SNI ${flow.sni}` : ''}`;
+  if (flow.method === 'CONNECT' && flow.error) return 'tunnel never opened: nothing was sent';
+  return 'cleartext — anyone on the path can read it';
 }
 
 function fact(label, value) {
