@@ -213,8 +213,9 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
   upReq.on('socket', (s) => {
     rt.track(s);
     tuneSocket(s, rt.upstream.idleTimeoutMs);
-    if (!flow.serverIp) s.once('connect', () => (flow.serverIp = s.remoteAddress));
-    if (s.remoteAddress && !flow.serverIp) flow.serverIp = s.remoteAddress;
+    // Keep-alive sockets are reused: listen for 'connect' only on a fresh one, or listeners pile up.
+    if (s.remoteAddress) flow.serverIp ??= s.remoteAddress;
+    else if (s.connecting) s.once('connect', () => (flow.serverIp ??= s.remoteAddress));
   });
   upReq.setTimeout(rt.upstream.idleTimeoutMs, () => upReq.destroy(new Error(`upstream idle for ${rt.upstream.idleTimeoutMs} ms`)));
   req.on('data', (chunk: Buffer) => reqTap.add(chunk));

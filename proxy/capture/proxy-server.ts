@@ -42,7 +42,7 @@ export interface ProxyServerOptions {
   log?: Logger;
   /** Idle timeout for every client and upstream socket (default 120 s). */
   idleTimeoutMs?: number;
-  /** How long a tunnel waits for the phone's first bytes before relaying raw (default 1 s). */
+  /** How long a tunnel waits for a partial ClientHello or request line to complete (default 1 s). */
   sniffTimeoutMs?: number;
   connectTimeoutMs?: number;
   /** Largest request head accepted (default 32 KiB); larger gets 431. */

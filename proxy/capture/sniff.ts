@@ -38,17 +38,25 @@ export function classify(data: Buffer, final: boolean): SniffVerdict | undefined
   return { kind: 'other' };
 }
 
-export function sniff(socket: net.Socket, initial: Buffer, waitMs: number): Promise<SniffResult> {
+/**
+ * Waits for whichever side speaks first. Client bytes are classified (a partial ClientHello or
+ * request line gets `waitMs` more to complete); server bytes first mean a server-speaks-first
+ * protocol: verdict 'silent', and the server's bytes are put back for the relay. No timer decides
+ * on silence alone: a phone slow to send its ClientHello is still intercepted.
+ */
+export function sniff(socket: net.Socket, initial: Buffer, waitMs: number, upstream?: net.Socket): Promise<SniffResult> {
   return new Promise((resolve) => {
     let data = initial;
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const settle = (verdict: SniffVerdict) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       socket.removeListener('data', onData);
       socket.removeListener('close', onClose);
       socket.removeListener('end', onClose);
+      upstream?.removeListener('data', onServerData);
       socket.pause();
       resolve({ data, verdict });
     };
@@ -56,19 +64,25 @@ export function sniff(socket: net.Socket, initial: Buffer, waitMs: number): Prom
       data = data.length ? Buffer.concat([data, chunk]) : chunk;
       const v = classify(data, false);
       if (v) settle(v);
+      else timer ??= setTimeout(() => settle(classify(data, true) ?? { kind: 'other' }), waitMs);
+    };
+    const onServerData = (chunk: Buffer) => {
+      upstream!.pause();
+      upstream!.unshift(chunk);
+      settle(data.length ? (classify(data, true) ?? { kind: 'other' }) : { kind: 'silent' });
     };
     const onClose = () => settle({ kind: 'closed' });
-    const timer = setTimeout(() => settle(classify(data, true) ?? { kind: 'other' }), waitMs);
     const early = classify(data, false);
     if (early) {
       settled = true;
-      clearTimeout(timer);
       resolve({ data, verdict: early });
       return;
     }
+    if (data.length) timer = setTimeout(() => settle(classify(data, true) ?? { kind: 'other' }), waitMs);
     socket.on('data', onData);
     socket.once('end', onClose);
     socket.once('close', onClose);
+    upstream?.on('data', onServerData);
     socket.resume();
   });
 }

@@ -27,8 +27,10 @@ const SILENT_CLOSE_WINDOW_MS = 5000;
 /** Browsers also open spare connections they close unused: pin only after repeated silent closes. */
 const SILENT_CLOSES_BEFORE_PINNING = 2;
 
-/** Client-side TLS errors that mean "I do not trust this certificate". */
-const CERT_REJECTION = /alert (unknown ca|bad certificate|certificate unknown|certificate expired|certificate revoked|unsupported certificate|access denied|decrypt error|handshake failure)|ECONNRESET|closed during the TLS handshake/i;
+/** TLS alerts a client sends when it does not trust our certificate: pinned at once. */
+const CERT_REJECTION_ALERT = /alert (unknown ca|bad certificate|certificate unknown|certificate expired|certificate revoked|unsupported certificate|access denied|decrypt error|handshake failure)/i;
+/** A client that just goes away mid-handshake: suspicious, but counted like a silent close. */
+const HANGUP = /ECONNRESET|closed during the TLS handshake|socket hang up/i;
 
 export async function handleConnect(req: http.IncomingMessage, client: net.Socket, head: Buffer, rt: ProxyRuntime): Promise<void> {
   const info: ConnectionInfo = { ...(rt.connections.get(client) ?? { clientIp: client.remoteAddress ?? '', clientPort: client.remotePort }) };
@@ -75,7 +77,7 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
   upstream?.on('error', () => undefined);
   client.write('HTTP/1.1 200 Connection established\r\n\r\n');
 
-  const { data, verdict } = await sniff(client, head, rt.sniffTimeoutMs);
+  const { data, verdict } = await sniff(client, head, rt.sniffTimeoutMs, upstream);
   const relay = (desc: RelayDescription) => {
     if (!pre) return void client.destroy();
     relayRaw(client, pre, data, info, target, startedAt, t0, desc, rt);
@@ -148,14 +150,21 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
     rt.pinnedHosts.add(hostForRules);
     rt.log(`${info.clientIp} ${why} for ${hostForRules} (certificate pinning, or the CA is not installed); relaying ${hostForRules} untouched from now on`);
   };
+  const strike = (why: string) => {
+    const count = (rt.silentCloses.get(hostForRules) ?? 0) + 1;
+    rt.silentCloses.set(hostForRules, count);
+    if (count >= SILENT_CLOSES_BEFORE_PINNING) pin(`${why} ${count} times in a row`);
+  };
   const fail = (reason: string) => {
     if (secured) return;
     secured = true;
     dropUpstream();
     tlsSocket.destroy();
-    const suspected = CERT_REJECTION.test(reason);
-    recordFailure(`client rejected the TLS handshake: ${reason}`, suspected);
-    if (suspected) pin('rejected our certificate');
+    const alert = CERT_REJECTION_ALERT.test(reason);
+    const hangup = !alert && HANGUP.test(reason);
+    recordFailure(`client rejected the TLS handshake: ${reason}`, alert || hangup);
+    if (alert) pin('rejected our certificate');
+    else if (hangup) strike('closed the connection during the TLS handshake');
   };
   tlsSocket.once('error', (err) => fail(err.message));
   tlsSocket.once('close', () => fail('client closed during the TLS handshake'));
@@ -177,9 +186,7 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
     tlsSocket.once('close', () => {
       if ((conn.requests ?? 0) > 0 || timedOut || performance.now() - securedAt > SILENT_CLOSE_WINDOW_MS) return;
       recordFailure('client closed the connection right after the TLS handshake without sending a request', true);
-      const count = (rt.silentCloses.get(hostForRules) ?? 0) + 1;
-      rt.silentCloses.set(hostForRules, count);
-      if (count >= SILENT_CLOSES_BEFORE_PINNING) pin(`closed ${count} connections in a row right after the TLS handshake`);
+      strike('closed the connection right after the TLS handshake');
     });
     rt.serveHttp(tlsSocket, conn);
   });

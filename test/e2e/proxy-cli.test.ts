@@ -63,6 +63,31 @@ describe('phonehome start (CLI)', () => {
     expect(await cli.stop('SIGTERM')).toBe(0);
   });
 
+  it('reuses upstream keep-alive connections without piling up listeners (a leak seen at ~8 KB per flow)', async () => {
+    const origin = await startHttpOrigin();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      cli = await startCli(['--port', '0', '--dashboard-port', '0', '--listen-host', '127.0.0.1', '--data-dir', dir]);
+      for (let i = 0; i < 25; i++) {
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port: cli!.port, path: `http://127.0.0.1:${origin.port}/reuse/${i}`, agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        expect(status).toBe(200);
+      }
+      expect(await cli.stop('SIGTERM')).toBe(0);
+      expect(cli.stderr()).not.toMatch(/MaxListenersExceededWarning/);
+      expect(readFlows(path.join(dir, 'phonehome.db'), "url LIKE '%/reuse/%'")).toHaveLength(25);
+    } finally {
+      agent.destroy();
+      await origin.close();
+    }
+  });
+
   it('passes 50 MB up and 50 MB down intact through HTTPS interception with bounded proxy memory', async () => {
     const origin = await startHttpsOrigin();
     try {

@@ -82,6 +82,7 @@ describe('proxy: defects contained', () => {
 
   it(`serves ${DISTINCT_HOST_COUNT} concurrent first requests to distinct HTTPS hosts while a known host stays responsive`, async () => {
     const known = await tlsThroughProxy(ph.proxyPort, 'origin.test', httpsOrigin.port, ph.ca.certPem);
+    const mintedBefore = ph.minter.mintCount;
     const first = await requestOver(known, `GET /known/0 HTTP/1.1\r\nHost: origin.test\r\n\r\n`);
     expect(first.status).toBe(200);
     const many = Array.from({ length: DISTINCT_HOST_COUNT }, async (_, i) => {
@@ -102,6 +103,7 @@ describe('proxy: defects contained', () => {
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     expect(results.every((r) => (r.cn ?? "").includes(`DNS:${r.host}`))).toBe(true);
     expect(knownDuring).toEqual([200, 200, 200, 200, 200]);
+    expect(ph.minter.mintCount - mintedBefore).toBe(DISTINCT_HOST_COUNT);
     const stored = await eventually(() => {
       const n = ph.flows("url LIKE '%/distinct/%'").length;
       return n === DISTINCT_HOST_COUNT ? n : undefined;

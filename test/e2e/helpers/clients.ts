@@ -79,7 +79,9 @@ export async function rawExchange(port: number, bytes: string | Buffer, timeoutM
 export async function openTunnel(proxyPort: number, authority: string): Promise<{ socket: net.Socket; status: number; head: string }> {
   const socket = await connectTcp(proxyPort);
   socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
-  const { head, status } = await readHead(socket);
+  const { head, status, rest } = await readHead(socket);
+  // A server that speaks first may already have sent its banner right behind the 200.
+  if (rest.length) socket.unshift(rest);
   socket.resume();
   return { socket, status, head };
 }
