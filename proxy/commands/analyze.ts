@@ -28,9 +28,16 @@ url, cleartext, and serverIp/country/asn/org when known.
 "iccid":"89...","mac":"d4:6a:..."}. The phone's own values are then found in any encoding, hashed
 (MD5/SHA-1/SHA-256) included.
 
+Each request gets up to 2 s of decoding (the live proxy allows 100 ms); the other decoding limits
+(depth, decompressed bytes, fields) are those of the proxy, and a request that hits one is reported
+on stderr.
+
 Exit status: 0 when the analysis ran (whatever it found, even if some files or entries were
 broken: those are reported on stderr); 1 when none of the files could be read as HAR; 2 for usage
 errors (no file, unknown option, unreadable or invalid profile).`;
+
+/** Offline there is no live latency to protect: each request may take longer to decode than in the proxy. */
+const OFFLINE_LIMITS = { timeBudgetMs: 2000 };
 
 export function loadProfile(file: string): CompiledProfile {
   try {
@@ -112,7 +119,7 @@ export const command: Command = {
       filesRead++;
       har.flows.forEach((flow, i) => {
         entries++;
-        const result = analyseFlow(flow, { profile, geo });
+        const result = analyseFlow(flow, { profile, geo, limits: OFFLINE_LIMITS });
         for (const note of result.notes) problems.push(`${base}: entry ${har.entryIndex[i]}: ${note}`);
         for (const f of result.findings) records.push(toRecord(base, har.entryIndex[i], flow.method, flow.url, f, result.destination));
       });

@@ -88,11 +88,11 @@ export function isHexChar(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
-/** True when the text has no character outside the base64 alphabets (both), '=' and line breaks. */
-export function onlyBase64Chars(text: string, from: number, to: number): boolean {
+/** True when the text has no character outside the base64 alphabets (both), '=' and line breaks (and spaces, if allowed). */
+export function onlyBase64Chars(text: string, from: number, to: number, allowSpace = false): boolean {
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
-    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 45 || c === 95 || c === 61 || c === 10 || c === 13;
+    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 45 || c === 95 || c === 61 || c === 10 || c === 13 || (allowSpace && c === 32);
     if (!ok) return false;
   }
   return true;

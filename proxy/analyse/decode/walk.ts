@@ -65,26 +65,68 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
     walkValue(ctx, out.data, next, { contentType: out.contentType });
     return;
   }
+  /* Entries of one document share their chain and, record by record, their group: build each once. */
+  const shared: SharedParts = { entryChain: null, chain: [], groupSegment: null, group: '' };
   for (const entry of out.entries) {
     if (ctx.stopped) return;
-    walkEntry(ctx, entry, pos);
+    walkEntry(ctx, entry, pos, shared);
   }
 }
 
-export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position): void {
+interface SharedParts {
+  entryChain: string[] | null;
+  chain: string[];
+  groupSegment: string | null;
+  group: string;
+}
+
+export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, shared?: SharedParts): void {
+  let chain: string[];
+  let group: string;
+  if (shared) {
+    if (shared.entryChain !== entry.chain) {
+      shared.entryChain = entry.chain;
+      shared.chain = [...pos.chain, ...entry.chain];
+    }
+    if (shared.groupSegment !== entry.groupSegment) {
+      shared.groupSegment = entry.groupSegment;
+      shared.group = join(pos.path, entry.groupSegment);
+    }
+    chain = shared.chain;
+    group = shared.group;
+  } else {
+    chain = [...pos.chain, ...entry.chain];
+    group = join(pos.path, entry.groupSegment);
+  }
   const child: Position = {
     path: join(pos.path, entry.segment),
     key: entry.key,
     keyPath: pos.keyPath.length ? [...pos.keyPath, ...entry.keyPath] : entry.keyPath,
-    chain: [...pos.chain, ...entry.chain],
-    group: join(pos.path, entry.groupSegment),
+    chain,
+    group,
   };
   if (entry.scalar) {
     ctx.emit(child, typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'));
     return;
   }
-  const hint: Hint = entry.contentType ? { contentType: entry.contentType } : {};
+  const hint: Hint = entry.contentType ? { contentType: entry.contentType } : NO_HINT;
   walkValue(ctx, entry.value, child, hint);
+}
+
+/**
+ * False for short plain tokens ("home", "NOK", "9") that no decoder could unwrap: most leaves of a
+ * JSON batch, which then skip the decoder loop entirely.
+ */
+function mightBeEncoded(text: string): boolean {
+  const n = text.length;
+  if (n >= 8) return true;
+  if (n < 3) return false;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    /* { [ < % = ; : */
+    if (c === 0x7b || c === 0x5b || c === 0x3c || c === 0x25 || c === 0x3d || c === 0x3b || c === 0x3a) return true;
+  }
+  return false;
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
@@ -98,6 +140,10 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   ctx.at = pos.path || 'body';
   if (typeof value !== 'string') {
     walkBytes(ctx, value, pos, hint);
+    return;
+  }
+  if (!hint.contentType && !mightBeEncoded(value)) {
+    emitLeaf(ctx, value, pos);
     return;
   }
   const declared = hint.contentType ? declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text') : NONE;

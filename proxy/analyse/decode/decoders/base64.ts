@@ -29,11 +29,15 @@ function unwrap(text: string): string | null {
 
 export function base64Candidate(text: string): string | null {
   if (text.length < MIN_BASE64_CHARS) return null;
-  /* A '+' sent unescaped in a query or form value arrives as a space: put it back. */
-  const source = text.includes(' ') && !text.trim().includes('  ') ? text.trim().replace(/ /g, '+') : text;
   /* Cheap rejection of prose, logs and JSON before any copying. */
-  if (!onlyBase64Chars(source, 0, Math.min(source.length, 256))) return null;
-  const compact = unwrap(source.trim());
+  if (!onlyBase64Chars(text, 0, Math.min(text.length, 256), true)) return null;
+  let source = text.trim();
+  if (source.indexOf(' ') >= 0) {
+    /* A '+' sent unescaped in a query or form value arrives as a space: put it back. */
+    if (source.includes('  ')) return null;
+    source = source.replace(/ /g, '+');
+  }
+  const compact = unwrap(source);
   if (compact === null || compact.length < MIN_BASE64_CHARS || compact.length % 4 === 1) return null;
   if (!STANDARD.test(compact) && !URL_SAFE.test(compact)) return null;
   /* Digits are numbers, and hex-only strings (hashes, UUIDs) are hex; base64 of real text practically never is either. */

@@ -15,6 +15,7 @@ const BARE_VALUE_MIN = 8;
 
 export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
   const entries: Entry[] = [];
+  const chain = [type];
   const parts = text.split('&');
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i];
@@ -22,7 +23,7 @@ export function splitPairs(text: string, type: string, plusIsSpace = true): Entr
     const eq = part.indexOf('=');
     if (eq < 0 && part.length >= BARE_VALUE_MIN) {
       /* `?eyJpbWVpIjoi...`: a bare blob with no name is a value, not a key. */
-      entries.push({ segment: `${type}:#${i}`, groupSegment: type, chain: [type], key: null, keyPath: [], value: percentDecode(part, plusIsSpace) });
+      entries.push({ segment: `${type}:#${i}`, groupSegment: type, chain, key: null, keyPath: [], value: percentDecode(part, plusIsSpace) });
       continue;
     }
     const rawKey = eq >= 0 ? part.slice(0, eq) : part;
@@ -31,7 +32,7 @@ export function splitPairs(text: string, type: string, plusIsSpace = true): Entr
     entries.push({
       segment: `${type}:${key}`,
       groupSegment: type,
-      chain: [type],
+      chain,
       key,
       keyPath: [key],
       value: percentDecode(rawValue, plusIsSpace),
@@ -128,7 +129,7 @@ export const urlDecoder: Decoder = {
   type: 'url',
   accepts: 'text',
   decode(input: Payload): DecoderOutput | null {
-    if (typeof input !== 'string' || input.length > MAX_SNIFFED_TEXT || !NESTED_URL.test(input)) return null;
+    if (typeof input !== 'string' || input.length > MAX_SNIFFED_TEXT || input.indexOf('://') < 0 || !NESTED_URL.test(input)) return null;
     const entries = urlEntries(input, ['url']);
     return entries.length ? { kind: 'fields', entries } : null;
   },

@@ -2,6 +2,7 @@
 import * as zlib from 'node:zlib';
 import type { Flow, Header } from '../../../../proxy/flow';
 import type { DecodedField, DecodeResult } from '../../../../proxy/analyse/types';
+import { decodeBytes, decodeFlow, type DecodeLimits } from '../../../../proxy/analyse/decode';
 
 export function makeFlow(opts: { url?: string; method?: string; headers?: Header[]; body?: Buffer | string }): Flow {
   const url = opts.url ?? 'http://example.test/';
@@ -115,3 +116,12 @@ export const pb = {
 };
 
 export const gzip = (data: Buffer | string) => zlib.gzipSync(Buffer.from(data));
+
+/**
+ * Functional tests are about what is found, not how fast: a generous time budget keeps a cold,
+ * loaded CI machine from cutting a decode short. The time limit has its own tests.
+ */
+export const RELAXED: Partial<DecodeLimits> = { timeBudgetMs: 60_000 };
+export const decodeFlowRelaxed = (flow: Flow, limits?: Partial<DecodeLimits>) => decodeFlow(flow, { ...RELAXED, ...limits });
+export const decodeBytesRelaxed = (bytes: Buffer, contentType: string | undefined, limits?: Partial<DecodeLimits>, contentEncoding?: string) =>
+  decodeBytes(bytes, contentType, { ...RELAXED, ...limits }, contentEncoding);

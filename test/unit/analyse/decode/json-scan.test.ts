@@ -1,5 +1,5 @@
 /** The streaming JSON reader: same leaves as JSON.parse on valid JSON, partial on cut bodies, nothing on non-JSON. */
-import { decodeBytes } from '../../../../proxy/analyse/decode';
+import { decodeBytesRelaxed as decodeBytes } from './helpers';
 import { IDS, prng } from './helpers';
 
 /** Reference: leaves of JSON.parse's result, located the same way. */

@@ -1,7 +1,7 @@
 /** Every decode limit has a name, a default, and a test that hits it with hostile input. */
 import * as zlib from 'node:zlib';
 import { decodeBytes, decodeFlow, DEFAULT_DECODE_LIMITS, RATIO_FLOOR_INPUT_BYTES } from '../../../../proxy/analyse/decode';
-import { IDS, makeFlow } from './helpers';
+import { IDS, makeFlow, RELAXED } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -16,7 +16,7 @@ describe('maxDepth', () => {
     return text;
   };
   test('ten base64 layers stop at the default depth of 8, keeping the value there', () => {
-    const r = decodeBytes(Buffer.from(wrapped(10)), undefined);
+    const r = decodeBytes(Buffer.from(wrapped(10)), undefined, RELAXED);
     expect(r.limitsHit).toContain('maxDepth');
     expect(r.notes.join('\n')).toMatch(/depth limit of 8/);
     const deepest = r.fields.find((f) => f.chain.length === 8);
@@ -24,14 +24,14 @@ describe('maxDepth', () => {
     expect(r.fields.some((f) => f.value === IDS.imei)).toBe(false);
   });
   test('a lower limit is honoured and a higher one reaches the value', () => {
-    expect(decodeBytes(Buffer.from(wrapped(3)), undefined, { maxDepth: 2 }).limitsHit).toContain('maxDepth');
-    const r = decodeBytes(Buffer.from(wrapped(10)), undefined, { maxDepth: 12 });
+    expect(decodeBytes(Buffer.from(wrapped(3)), undefined, { ...RELAXED, maxDepth: 2 }).limitsHit).toContain('maxDepth');
+    const r = decodeBytes(Buffer.from(wrapped(10)), undefined, { ...RELAXED, maxDepth: 12 });
     expect(r.limitsHit).toEqual([]);
     expect(r.fields.find((f) => f.value === IDS.imei)?.chain).toEqual([...Array(10).fill('base64'), 'json']);
   });
   test('JSON nested 100 000 levels deep is not walked to the bottom, and does not throw', () => {
     const deep = '['.repeat(100000) + '"x"' + ']'.repeat(100000);
-    const r = decodeBytes(Buffer.from(deep), 'application/json');
+    const r = decodeBytes(Buffer.from(deep), 'application/json', RELAXED);
     expect(r.limitsHit).toContain('maxDepth');
   });
 });
@@ -70,7 +70,7 @@ describe('maxRatio and maxDecodedBytes (decompression bombs)', () => {
 
   test('Content-Encoding bomb with a small budget: cut, noted, the flow still decodes its URL', () => {
     const flow = makeFlow({ url: `http://x.test/?imei=${IDS.imei}`, headers: [['Content-Encoding', 'gzip']], body: zlib.gzipSync(Buffer.alloc(50 * MiB)) });
-    const r = decodeFlow(flow, { maxDecodedBytes: MiB });
+    const r = decodeFlow(flow, { ...RELAXED, maxDecodedBytes: MiB });
     expect(r.limitsHit).toContain('maxDecodedBytes');
     expect(r.decodedBytes).toBeLessThanOrEqual(MiB);
     expect(r.fields.find((f) => f.path === 'query:imei')?.value).toBe(IDS.imei);
@@ -78,7 +78,7 @@ describe('maxRatio and maxDecodedBytes (decompression bombs)', () => {
 
   test('once the budget is spent, base64 is not decoded either', () => {
     const json = JSON.stringify({ a: Buffer.from('x'.repeat(3000)).toString('base64'), b: Buffer.from('y'.repeat(3000)).toString('base64') });
-    const r = decodeBytes(Buffer.from(json), 'application/json', { maxDecodedBytes: 4000 });
+    const r = decodeBytes(Buffer.from(json), 'application/json', { ...RELAXED, maxDecodedBytes: 4000 });
     expect(r.limitsHit).toContain('maxDecodedBytes');
     expect(r.decodedBytes).toBeLessThanOrEqual(4000);
   });
@@ -87,12 +87,12 @@ describe('maxRatio and maxDecodedBytes (decompression bombs)', () => {
 describe('maxFields', () => {
   const many = JSON.stringify(Object.fromEntries(Array.from({ length: 12000 }, (_, i) => [`k${i}`, i])));
   test('the default keeps 5000 fields and says so', () => {
-    const r = decodeBytes(Buffer.from(many), 'application/json');
+    const r = decodeBytes(Buffer.from(many), 'application/json', RELAXED);
     expect(r.fields).toHaveLength(5000);
     expect(r.limitsHit).toContain('maxFields');
   });
   test('a custom limit is honoured', () => {
-    const r = decodeBytes(Buffer.from(many), 'application/json', { maxFields: 10 });
+    const r = decodeBytes(Buffer.from(many), 'application/json', { ...RELAXED, maxFields: 10 });
     expect(r.fields).toHaveLength(10);
     expect(r.notes.join()).toMatch(/field limit of 10/);
   });
@@ -100,13 +100,13 @@ describe('maxFields', () => {
 
 describe('maxFieldLength', () => {
   test('a 100 KB text value is kept up to 64 KiB', () => {
-    const r = decodeBytes(Buffer.alloc(100 * 1024, 'abc '), 'text/plain');
+    const r = decodeBytes(Buffer.alloc(100 * 1024, 'abc '), 'text/plain', RELAXED);
     expect(r.fields[0].value).toHaveLength(64 * 1024);
     expect(r.limitsHit).toEqual(['maxFieldLength']);
   });
   test('the cut applies to the kept text only: a value beyond it was still decoded', () => {
     const json = JSON.stringify({ pad: 'p'.repeat(200), imei: IDS.imei });
-    const r = decodeBytes(Buffer.from(Buffer.from(json).toString('base64')), undefined, { maxFieldLength: 100 });
+    const r = decodeBytes(Buffer.from(Buffer.from(json).toString('base64')), undefined, { ...RELAXED, maxFieldLength: 100 });
     expect(r.fields.find((f) => f.key === 'imei')?.value).toBe(IDS.imei);
     expect(r.fields.find((f) => f.key === 'pad')?.value).toHaveLength(100);
   });
@@ -126,12 +126,12 @@ describe('timeBudgetMs', () => {
 describe('hostile documents', () => {
   test('billion laughs: entities declared in a DOCTYPE are never expanded', () => {
     const lol = `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">${Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i || ''};`.repeat(10)}">`).join('')}]><lolz>&lol9;</lolz>`;
-    const r = decodeBytes(Buffer.from(lol), 'application/xml');
+    const r = decodeBytes(Buffer.from(lol), 'application/xml', RELAXED);
     expect(r.fields).toEqual([expect.objectContaining({ path: 'body>xml:/lolz', value: '&lol9;' })]);
   });
   test('a truncated gzip yields what it holds and a note-free partial decode', () => {
     const gz = zlib.gzipSync(Buffer.from(`${'hello '.repeat(2000)}imei=${IDS.imei}`));
-    const r = decodeBytes(gz.subarray(0, gz.length - 30), undefined);
+    const r = decodeBytes(gz.subarray(0, gz.length - 30), undefined, RELAXED);
     expect(r.fields[0].chain).toEqual(['gzip']);
   });
 });
