@@ -42,7 +42,6 @@ export class BackgroundCheckpointer {
 
   constructor(file: string, intervalMs = 500) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, intervalMs, betterSqlite3: require.resolve('better-sqlite3') } });
-    this.worker.unref();
     this.worker.on('message', (m: { type: string; log?: number; checkpointed?: number; message?: string }) => {
       if (m.type === 'checkpoint') {
         this.stats.runs++;
@@ -52,6 +51,8 @@ export class BackgroundCheckpointer {
     });
     this.worker.on('error', (err) => (this.stats.lastError = err.message));
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    // After the listeners (adding a 'message' listener refs the port again): never keeps a process alive.
+    this.worker.unref();
   }
 
   /** Stops after any checkpoint in progress; the database stays consistent either way. */
