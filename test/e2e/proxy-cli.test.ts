@@ -9,7 +9,7 @@ import * as http from 'http';
 import * as path from 'path';
 import { curl } from './helpers/clients';
 import { Origin, originCert, patternSha256, startHttpOrigin, startHttpsOrigin } from './helpers/origin';
-import { CLI, CliProcess, readFlows, startCli } from './helpers/phonehome';
+import { CLI, CliProcess, eventually, readFlows, startCli } from './helpers/phonehome';
 import { makeTempDir, removeDir } from './helpers/tmp';
 
 function rssKb(pid: number): number {
@@ -101,6 +101,15 @@ describe('phonehome start (CLI)', () => {
       for (let i = 0; i < 50; i++) fs.writeSync(fd, block);
       fs.closeSync(fd);
       const uploadSha = execFileSync('sha256sum', [upload]).toString().split(' ')[0];
+
+      // Warm up first: the analysis worker starts and analyses a capped body (its working set is a
+      // fixed cost, not one that grows with the transfer), so the baseline includes it.
+      const warmFile = path.join(dir, 'warm.bin');
+      fs.writeFileSync(warmFile, Buffer.alloc(4 * 1024 * 1024, 0x5a));
+      const warm = await curl(['-x', `http://127.0.0.1:${cli.port}`, '--cacert', caFile, '-T', warmFile,
+        `https://127.0.0.1:${origin.port}/slow-upload?warm-up`], 60000);
+      expect(warm.code).toBe(0);
+      await eventually(() => readFlows(path.join(dir, 'phonehome.db'), 'analysis_state = 0').length === 0, 15000, 'warm-up flow analysed');
 
       const baseline = rssKb(pid);
       let peak = baseline;
