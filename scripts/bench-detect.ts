@@ -10,38 +10,17 @@ import { createHash } from 'node:crypto';
 import { analyseFlow, compileProfile, type CompiledProfile } from '../proxy/analyse';
 import { decodeFlow } from '../proxy/analyse/decode';
 import type { Flow, Header } from '../proxy/flow';
+import { luhnComplete as luhn, prng, randomDigits, randomHex, randomPick, randomUuid } from './fixtures/random';
 
 const SMALL_FLOWS = Number(process.env.BENCH_SMALL ?? 3000);
 const LARGE_EACH = Number(process.env.BENCH_LARGE ?? 6);
 const SMALL_LIMIT = 16 * 1024;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(20190301);
-const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
-const hex = (n: number) => Array.from({ length: n }, () => '0123456789abcdef'[Math.floor(rand() * 16)]).join('');
-const uuid = () => `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}`;
-const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 10)).join('');
-function luhn(body: string): string {
-  let s = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    s += d;
-  }
-  return body + String((10 - (s % 10)) % 10);
-}
+const pick = <T>(xs: T[]): T => randomPick(rand, xs);
+const hex = (n: number) => randomHex(rand, n);
+const uuid = () => randomUuid(rand);
+const digits = (n: number) => randomDigits(rand, n);
 
 const PHONE = { imei: luhn('35403109012345'), iccid: luhn('8947080012345678901'), imsi: '242016712345678', mac: 'd4:6a:6a:12:34:56', gaid: '5b0cbd2e-6e43-4d6e-9c9a-2f6b1f4e8a17', phone: '+4791234567' };
 

@@ -8,24 +8,14 @@ import { gzipSync } from 'node:zlib';
 import { analyseFlow } from '../../../proxy/analyse';
 import type { Flow, Header } from '../../../proxy/flow';
 import type { IdentifierType } from '../../../proxy/analyse/types';
+import { prng, randomHex, randomPick, randomUuid } from '../../../scripts/fixtures/random';
 import { luhn } from './detect/fields';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const rand = prng(2024);
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+const pick = <T>(xs: readonly T[]): T => randomPick(rand, xs);
 const digits = (n: number): string => Array.from({ length: n }, (_, i) => String(Math.floor(rand() * 10) || (i === 0 ? 1 : 0))).join('');
-const hex = (n: number): string => Array.from({ length: n }, () => '0123456789abcdef'[Math.floor(rand() * 16)]).join('');
-const uuid = (): string => `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}`;
+const hex = (n: number): string => randomHex(rand, n);
+const uuid = (): string => randomUuid(rand);
 
 const BENIGN_KEYS = ['id', 'uid', 'user_id', 'item_id', 'count', 'value', 'data', 'ts', 'time', 'price', 'score', 'seq', 'version', 'token', 'session', 'hash', 'name', 'title', 'lang', 'width', 'height', 'order_id', 'request_id', 'duration', 'amount', 'campaign', 'slot', 'event', 'nonce', 'etag', 'x', 'y', 'level', 'build', 'page', 'offset', 'crc', 'ref'];
 

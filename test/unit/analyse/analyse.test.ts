@@ -11,6 +11,7 @@ import { IDENTIFIER_TYPES, SEVERITIES } from '../../../proxy/analyse/types';
 import { createGeoLookup } from '../../../proxy/geo';
 import type { Flow, Header } from '../../../proxy/flow';
 import type { CorpusFixture } from '../../../scripts/fixtures/types';
+import { prng } from '../../../scripts/fixtures/random';
 import { luhn } from './detect/fields';
 
 function flow(url: string, body: Buffer | string = '', headers: Header[] = [], over: Partial<Flow> = {}): Flow {
@@ -106,18 +107,6 @@ describe('purity', () => {
     expect(offenders).toEqual([]);
   });
 });
-
-/** Seeded PRNG (mulberry32) so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/xml', 'application/x-protobuf', 'application/octet-stream', 'text/plain', 'application/encrypted-json', undefined];
 const ENCODINGS = ['gzip', 'deflate', 'br', undefined];

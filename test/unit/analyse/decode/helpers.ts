@@ -3,6 +3,9 @@ import * as zlib from 'node:zlib';
 import type { Flow, Header } from '../../../../proxy/flow';
 import type { DecodedField, DecodeResult } from '../../../../proxy/analyse/types';
 import { decodeBytes, decodeFlow, type DecodeLimits } from '../../../../proxy/analyse/decode';
+import { luhnComplete, prng } from '../../../../scripts/fixtures/random';
+
+export { luhnComplete, prng };
 
 export function makeFlow(opts: { url?: string; method?: string; headers?: Header[]; body?: Buffer | string }): Flow {
   const url = opts.url ?? 'http://example.test/';
@@ -42,19 +45,6 @@ export function androidBase64(data: Buffer | string): string {
   return b64.replace(/(.{76})/g, '$1\n').replace(/\n?$/, '\n');
 }
 
-export function luhnComplete(body: string): string {
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
-
 /** Synthetic identifiers (valid shapes, not anyone's phone). */
 export const IDS = {
   imei: luhnComplete('35403109012345'),
@@ -67,18 +57,6 @@ export const IDS = {
   androidId: '9774d56d682e549c',
   phone: '+4791234567',
 };
-
-/** Seeded PRNG (mulberry32) so that every fuzz failure reproduces. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomBytes(rand: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);

@@ -5,18 +5,8 @@
 import { detectFields, explainFinding } from '../../../../proxy/analyse/detect';
 import { compileProfile } from '../../../../proxy/analyse/profile';
 import type { DecodedField, IdentifierType } from '../../../../proxy/analyse/types';
+import { prng } from '../../../../scripts/fixtures/random';
 import { luhn } from './fields';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NORMALIZED: Record<IdentifierType, (v: string) => boolean> = {
   imei: (v) => /^\d{15}$/.test(v) && luhn(v.slice(0, 14)) === v,
