@@ -12,10 +12,9 @@ import { startDashboard, type DashboardHandle } from '../../dashboard/server';
 import type { Flow } from '../../proxy/flow';
 import { AnalysisPipeline } from '../../proxy/pipeline';
 import { Store } from '../../proxy/store';
-import { CHROMIUM_MISSING_MESSAGE, chromiumAvailable, launchChromium, PageProblems, watchPage } from './helpers/browser';
+import { describeIfChromium, launchChromium, PageProblems, watchPage } from './helpers/browser';
 
-const describeWithChromium = chromiumAvailable() ? describe : describe.skip;
-if (!chromiumAvailable()) console.warn(`dashboard-browser-cap.test.ts ${CHROMIUM_MISSING_MESSAGE}`);
+const describeWithChromium = describeIfChromium('dashboard-browser-cap.test.ts');
 
 /** dashboard/public/js/views/live.js LIVE_ROW_CAP */
 const LIVE_ROW_CAP = 500;

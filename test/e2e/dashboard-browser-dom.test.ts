@@ -11,10 +11,9 @@ import type { Browser, Page } from 'playwright-core';
 import { startDashboard, type DashboardHandle } from '../../dashboard/server';
 import { Broadcaster } from '../../proxy/pipeline/broadcaster';
 import { Store } from '../../proxy/store';
-import { CHROMIUM_MISSING_MESSAGE, chromiumAvailable, launchChromium, PageProblems, watchPage } from './helpers/browser';
+import { describeIfChromium, launchChromium, PageProblems, watchPage } from './helpers/browser';
 
-const describeWithChromium = chromiumAvailable() ? describe : describe.skip;
-if (!chromiumAvailable()) console.warn(`dashboard-browser-dom.test.ts ${CHROMIUM_MISSING_MESSAGE}`);
+const describeWithChromium = describeIfChromium('dashboard-browser-dom.test.ts');
 
 describeWithChromium('page modules in a real browser', () => {
   let dir: string;

@@ -11,10 +11,9 @@ import type { Browser } from 'playwright-core';
 import { startDashboard, type DashboardHandle } from '../../dashboard/server';
 import { Broadcaster } from '../../proxy/pipeline/broadcaster';
 import { Store } from '../../proxy/store';
-import { CHROMIUM_MISSING_MESSAGE, chromiumAvailable, launchChromium, watchPage } from './helpers/browser';
+import { describeIfChromium, launchChromium, watchPage } from './helpers/browser';
 
-const describeWithChromium = chromiumAvailable() ? describe : describe.skip;
-if (!chromiumAvailable()) console.warn(`dashboard-browser-token.test.ts ${CHROMIUM_MISSING_MESSAGE}`);
+const describeWithChromium = describeIfChromium('dashboard-browser-token.test.ts');
 
 const TOKEN = 'test-token-5b2f1c0e9a7d4e38';
 

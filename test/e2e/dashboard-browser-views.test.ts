@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import {
-  CHROMIUM_MISSING_MESSAGE, chromiumAvailable, curlThroughProxy, launchChromium, PageProblems, RunningPhonehome,
+  describeIfChromium, curlThroughProxy, launchChromium, PageProblems, RunningPhonehome,
   startOrigin, startPhonehome, stopServer, watchPage,
 } from './helpers/browser';
 import type * as http from 'http';
@@ -20,8 +20,7 @@ const ICCID = '89470000000000000072';
 /** Small, so that one test can send a body the proxy cuts. */
 const BODY_LIMIT = 64 * 1024;
 
-const describeWithChromium = chromiumAvailable() ? describe : describe.skip;
-if (!chromiumAvailable()) console.warn(`dashboard-browser-views.test.ts ${CHROMIUM_MISSING_MESSAGE}`);
+const describeWithChromium = describeIfChromium('dashboard-browser-views.test.ts');
 
 describeWithChromium('dashboard views in a real browser', () => {
   let phonehome: RunningPhonehome;

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import {
-  CHROMIUM_MISSING_MESSAGE, chromiumAvailable, curlThroughProxy, launchChromium, PageProblems, RunningPhonehome,
+  describeIfChromium, curlThroughProxy, launchChromium, PageProblems, RunningPhonehome,
   startOrigin, startPhonehome, stopServer, watchPage,
 } from './helpers/browser';
 
@@ -19,8 +19,7 @@ const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 const IMEI = '490154203237518';
 const XSS_BODY = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">';
 
-const describeWithChromium = chromiumAvailable() ? describe : describe.skip;
-if (!chromiumAvailable()) console.warn(`dashboard-browser.test.ts ${CHROMIUM_MISSING_MESSAGE}`);
+const describeWithChromium = describeIfChromium('dashboard-browser.test.ts');
 
 describeWithChromium('dashboard in a real browser', () => {
   let phonehome: RunningPhonehome;

@@ -29,6 +29,13 @@ export function chromiumAvailable(): boolean {
 export const CHROMIUM_MISSING_MESSAGE =
   `skipped: ${CHROMIUM_PATH} not found — install Debian's chromium (apt-get install chromium) or set PHONEHOME_CHROMIUM`;
 
+/** `describe` when chromium is there; otherwise `describe.skip`, with a warning that names the test file. */
+export function describeIfChromium(testFile: string): jest.Describe {
+  if (chromiumAvailable()) return describe;
+  console.warn(`${testFile} ${CHROMIUM_MISSING_MESSAGE}`);
+  return describe.skip;
+}
+
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, timeout: 30_000 });
 }
