@@ -18,7 +18,16 @@ const CLOCK_TICKS_PER_SECOND = (() => {
 
 /** CPU time (user + system) a process has used so far, in milliseconds. */
 export function processCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU time of a process's main thread only (its event loop; worker threads excluded), in milliseconds. */
+export function mainThreadCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMs(statPath: string): number {
+  const stat = fs.readFileSync(statPath, 'utf8');
   // Fields after the command name (which may contain spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const utime = Number(fields[11]);

@@ -5,7 +5,9 @@
  *  2. latency from request completion (client got the response) to the WebSocket alert, p50/p99, at a
  *     paced 200 requests/s of leaking requests;
  *  3. the dashboard's REST queries on a database of 100k flows (median ms per query).
- * Ratios are what to compare (shared 2-core machine); absolute numbers vary from run to run.
+ * Ratios are what to compare (shared 2-core machine); absolute numbers vary from run to run. The
+ * throughput rounds also report phonehome's CPU per request: its main thread (the proxy's event loop)
+ * and the whole process. `--cpu-prof DIR` runs the full-pipeline phonehome under `node --cpu-prof`.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -14,7 +16,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { Pool, request } from 'undici';
 import { WebSocket } from 'ws';
-import { stopChild } from './bench-lib';
+import { mainThreadCpuMs, processCpuMs, stopChild } from './bench-lib';
 import { startDashboard } from '../dashboard/server';
 import type { Flow } from '../proxy/flow';
 import { startLive } from '../proxy/pipeline/live';
@@ -146,7 +148,9 @@ async function spawnJson<T>(args: string[]): Promise<{ child: ChildProcess; info
 }
 
 async function startServer(dataDir: string, analysis: boolean) {
-  return spawnJson<{ proxyPort: number; dashboardPort: number }>([path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis })]);
+  const profileDir = process.argv.find((a, i) => process.argv[i - 1] === '--cpu-prof');
+  const nodeArgs = profileDir && analysis ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  return spawnJson<{ proxyPort: number; dashboardPort: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis })]);
 }
 
 /** A leaking request as a phone sends it to a plain-HTTP proxy: absolute URL, IMEI and cell id in a form body. */
@@ -160,8 +164,15 @@ function leak(pool: Pool, originPort: number, marker: string) {
   });
 }
 
-/** Requests/s through the proxy with `concurrency` keep-alive clients for `seconds`. */
-async function throughput(proxyPort: number, originPort: number, concurrency: number, seconds: number): Promise<number> {
+interface Throughput {
+  rps: number;
+  /** CPU ms per request of phonehome's main thread, and of the whole process (worker threads included). */
+  mainCpuMs: number;
+  processCpuMs: number;
+}
+
+/** Requests/s through the proxy with `concurrency` keep-alive clients for `seconds`; `pid`: phonehome's. */
+async function throughput(pid: number, proxyPort: number, originPort: number, concurrency: number, seconds: number): Promise<Throughput> {
   const pool = new Pool(`http://127.0.0.1:${proxyPort}`, { connections: concurrency, pipelining: 1 });
   let done = 0;
   let errors = 0;
@@ -186,38 +197,42 @@ async function throughput(proxyPort: number, originPort: number, concurrency: nu
   await Promise.all(Array.from({ length: concurrency }, worker)); // warm-up
   counting = true;
   const started = performance.now();
+  const cpuBefore = { main: mainThreadCpuMs(pid), all: processCpuMs(pid) };
   stopAt = started + seconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, worker));
   const rps = done / ((performance.now() - started) / 1000);
+  const cpu = { mainCpuMs: (mainThreadCpuMs(pid) - cpuBefore.main) / done, processCpuMs: (processCpuMs(pid) - cpuBefore.all) / done };
   await pool.close();
   if (errors) process.stderr.write(`  ! ${errors} failed requests (last: ${lastError})\n`);
-  return rps;
+  return { rps, ...cpu };
 }
 
 export async function benchProxy(rounds: number, seconds: number, concurrency: number, rate: number, latencySeconds: number): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-bench-proxy-'));
   const origin = await spawnJson<{ port: number }>(['-e', ORIGIN_SOURCE]);
   try {
-    const results: { mode: string; rps: number }[] = [];
+    const results: ({ mode: string } & Throughput)[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const analysis of round % 2 ? [true, false] : [false, true]) {
         const dataDir = path.join(work, `r${round}-${analysis ? 'full' : 'rec'}`);
         const server = await startServer(dataDir, analysis);
         const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
         try {
-          const rps = await throughput(server.info.proxyPort, origin.info.port, concurrency, seconds);
-          results.push({ mode: analysis ? 'full' : 'recording', rps });
-          console.log(`round ${round + 1} ${analysis ? 'full pipeline ' : 'recording only'}: ${rps.toFixed(0)} req/s`);
+          const t = await throughput(server.child.pid!, server.info.proxyPort, origin.info.port, concurrency, seconds);
+          results.push({ mode: analysis ? 'full' : 'recording', ...t });
+          console.log(`round ${round + 1} ${analysis ? 'full pipeline ' : 'recording only'}: ${t.rps.toFixed(0)} req/s; CPU per request: main thread ${t.mainCpuMs.toFixed(3)} ms, process ${t.processCpuMs.toFixed(3)} ms`);
         } finally {
           ws.terminate();
           await stopChild(server.child);
         }
       }
     }
-    const full = median(results.filter((r) => r.mode === 'full').map((r) => r.rps));
-    const rec = median(results.filter((r) => r.mode === 'recording').map((r) => r.rps));
+    const of = (mode: string, key: keyof Throughput) => median(results.filter((r) => r.mode === mode).map((r) => r[key]));
+    const full = of('full', 'rps');
+    const rec = of('recording', 'rps');
     console.log(`\nthroughput (leaking form POSTs, ${concurrency} keep-alive clients, ${rounds} rounds of ${seconds} s, medians):`);
     console.log(`  recording only ${rec.toFixed(0)} req/s, full pipeline + 1 WebSocket client ${full.toFixed(0)} req/s, ratio ${(full / rec).toFixed(2)} (target ≥ 0.80)`);
+    console.log(`  CPU ms per request, main thread / process: recording only ${of('recording', 'mainCpuMs').toFixed(3)} / ${of('recording', 'processCpuMs').toFixed(3)}, full pipeline ${of('full', 'mainCpuMs').toFixed(3)} / ${of('full', 'processCpuMs').toFixed(3)}`);
 
     // Latency: paced leaking requests; from "client has the whole response" to "alert on the WebSocket".
     const server = await startServer(path.join(work, 'latency'), true);

@@ -83,7 +83,7 @@ export class WorkerAnalyser implements Analyser {
   analyse(flow: Flow, profile: DeviceProfile | null): Promise<AnalysisOutput> {
     if (this.closed) return Promise.reject(new Error('analyser closed'));
     return new Promise((resolve, reject) => {
-      const job: WorkerJob = { jobId: this.nextJobId++, flow, profile };
+      const job: WorkerJob = { jobId: this.nextJobId++, flow: withOwnBodyBuffers(flow), profile };
       const pending: PendingJob = { job, resolve, reject, startedAt: Date.now() };
       const first = this.jobs.size === 0;
       this.jobs.set(job.jobId, pending);
@@ -160,6 +160,20 @@ export class WorkerAnalyser implements Analyser {
       this.crashed(this.worker, `analysis took longer than ${this.timeoutMs} ms (flow ${head.value.job.flow.id}); worker restarted`);
     }
   }
+}
+
+/**
+ * postMessage clones a Buffer's whole backing ArrayBuffer, and a small body (< 4 KiB) is a view into
+ * Node's shared 8 KiB allocation pool: posting it as is copies the pool twice per flow. Exact-size
+ * copies cost little and send only the body's own bytes. (Not transferred: the job is re-posted
+ * after a worker restart.)
+ */
+function withOwnBodyBuffers(flow: Flow): Flow {
+  const own = (b: Buffer): Buffer => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+  const req = own(flow.requestBody.bytes);
+  const res = own(flow.responseBody.bytes);
+  if (req === flow.requestBody.bytes && res === flow.responseBody.bytes) return flow;
+  return { ...flow, requestBody: { ...flow.requestBody, bytes: req }, responseBody: { ...flow.responseBody, bytes: res } };
 }
 
 /** Runs an analyse function in-process (unit tests of the pipeline). */

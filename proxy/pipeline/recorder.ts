@@ -39,7 +39,10 @@ export class AnalysisRecorder {
     this.deleteFieldsStmt = db.prepare('DELETE FROM fields WHERE flow_id = ?');
     this.pendingStmt = db.prepare(`SELECT * FROM flows WHERE analysis_state = ${ANALYSIS_PENDING} ORDER BY id LIMIT ?`);
     this.pendingCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM flows WHERE analysis_state = ${ANALYSIS_PENDING}`);
-    this.batchTx = db.transaction((items: AnalysisOutcome[]) => items.flatMap((i) => this.write(i)));
+    this.batchTx = db.transaction((items: AnalysisOutcome[]) => {
+      this.markDevicesSeen(items);
+      return items.flatMap((i) => this.write(i));
+    });
   }
 
   /** Stores the analysis of a stored flow; returns the messages to broadcast (flow, then alert when it has findings). */
@@ -55,6 +58,23 @@ export class AnalysisRecorder {
   /** Several outcomes in one transaction (one commit under load); messages in order. */
   recordBatch(items: AnalysisOutcome[]): StoredEvent[] {
     return this.batchTx(items);
+  }
+
+  /** One devices upsert per phone per batch (its earliest and latest flow), not one per flow. */
+  private markDevicesSeen(items: AnalysisOutcome[]): void {
+    const range = new Map<string, { first: number; last: number }>();
+    for (const { flow } of items) {
+      const r = range.get(flow.clientIp);
+      if (!r) range.set(flow.clientIp, { first: flow.startedAt, last: flow.startedAt });
+      else {
+        r.first = Math.min(r.first, flow.startedAt);
+        r.last = Math.max(r.last, flow.startedAt);
+      }
+    }
+    for (const [clientIp, { first, last }] of range) {
+      this.store.devices.seen(clientIp, first);
+      if (last !== first) this.store.devices.seen(clientIp, last);
+    }
   }
 
   private write(i: AnalysisOutcome): StoredEvent[] {
@@ -76,7 +96,6 @@ export class AnalysisRecorder {
       this.deleteFindingsStmt.run(id);
       this.deleteFieldsStmt.run(id);
     }
-    this.store.devices.seen(flow.clientIp, flow.startedAt);
     const device = this.store.devices.nameOf(flow.clientIp);
     const dest = result.destination ?? { host: flow.host, cleartext: !flow.tls };
     const findingRows = this.store.findings.insertForFlow(
@@ -100,7 +119,6 @@ export class AnalysisRecorder {
       this.deleteFindingsStmt.run(id);
       this.deleteFieldsStmt.run(id);
     }
-    this.store.devices.seen(flow.clientIp, flow.startedAt);
     this.failStmt.run({ id, now: Date.now(), error });
     const verdict = { severity: 'info', count: 0, types: '[]', country: null, org: null, asn: null };
     return this.announce(flow, ANALYSIS_FAILED, verdict, this.store.devices.nameOf(flow.clientIp), []);
