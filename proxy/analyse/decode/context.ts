@@ -25,6 +25,11 @@ export class DecodeContext {
   at = '';
   /** Set once fields or time ran out: nothing more is decoded for this flow. */
   stopped = false;
+  /**
+   * Texts every text decoder already declined, without notes or budget effects: batches repeat
+   * values (event names, ad IDs) in every record, and the answer for one text does not change.
+   */
+  readonly undecodableTexts = new Set<string>();
   private readonly deadline: number;
   private checks = 0;
 

@@ -29,6 +29,9 @@ const KEEP_ORIGINAL_MAX = 64;
 /** Binary leaves up to this size are kept as hex (raw MAC addresses, hashes); bigger ones are skipped. */
 const HEX_LEAF_MAX_BYTES = 64;
 
+/** Longer texts are not remembered as undecodable: V8 hashes long strings by length alone, so a Set of them degrades. */
+const MEMO_MAX_LENGTH = 1024;
+
 const NONE: Decoder[] = [];
 const NO_HINT: Hint = Object.freeze({});
 
@@ -151,6 +154,13 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
+  const memoable = !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
+  if (memoable && ctx.undecodableTexts.has(value)) {
+    emitLeaf(ctx, value, pos);
+    return;
+  }
+  const notesBefore = ctx.notes.length;
+  const hitsBefore = ctx.limitsHit.length;
   const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of TEXT_DECODERS) {
     if (declared.length && declared.includes(decoder)) continue;
@@ -161,6 +171,8 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     }
     return applyOutput(ctx, decoder, out, pos);
   }
+  /* Remembered only when the budget could not have been the reason (decoders spend at most the text's length). */
+  if (memoable && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore) ctx.undecodableTexts.add(value);
   emitLeaf(ctx, value, pos);
 }
 

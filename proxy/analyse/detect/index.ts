@@ -14,7 +14,7 @@ import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
 import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
 import { detectLocationInGroup, detectLocationInText } from './location';
 import { detectContactsByPattern, detectPhoneByKey } from './contact';
-import { detectProfileValues } from './profile-match';
+import { detectProfileValues, type ProfileMatchCache } from './profile-match';
 import { explainCandidate } from './explain';
 import { mccCountry } from './validate';
 
@@ -93,10 +93,11 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   const emitterFor = (field: DecodedField) => (c: Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] }) =>
     offer({ subject: 'device', ...c, field });
 
+  const profileCache: ProfileMatchCache = new Map();
   const deferredPhones: DecodedField[] = [];
   for (const field of fields) {
     const emit = emitterFor(field);
-    if (profile) detectProfileValues(field, profile, emit);
+    if (profile) detectProfileValues(field, profile, emit, profileCache);
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const cls = classifyKey(keyOf(field));
     if (cls) {

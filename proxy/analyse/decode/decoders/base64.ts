@@ -27,8 +27,19 @@ function unwrap(text: string): string | null {
   return lines.join('');
 }
 
+/** True when every character is a hex digit or '-': such text needs no trimming or unwrapping, and HEX_OR_UUID would reject it. */
+function onlyHexOrDash(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) || c === 45)) return false;
+  }
+  return true;
+}
+
 export function base64Candidate(text: string): string | null {
   if (text.length < MIN_BASE64_CHARS) return null;
+  /* Hashes, UUIDs and numbers (most long IDs in a batch) are rejected in one pass, before the regexes below. */
+  if (onlyHexOrDash(text)) return null;
   /* Cheap rejection of prose, logs and JSON before any copying. */
   if (!onlyBase64Chars(text, 0, Math.min(text.length, 256), true)) return null;
   let source = text.trim();
