@@ -14,6 +14,11 @@ import { AnalysisOutcome, AnalysisRecorder } from './recorder';
 
 /** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
 export const DEFAULT_QUEUE_LIMIT = 5000;
+/**
+ * Body bytes held in memory by queued and in-flight flows; beyond this they wait in SQLite too.
+ * Without it, 5000 queued flows with 1 MiB bodies would be 5 GB when analysis falls behind.
+ */
+export const DEFAULT_QUEUE_BYTE_LIMIT = 32 * 1024 * 1024;
 /** Flows handed to the analyser at once (the worker runs them in order; this keeps it fed). */
 export const DEFAULT_IN_FLIGHT = 8;
 /** How often the catch-up loop looks for pending flows in SQLite. */
@@ -26,6 +31,7 @@ export interface PipelineOptions {
   /** Profile for every device that has none of its own (`--profile FILE`). */
   defaultProfile?: DeviceProfile | null;
   queueLimit?: number;
+  queueByteLimit?: number;
   inFlight?: number;
   catchUpIntervalMs?: number;
   broadcaster?: Broadcaster;
@@ -56,6 +62,9 @@ export class AnalysisPipeline {
   private readonly active = new Set<number>();
   private inFlight = 0;
   private readonly queueLimit: number;
+  private readonly queueByteLimit: number;
+  /** Body bytes of the flows queued or in flight (see DEFAULT_QUEUE_BYTE_LIMIT). */
+  private heldBytes = 0;
   private readonly maxInFlight: number;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
@@ -72,6 +81,7 @@ export class AnalysisPipeline {
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
     this.analyser = opts.analyser ?? new WorkerAnalyser({ onCrash: (reason) => this.log(reason) });
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
     this.maxInFlight = opts.inFlight ?? DEFAULT_IN_FLIGHT;
     this.timer = setInterval(() => this.catchUp(true), opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
     this.timer.unref();
@@ -81,13 +91,29 @@ export class AnalysisPipeline {
   /** Called for each stored flow (flow.id set). O(1); never throws; never blocks on analysis. */
   submit(flow: Flow): void {
     if (this.closed || flow.id === undefined || this.active.has(flow.id)) return;
-    if (this.queue.length >= this.queueLimit) {
+    if (!this.hasRoomFor(flow)) {
       this.counts.overflowed++;
       return;
     }
-    this.active.add(flow.id);
-    this.queue.push({ flow, replace: false });
+    this.hold(flow, false);
     this.pump();
+  }
+
+  /** Room in the queue by count and by body bytes; one flow always fits when nothing is held. */
+  private hasRoomFor(flow: Flow): boolean {
+    if (this.queue.length >= this.queueLimit) return false;
+    return this.heldBytes === 0 || this.heldBytes + bodyBytes(flow) <= this.queueByteLimit;
+  }
+
+  private hold(flow: Flow, replace: boolean): void {
+    this.active.add(flow.id!);
+    this.heldBytes += bodyBytes(flow);
+    this.queue.push({ flow, replace });
+  }
+
+  private release(flow: Flow): void {
+    this.active.delete(flow.id!);
+    this.heldBytes -= bodyBytes(flow);
   }
 
   stats(): PipelineStats {
@@ -133,7 +159,7 @@ export class AnalysisPipeline {
           if (this.closed) {
             // Shutting down: the flow stays pending in SQLite and is analysed on the next start.
             this.inFlight--;
-            this.active.delete(flow.id!);
+            this.release(flow);
             return;
           }
           this.enqueueWrite({ flow, error: err.message, replace });
@@ -166,7 +192,7 @@ export class AnalysisPipeline {
     }
     for (const o of batch) {
       this.inFlight--;
-      this.active.delete(o.flow.id!);
+      this.release(o.flow);
     }
     if (this.queue.length) this.pump();
     else if (this.inFlight === 0) this.catchUp();
@@ -202,8 +228,8 @@ export class AnalysisPipeline {
       try {
         for (const flow of this.recorder.pending(Math.min(this.queueLimit, 200) + this.active.size)) {
           if (this.active.has(flow.id!)) continue;
-          this.active.add(flow.id!);
-          this.queue.push({ flow, replace: true });
+          if (!this.hasRoomFor(flow)) break;
+          this.hold(flow, true);
           found++;
         }
       } catch (err) {
@@ -216,6 +242,10 @@ export class AnalysisPipeline {
     }
     if (this.idleWaiters.length && this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
   }
+}
+
+function bodyBytes(flow: Flow): number {
+  return flow.requestBody.bytes.length + flow.responseBody.bytes.length;
 }
 
 export { Broadcaster } from './broadcaster';

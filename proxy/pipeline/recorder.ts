@@ -82,8 +82,9 @@ export class AnalysisRecorder {
   }
 
   /** Oldest flows still waiting for analysis. */
-  pending(limit: number): Flow[] {
-    return (this.pendingStmt.all(limit) as FlowRow[]).map(rowToFlow);
+  /** Pending flows, oldest first, read one row at a time so a caller can stop early (bodies are large). */
+  *pending(limit: number): Generator<Flow> {
+    for (const row of this.pendingStmt.iterate(limit) as IterableIterator<FlowRow>) yield rowToFlow(row);
   }
 
   pendingCount(): number {

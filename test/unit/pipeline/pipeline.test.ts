@@ -89,6 +89,31 @@ describe('analysis pipeline', () => {
     expect((store.db.prepare('SELECT COUNT(*) AS n FROM findings').get() as { n: number }).n).toBe(12);
   });
 
+  it('bounds the body bytes held in memory: beyond queueByteLimit flows wait in SQLite, and all are analysed later', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let maxConcurrentBytes = 0;
+    let heldNow = 0;
+    const analyser = new InlineAnalyser(async (flow) => {
+      heldNow += flow.requestBody.bytes.length;
+      maxConcurrentBytes = Math.max(maxConcurrentBytes, heldNow);
+      await gate;
+      heldNow -= flow.requestBody.bytes.length;
+      return formAnalyser(flow);
+    });
+    // 10 flows of ~100 KB each against a 256 KB budget: at most 2 fit in memory at once.
+    pipeline = new AnalysisPipeline({ store, analyser, queueByteLimit: 256 * 1024, inFlight: 8, catchUpIntervalMs: 50 });
+    const pad = 'x'.repeat(100 * 1024);
+    const flows = Array.from({ length: 10 }, (_, i) => record(formFlow(`imei=${IMEI}&n=${i}&pad=${pad}`)));
+    for (const f of flows) pipeline.submit(f);
+    expect(pipeline.stats().overflowed).toBe(8);
+    release();
+    await pipeline.idle();
+    expect(maxConcurrentBytes).toBeLessThanOrEqual(256 * 1024);
+    expect(pipeline.stats().pending).toBe(0);
+    expect((store.db.prepare("SELECT COUNT(DISTINCT flow_id) AS n FROM events WHERE type = 'alert'").get() as { n: number }).n).toBe(10);
+  });
+
   it('after a restart, flows recorded but never analysed are caught up', async () => {
     const ids = [record(formFlow(`imei=${IMEI}`)).id, record(formFlow('a=b')).id];
     store.close();
