@@ -1,7 +1,7 @@
 /**
  * The live analysis pipeline: capture stores a flow and hands it here; it is analysed off the
  * request path (worker thread), and its findings, fields and messages are written in one transaction
- * and broadcast. The in-memory queue is bounded: when full, the flow simply stays `pending` in SQLite
+ * and broadcast. The in-memory queue is bounded (flows and body bytes): when full, the flow stays `pending` in SQLite
  * and the catch-up loop analyses it later (also after a restart). Nothing is dropped silently.
  */
 import type { DeviceProfile } from '../analyse/types';
