@@ -12,7 +12,7 @@ import { MAX_FIELDS_PER_FLOW } from '../store/fields';
 import type { WorkerJob, WorkerReply } from './worker-protocol';
 
 interface AnalyserModule {
-  analyseFlow(flow: Flow, opts: { profile?: never; geo?: never }): AnalysisResult;
+  analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } }): AnalysisResult;
   compileProfile?(profile: DeviceProfile): unknown;
 }
 
@@ -22,6 +22,13 @@ const override: string | undefined = (workerData as { analyserModule?: string } 
 const analyser: AnalyserModule = override ? (require(override) as AnalyserModule) : (realAnalyser as unknown as AnalyserModule);
 const geo = loadGeo();
 const compiledProfiles = new Map<string, unknown>();
+/**
+ * The decode time budget is wall-clock time. This thread is off the request path and watched by the
+ * pipeline's 10 s timeout, but on a busy machine it can be descheduled for longer than the default
+ * 100 ms, and a leaking flow would then be cut before its identifiers are found. 1 s keeps the limit
+ * against hostile payloads, with room for scheduling delays.
+ */
+const LIVE_LIMITS = { timeBudgetMs: 1000 };
 
 /**
  * Not warmed: reading the tables takes seconds and tens of MB, and would hold up the first flows.
@@ -61,7 +68,7 @@ function revive(flow: Flow): Flow {
 parentPort!.on('message', (job: WorkerJob) => {
   let reply: WorkerReply;
   try {
-    const result = analyser.analyseFlow(revive(job.flow), { profile: compiled(job.profile) as never, geo: geo as never });
+    const result = analyser.analyseFlow(revive(job.flow), { profile: compiled(job.profile) as never, geo: geo as never, limits: LIVE_LIMITS });
     const omittedFields = Math.max(0, result.fields.length - MAX_FIELDS_PER_FLOW);
     if (omittedFields) result.fields = result.fields.slice(0, MAX_FIELDS_PER_FLOW);
     reply = { jobId: job.jobId, ok: true, result, omittedFields };
