@@ -4,6 +4,7 @@ import type { Flow, Header } from '../../../../proxy/flow';
 import type { DecodedField, DecodeResult } from '../../../../proxy/analyse/types';
 import { decodeBytes, decodeFlow, type DecodeLimits } from '../../../../proxy/analyse/decode';
 import { luhnComplete, prng } from '../../../../scripts/fixtures/random';
+import { varint } from '../../../../scripts/fixtures/values';
 
 export { luhnComplete, prng };
 
@@ -67,16 +68,7 @@ export function randomBytes(rand: () => number, n: number): Buffer {
 /** Minimal protobuf writer for fixtures (the decoder under test is the reader). */
 export const pb = {
   varint(n: number | bigint): Buffer {
-    let v = BigInt(n);
-    if (v < 0n) v += 1n << 64n;
-    const out: number[] = [];
-    do {
-      let byte = Number(v & 0x7fn);
-      v >>= 7n;
-      if (v > 0n) byte |= 0x80;
-      out.push(byte);
-    } while (v > 0n);
-    return Buffer.from(out);
+    return varint(BigInt(n));
   },
   field(num: number, value: number | bigint | string | Buffer): Buffer {
     if (typeof value === 'number' || typeof value === 'bigint') return Buffer.concat([pb.varint((num << 3) | 0), pb.varint(value)]);
