@@ -21,8 +21,11 @@ export interface Body {
  * http: one request (and its response, if any).
  * tls-failure: a TLS handshake that failed (pinning, unknown CA, garbage) — recorded with its SNI.
  * raw: a tunnel that carried neither TLS we intercepted nor HTTP; relayed and logged with its first bytes.
+ * dns: one DNS query (VPN mode, pcap import): host = the name asked for, so detection sees it; the
+ *   query and its answers are also in the `dns` table (dns.flow_id points here).
+ * udp: a UDP conversation relayed (VPN mode) or seen (pcap), with its first bytes as request body.
  */
-export type FlowKind = 'http' | 'tls-failure' | 'raw';
+export type FlowKind = 'http' | 'tls-failure' | 'raw' | 'dns' | 'udp';
 
 export type FlowSource = 'proxy' | 'vpn' | 'har' | 'pcap';
 
@@ -53,8 +56,8 @@ export interface Flow {
   method?: string;
   /** Absolute URL (scheme://host[:port]/path?query). */
   url?: string;
-  /** 'http' | 'https' for HTTP flows; 'tcp' | 'tls' for raw tunnels and TLS failures. */
-  scheme: 'http' | 'https' | 'tcp' | 'tls';
+  /** 'http' | 'https' for HTTP flows; 'tcp' | 'tls' for raw tunnels and TLS failures; 'dns' | 'udp' for datagrams. */
+  scheme: 'http' | 'https' | 'tcp' | 'tls' | 'dns' | 'udp';
   host: string;
   port: number;
   /** Upstream address actually dialled, when known. */

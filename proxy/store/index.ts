@@ -1,9 +1,10 @@
-/** The store: one SQLite file in the data dir holding flows, findings, decoded fields, devices and the events log. */
+/** The store: one SQLite file in the data dir holding flows, findings, decoded fields, devices, DNS queries and the events log. */
 import type Database from 'better-sqlite3';
 import * as path from 'path';
 import { BackgroundCheckpointer } from './checkpointer';
 import { DB_FILE_NAME, openDatabase } from './db';
 import { DeviceStore } from './devices';
+import { DnsStore } from './dns';
 import { EventStore } from './events';
 import { FieldStore } from './fields';
 import { FindingStore } from './findings';
@@ -15,6 +16,7 @@ export class Store {
   readonly fields: FieldStore;
   readonly devices: DeviceStore;
   readonly events: EventStore;
+  readonly dns: DnsStore;
   /** Set when opened with backgroundCheckpoint: WAL checkpoints run in a worker thread. */
   readonly checkpointer?: BackgroundCheckpointer;
 
@@ -24,6 +26,7 @@ export class Store {
     this.fields = new FieldStore(db);
     this.devices = new DeviceStore(db);
     this.events = new EventStore(db);
+    this.dns = new DnsStore(db);
     if (backgroundCheckpoint && file !== ':memory:') {
       db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new BackgroundCheckpointer(file);

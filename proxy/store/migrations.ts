@@ -138,4 +138,28 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    description: 'dns: every DNS query and its answers (VPN mode, pcap import), each also a flow of kind dns',
+    up(db) {
+      db.exec(`
+        CREATE TABLE dns (
+          id INTEGER PRIMARY KEY,
+          flow_id INTEGER REFERENCES flows(id) ON DELETE SET NULL,  -- the kind=dns flow analysed for identifiers
+          ts INTEGER NOT NULL,               -- epoch ms of the query
+          source TEXT NOT NULL,              -- vpn | pcap
+          client_ip TEXT NOT NULL,           -- the phone (its tunnel address in VPN mode)
+          resolver TEXT,                     -- address the phone sent the query to
+          name TEXT NOT NULL COLLATE NOCASE, -- queried name, no trailing dot
+          type TEXT NOT NULL,                -- A | AAAA | HTTPS | TXT | ... (TYPEnnn when unknown)
+          rcode TEXT,                        -- NOERROR | NXDOMAIN | SERVFAIL ...; NULL when no answer came
+          answers TEXT NOT NULL,             -- JSON [{"type":"A","data":"93.184.216.34","ttl":300}, ...]
+          answered_at INTEGER                -- epoch ms of the answer, NULL when none
+        );
+        CREATE INDEX dns_name ON dns(name, ts);
+        CREATE INDEX dns_client ON dns(client_ip, ts);
+        CREATE INDEX dns_flow ON dns(flow_id);
+      `);
+    },
+  },
 ];
