@@ -2,7 +2,7 @@
  * The explicit proxy a phone points its Wi-Fi settings at. Our own net.Server accepts every
  * connection and applies access control first (never an open proxy); requests are parsed by a
  * non-listening http.Server we feed sockets to, so limits (header size, timeouts) and error
- * handling are ours. CONNECT tunnels go to tunnel.ts, plain requests to http-forwarder.ts.
+ * handling are ours. CONNECT tunnels go to connect-tunnel.ts, plain requests to http-forwarder.ts.
  * http-mitm-proxy is not in this path: see the comment at the top of http-forwarder.ts.
  */
 import * as http from 'http';
@@ -17,7 +17,7 @@ import { handleRequest, refuse } from './http-forwarder';
 import { consoleLogger, FlowRecorder, Logger } from './recording';
 import type { ConnectionInfo, ProxyRuntime, SecureContextSource } from './runtime';
 import { HostPatternList, Target } from './target';
-import { handleConnect } from './tunnel';
+import { handleConnect } from './connect-tunnel';
 import { agentOptions, LookupFunction, UpstreamOptions } from './upstream';
 import { handleUpgrade } from './upgrade';
 
