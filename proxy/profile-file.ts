@@ -14,7 +14,7 @@ export class ProfileFileError extends Error {
   }
 }
 
-const KNOWN_KEYS = new Set<string>(['name', ...IDENTIFIER_TYPES]);
+const KNOWN_KEYS = new Set<string>(['name', 'country', ...IDENTIFIER_TYPES]);
 
 /** Validate a parsed profile object; throws ProfileFileError naming `source` and the bad key. */
 export function validateProfile(data: unknown, source: string): DeviceProfile {
@@ -31,6 +31,11 @@ export function validateProfile(data: unknown, source: string): DeviceProfile {
     if (key === 'name') {
       if (typeof value !== 'string') problems.push('"name" must be a string');
       else profile.name = value;
+      continue;
+    }
+    if (key === 'country') {
+      if (typeof value !== 'string' || !/^[A-Za-z]{2}$/.test(value)) problems.push('"country" must be a two-letter ISO 3166 code such as "NO" (the phone\'s home country)');
+      else profile.country = value.toUpperCase();
       continue;
     }
     const values = typeof value === 'string' ? [value] : Array.isArray(value) ? value : undefined;

@@ -5,26 +5,32 @@
 import type { Flow } from '../flow';
 import type { AnalysisResult, Finding } from './types';
 import type { CompiledProfile } from './profile';
-import type { GeoLookup } from './judge';
-import { judgeDestination, maxSeverity, severityOf } from './judge';
+import type { GeoLookup, Rule, TrackerList } from './judge';
+import { alertSentence, bumpSeverity, homeCountryOf, homeRegionOf, isCrossBorder, judgeDestination, matchRule, maxSeverity, severityOf } from './judge';
 import { detectFields } from './detect';
 import { decodeFlow, type DecodeLimits } from './decode';
 import type { DecodeResult } from './types';
 
 export { compileProfile, normalizeProfileValue, ProfileValueError } from './profile';
 export type { CompiledProfile } from './profile';
-export type { GeoLookup } from './judge';
-export { judgeDestination, severityOf, SEVERITY_TABLE } from './judge';
+export type { GeoLookup, Rule, TrackerList, TrackerEntry } from './judge';
+export { judgeDestination, severityOf, SEVERITY_TABLE, parseRules, RulesError, trackerList, validateTrackerEntries, TrackerListError } from './judge';
 export { explainFinding, TYPE_LABEL, TYPE_MEANING } from './detect';
 
 export interface AnalyseOptions {
   profile?: CompiledProfile;
   geo?: GeoLookup;
   limits?: Partial<DecodeLimits>;
+  /** Known tracking companies (default: none; trackerList() gives the shipped list plus the user's). */
+  trackers?: TrackerList;
+  /** User overrides (`--rules`), first match wins. */
+  rules?: readonly Rule[];
+  /** `--home-country`: used when neither profile nor flow tells the phone's country. */
+  homeCountry?: string;
 }
 
 export function analyseFlow(flow: Flow, opts: AnalyseOptions = {}): AnalysisResult {
-  const destination = judgeDestination(flow, opts.geo);
+  const destination = judgeDestination(flow, opts.geo, opts.trackers);
   let decoded: DecodeResult;
   try {
     decoded = decodeFlow(flow, opts.limits);
@@ -48,7 +54,8 @@ export function analyseFlow(flow: Flow, opts: AnalyseOptions = {}): AnalysisResu
   } catch (err) {
     notes.push(`detection failed: ${messageOf(err)}`);
   }
-  return {
+  findings = judgeFindings(findings, destination, opts, notes);
+  const result: AnalysisResult = {
     findings,
     fields: decoded.fields,
     destination,
@@ -56,6 +63,41 @@ export function analyseFlow(flow: Flow, opts: AnalyseOptions = {}): AnalysisResu
     notes,
     limitsHit: decoded.limitsHit,
   };
+  if (findings.length) result.sentence = alertSentence(findings.map((f) => f.type), destination, { dns: flow.kind === 'dns' });
+  return result;
+}
+
+/**
+ * Where the findings went and how bad that is: the home region (profile, IMSI, phone number,
+ * --home-country) against the destination's country, the tracker bump, then the user's rules.
+ * Fills destination.homeCountry/crossBorder; returns the findings kept (rules may ignore some).
+ */
+function judgeFindings(findings: Finding[], destination: AnalysisResult['destination'], opts: AnalyseOptions, notes: string[]): Finding[] {
+  if (!findings.length) return findings;
+  const home = homeCountryOf(opts.profile, findings, opts.homeCountry);
+  if (home) destination.homeCountry = home.country;
+  const crossBorder = destination.local ? false : isCrossBorder(home ? homeRegionOf(home.country) : undefined, destination.country);
+  if (crossBorder !== undefined) destination.crossBorder = crossBorder;
+  const bumps = { crossBorder, tracker: destination.tracker !== undefined };
+  const kept: Finding[] = [];
+  const ignoredBy = new Map<number, number>();
+  for (const f of findings) {
+    f.severity = bumpSeverity(f.severity, bumps);
+    const rule = opts.rules?.length
+      ? matchRule(opts.rules, { type: f.type, host: destination.host, country: destination.country, cleartext: destination.cleartext, tracker: bumps.tracker, crossBorder })
+      : undefined;
+    if (rule?.action === 'ignore') {
+      ignoredBy.set(rule.index, (ignoredBy.get(rule.index) ?? 0) + 1);
+      continue;
+    }
+    if (rule) {
+      f.severity = rule.action;
+      f.rule = rule.index;
+    }
+    kept.push(f);
+  }
+  for (const [rule, n] of ignoredBy) notes.push(`${n} finding${n === 1 ? '' : 's'} ignored by rule ${rule}`);
+  return kept;
 }
 
 function messageOf(err: unknown): string {

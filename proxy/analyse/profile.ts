@@ -24,6 +24,8 @@ export interface CompiledProfile {
   name?: string;
   /** Country of the profile's phone number: lets national numbers elsewhere be read. */
   country?: string;
+  /** The profile's `country` (ISO 3166 alpha-2, upper case): the phone's home, for cross-border transfers. */
+  homeCountry?: string;
   /** Normalized values per type, as the profile gave them. */
   values: Array<{ type: IdentifierType; value: string }>;
   /** Variant text (case-insensitive variants stored lowercase) → what it is. */
@@ -38,7 +40,7 @@ export class ProfileValueError extends Error {
   }
 }
 
-const PROFILE_KEYS = new Set<string>(['name', ...IDENTIFIER_TYPES]);
+const PROFILE_KEYS = new Set<string>(['name', 'country', ...IDENTIFIER_TYPES]);
 
 /** Normalize one profile value for its type (DESIGN.md normalized values); throws ProfileValueError. */
 export function normalizeProfileValue(type: IdentifierType, raw: string): string {
@@ -185,13 +187,17 @@ export function compileProfile(profile: DeviceProfile): CompiledProfile {
       }
     }
   }
+  const homeCountry = profile.country;
+  if (homeCountry !== undefined && (typeof homeCountry !== 'string' || !/^[A-Za-z]{2}$/.test(homeCountry))) {
+    throw new ProfileValueError('country', String(homeCountry), 'a country is a two-letter ISO 3166 code such as "NO"');
+  }
   let minVariantLength = Infinity;
   let maxVariantLength = 0;
   for (const k of variants.keys()) {
     minVariantLength = Math.min(minVariantLength, k.length);
     maxVariantLength = Math.max(maxVariantLength, k.length);
   }
-  return { name: profile.name, country, values, variants, minVariantLength, maxVariantLength };
+  return { name: profile.name, country, ...(homeCountry ? { homeCountry: homeCountry.toUpperCase() } : {}), values, variants, minVariantLength, maxVariantLength };
 }
 
 /** One Map lookup (two when the text has upper case). */

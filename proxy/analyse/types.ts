@@ -54,6 +54,8 @@ export interface Finding {
   severity: Severity;
   /** The field key it was found under, when any. */
   key?: string | null;
+  /** The user rule (1-based, `--rules` file) that set this finding's severity, when one did. */
+  rule?: number;
 }
 
 /** Where a flow went and how it travelled. */
@@ -66,6 +68,16 @@ export interface Destination {
   /** Network owner (AS organisation). */
   org?: string;
   cleartext: boolean;
+  /** Registrable domain of the host (public suffix list), e.g. vnet.cn; none for IP literals. */
+  domain?: string;
+  /** The server address is loopback, private or link-local: the laptop or the LAN, not looked up. */
+  local?: boolean;
+  /** The host belongs to a known tracking/analytics/telemetry company (judge/trackers.json or the user's list). */
+  tracker?: { company: string; category: string; domain: string };
+  /** The phone's home country (profile, IMSI, phone number or --home-country), when known. */
+  homeCountry?: string;
+  /** The destination country is outside the home region; absent when either is unknown. */
+  crossBorder?: boolean;
 }
 
 export interface AnalysisResult {
@@ -74,6 +86,8 @@ export interface AnalysisResult {
   destination: Destination;
   /** Highest severity among findings, or 'info' with none. */
   severity: Severity;
+  /** The alert sentence of a flow with findings ("IMEI sent in cleartext to ..."); absent without findings. */
+  sentence?: string;
   notes: string[];
   limitsHit: string[];
 }

@@ -22,10 +22,22 @@ export interface FindingRecord {
   method?: string;
   url?: string;
   cleartext: boolean;
+  /** Older name of server_ip, kept for existing scripts. */
   serverIp?: string;
-  country?: string;
-  asn?: number;
-  org?: string;
+  server_ip?: string | null;
+  country?: string | null;
+  asn?: number | null;
+  org?: string | null;
+  domain?: string | null;
+  local?: boolean;
+  tracker?: boolean;
+  tracker_company?: string | null;
+  tracker_category?: string | null;
+  home_country?: string | null;
+  cross_border?: boolean | null;
+  rule?: number | null;
+  /** The alert sentence of the request this finding came from. */
+  sentence?: string;
 }
 
 /** Escapes C0/C1 control characters and DEL (terminal escape sequences) as \xNN. */
@@ -54,10 +66,24 @@ export function formatTable(records: FindingRecord[], totals: { files: number; e
   for (const { host, list, worst } of hosts) {
     const first = list[0];
     const facts = [first.cleartext ? 'cleartext HTTP' : 'TLS'];
+    if (first.local) facts.push('local');
     if (first.country) facts.push(first.country);
-    if (first.asn !== undefined) facts.push(`AS${first.asn}${first.org ? ' ' + first.org : ''}`);
+    if (first.asn !== undefined && first.asn !== null) facts.push(`AS${first.asn}${first.org ? ' ' + first.org : ''}`);
     else if (first.org) facts.push(first.org);
+    if (first.tracker_company) facts.push(`${first.tracker_category ?? 'tracker'}: ${first.tracker_company}`);
     lines.push(`${clip(host, 80)}  [${SEVERITIES[worst].toUpperCase()}]  (${facts.map((f) => clip(f, 60)).join(', ')})`);
+    // One line per distinct alert sentence, with the requests it describes.
+    const sentences = new Map<string, Set<string>>();
+    for (const r of list) {
+      if (!r.sentence) continue;
+      const where = sentences.get(r.sentence) ?? new Set<string>();
+      where.add(`${r.file}#${r.entry}`);
+      sentences.set(r.sentence, where);
+    }
+    for (const [sentence, where] of sentences) {
+      const refs = [...where];
+      lines.push(`  ! ${clip(sentence, 200)}  [${clip(refs.slice(0, 3).join(', '), 80)}${refs.length > 3 ? ` +${refs.length - 3}` : ''}]`);
+    }
     list.sort((a, b) => rank(b.severity) - rank(a.severity) || a.file.localeCompare(b.file) || a.entry - b.entry);
     for (const r of list) {
       lines.push(`  ${r.severity.padEnd(8)} ${r.type.padEnd(10)} ${clip(r.value, 40).padEnd(40)} ${clip(r.file, 30)}#${r.entry}  ${clip(r.path, 70)}`);

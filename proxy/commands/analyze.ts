@@ -9,10 +9,12 @@ import * as path from 'node:path';
 import type { Command } from '../cli';
 import { analyseFlow, compileProfile, ProfileValueError, type CompiledProfile, type GeoLookup } from '../analyse';
 import { loadGeoLookup } from '../geo';
+import { JudgeConfigError, judgeOptionsOf, loadJudgeSettings, type JudgeSettings } from '../judge-config';
+import { resolveDataDir } from '../data-dir';
 import { loadProfileFile, ProfileFileError } from '../profile-file';
 import type { Finding, Destination } from '../analyse/types';
 import { readHar } from '../capture/import/har';
-import { UsageError } from './args';
+import { DATA_DIR_FLAG, UsageError } from './args';
 import { formatTable, type FindingRecord } from './analyze-format';
 
 export type { FindingRecord } from './analyze-format';
@@ -22,7 +24,20 @@ Charles), decodes every request and reports the device and user identifiers it c
 
 --format jsonl prints one JSON object per finding: file, entry (0-based HAR entry index), type,
 value (normalized), path, chain, detector, confidence, explanation, severity, key, host, method,
-url, cleartext, and serverIp/country/asn/org when known.
+url, cleartext, and the destination: server_ip, country, asn, org, domain (registrable), local,
+tracker (true/false, with tracker_company and tracker_category), home_country, cross_border
+(true/false, null when unknown), rule (the --rules entry that set the severity) and sentence (the
+alert sentence of the request). serverIp is the same as server_ip (older name).
+
+--home-country CC is the phone's home country when the profile (country, IMSI, phone number) and
+the request itself do not tell it; a transfer outside its region (EU/EEA and adequate countries for
+a European phone, the country itself otherwise) is cross-border and one severity step higher.
+
+--rules FILE overrides severities: {"rules": [{"type": "ad_id", "host": "test.example.com",
+"action": "ignore"}, {"type": "imei", "action": "high"}]} (first match wins; see README).
+
+Extra tracker hosts are read from <data-dir>/trackers.json; the offline address tables are cached
+in <data-dir>/cache (built once, about 3 s; then loaded in tens of milliseconds).
 
 --profile FILE is a JSON device profile: {"name":"My phone","imei":["3540..."],"phone":"+47...",
 "iccid":"89...","mac":"d4:6a:..."}. The phone's own values are then found in any encoding, hashed
@@ -49,16 +64,16 @@ export function loadProfile(file: string): CompiledProfile {
 }
 
 /** Country and network owner of server addresses, from the offline tables; analysis goes on without them if they are missing. */
-function loadGeo(warn: (text: string) => void): GeoLookup | undefined {
+function loadGeo(warn: (text: string) => void, cacheDir: string | undefined): GeoLookup | undefined {
   try {
-    return loadGeoLookup();
+    return loadGeoLookup({ cacheDir });
   } catch (err) {
     warn(`destination countries and networks unavailable (${(err as Error).message})`);
     return undefined;
   }
 }
 
-function toRecord(file: string, entry: number, method: string | undefined, url: string | undefined, f: Finding, d: Destination): FindingRecord {
+function toRecord(file: string, entry: number, method: string | undefined, url: string | undefined, f: Finding, d: Destination, sentence: string | undefined): FindingRecord {
   const rec: FindingRecord = {
     file,
     entry,
@@ -77,9 +92,19 @@ function toRecord(file: string, entry: number, method: string | undefined, url: 
     cleartext: d.cleartext,
   };
   if (d.serverIp) rec.serverIp = d.serverIp;
-  if (d.country) rec.country = d.country;
-  if (d.asn !== undefined) rec.asn = d.asn;
-  if (d.org) rec.org = d.org;
+  rec.server_ip = d.serverIp ?? null;
+  rec.country = d.country ?? null;
+  rec.asn = d.asn ?? null;
+  rec.org = d.org ?? null;
+  rec.domain = d.domain ?? null;
+  rec.local = d.local === true;
+  rec.tracker = d.tracker !== undefined;
+  rec.tracker_company = d.tracker?.company ?? null;
+  rec.tracker_category = d.tracker?.category ?? null;
+  rec.home_country = d.homeCountry ?? null;
+  rec.cross_border = d.crossBorder ?? null;
+  rec.rule = f.rule ?? null;
+  rec.sentence = sentence ?? '';
   return rec;
 }
 
@@ -87,10 +112,13 @@ export const command: Command = {
   spec: {
     name: 'analyze',
     summary: 'find phone and user identifiers in HAR files',
-    usage: 'phonehome analyze FILE.har [FILE.har …] [--profile FILE] [--format jsonl|table]',
+    usage: 'phonehome analyze FILE.har [FILE.har …] [--profile FILE] [--format jsonl|table] [--home-country CC] [--rules FILE]',
     flags: [
       { name: 'profile', type: 'string', placeholder: 'FILE', description: "the phone's own identifiers (JSON device profile)" },
       { name: 'format', type: 'string', placeholder: 'jsonl|table', description: 'output format', default: 'table' },
+      { name: 'home-country', type: 'string', placeholder: 'CC', description: "the phone's home country (ISO code, e.g. NO) when profile and traffic do not tell it" },
+      { name: 'rules', type: 'string', placeholder: 'FILE', description: 'severity overrides (JSON rules, see README)' },
+      DATA_DIR_FLAG,
     ],
     details: DETAILS,
   },
@@ -100,7 +128,19 @@ export const command: Command = {
     if (!args.positionals.length) throw new UsageError('give at least one HAR file (see phonehome analyze --help)');
     const profile = typeof args.flags.profile === 'string' ? loadProfile(args.flags.profile) : undefined;
     const problems: string[] = [];
-    const geo = loadGeo((text) => problems.push(text));
+    let settings: JudgeSettings;
+    try {
+      settings = loadJudgeSettings({
+        dataDir: resolveDataDir(args.flags['data-dir'] as string | undefined),
+        rulesFile: args.flags.rules as string | undefined,
+        homeCountry: args.flags['home-country'] as string | undefined,
+      });
+    } catch (err) {
+      if (err instanceof JudgeConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+    const judge = judgeOptionsOf(settings);
+    const geo = loadGeo((text) => problems.push(text), settings.geoCacheDir);
     const records: FindingRecord[] = [];
     let filesRead = 0;
     let entries = 0;
@@ -119,9 +159,9 @@ export const command: Command = {
       filesRead++;
       har.flows.forEach((flow, i) => {
         entries++;
-        const result = analyseFlow(flow, { profile, geo, limits: OFFLINE_LIMITS });
+        const result = analyseFlow(flow, { ...judge, profile, geo, limits: OFFLINE_LIMITS });
         for (const note of result.notes) problems.push(`${base}: entry ${har.entryIndex[i]}: ${note}`);
-        for (const f of result.findings) records.push(toRecord(base, har.entryIndex[i], flow.method, flow.url, f, result.destination));
+        for (const f of result.findings) records.push(toRecord(base, har.entryIndex[i], flow.method, flow.url, f, result.destination, result.sentence));
       });
     }
     /* `analyze … | head` closes stdout early: that is the reader's choice, not a failure. */

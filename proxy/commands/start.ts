@@ -13,6 +13,8 @@ import { HostPatternList, InvalidTargetError } from '../capture/target';
 import { DB_FILE_NAME } from '../store/db';
 import { parseProfileArgs, ProfileAssignments } from '../pipeline/profiles';
 import { DATA_DIR_FLAG, UsageError } from './args';
+import { resolveDataDir } from '../data-dir';
+import { JudgeConfigError, loadJudgeSettings, type JudgeSettings } from '../judge-config';
 
 const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
 then open http://phonehome.setup/ to install the CA certificate (see docs/phone-setup.md).
@@ -34,6 +36,8 @@ export const command: Command = {
       { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
       { name: 'body-limit', type: 'int', min: 0, max: 1024 * 1024 * 1024, default: DEFAULT_BODY_LIMIT, placeholder: 'BYTES', description: 'bytes of each body stored (larger bodies stream through, marked truncated)' },
       { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
+      { name: 'home-country', type: 'string', placeholder: 'CC', description: "the phones' home country (ISO code, e.g. NO) when profile and traffic do not tell it" },
+      { name: 'rules', type: 'string', placeholder: 'FILE', description: 'severity overrides (JSON rules, see README)' },
     ],
     details: DETAILS,
   },
@@ -59,10 +63,22 @@ export const command: Command = {
     } catch (err) {
       throw new UsageError(`--profile: ${(err as Error).message}`);
     }
+    let judge: JudgeSettings;
+    try {
+      judge = loadJudgeSettings({
+        dataDir: resolveDataDir(args.flags['data-dir'] as string | undefined),
+        rulesFile: args.flags['rules'] as string | undefined,
+        homeCountry: args.flags['home-country'] as string | undefined,
+      });
+    } catch (err) {
+      if (err instanceof JudgeConfigError) throw new UsageError(err.message);
+      throw err;
+    }
 
     let app;
     try {
       app = await startPhonehome({
+        pipeline: { judge },
         dataDir: args.flags['data-dir'] as string | undefined,
         listenHost: args.flags['listen-host'] as string,
         port: args.flags['port'] as number,

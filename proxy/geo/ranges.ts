@@ -36,11 +36,22 @@ export function splitCsvLine(line: string): string[] {
   return out;
 }
 
+/** The columns of a range table: sorted starts, their ends and payloads (typed arrays, cacheable as bytes). */
+export interface RangeArrays {
+  starts: Float64Array | Uint32Array;
+  ends: Float64Array | Uint32Array;
+  values: Float64Array | Uint32Array;
+}
+
+export interface RangeTableWithArrays extends RangeTable {
+  readonly arrays: RangeArrays;
+}
+
 /**
  * Build a table from CSV text whose rows are `start,end,rest`. `bound` turns a start/end field into
  * a numeric key (undefined rejects the row); `payload` turns the raw rest of the line into a number.
  */
-export function rangeTable(csv: string, bound: (text: string) => number | undefined, payload: (rest: string) => number | undefined): RangeTable {
+export function rangeTable(csv: string, bound: (text: string) => number | undefined, payload: (rest: string) => number | undefined): RangeTableWithArrays {
   let starts: Float64Array = new Float64Array(1024);
   let ends: Float64Array = new Float64Array(1024);
   let values: Float64Array = new Float64Array(1024);
@@ -64,19 +75,24 @@ export function rangeTable(csv: string, bound: (text: string) => number | undefi
     }
     starts[n] = start; ends[n] = end; values[n] = value; n++;
   }
-  return sortedTable(starts.slice(0, n), ends.slice(0, n), values.slice(0, n));
+  return sortedTable({ starts: starts.slice(0, n), ends: ends.slice(0, n), values: values.slice(0, n) });
 }
 
-function sortedTable(starts: Float64Array, ends: Float64Array, values: Float64Array): RangeTable {
+/** A table over columns that are already sorted by start (as a cache file holds them), or sorts them. */
+export function sortedTable(arrays: RangeArrays): RangeTableWithArrays {
+  const { starts, ends, values } = arrays;
   // The published files are sorted; verify rather than trust.
   let sorted = true;
   for (let i = 1; i < starts.length && sorted; i++) if (starts[i]! < starts[i - 1]!) sorted = false;
   if (!sorted) {
     const order = [...starts.keys()].sort((a, b) => starts[a]! - starts[b]!);
-    return sortedTable(Float64Array.from(order, (i) => starts[i]!), Float64Array.from(order, (i) => ends[i]!), Float64Array.from(order, (i) => values[i]!));
+    return sortedTable({
+      starts: Float64Array.from(order, (i) => starts[i]!), ends: Float64Array.from(order, (i) => ends[i]!), values: Float64Array.from(order, (i) => values[i]!),
+    });
   }
   return {
     size: starts.length,
+    arrays,
     find(key) {
       let lo = 0;
       let hi = starts.length - 1;

@@ -10,6 +10,7 @@ import { Worker } from 'worker_threads';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import type { WorkerJob, WorkerReply } from './worker-protocol';
+import type { JudgeSettings } from '../judge-config';
 
 export interface AnalysisOutput {
   result: AnalysisResult;
@@ -58,6 +59,8 @@ export interface WorkerAnalyserOptions {
   analyserModule?: string;
   timeoutMs?: number;
   onCrash?(reason: string): void;
+  /** Home country, rules, user trackers and geo cache for the worker's judge (read once at start). */
+  judge?: JudgeSettings;
 }
 
 export class WorkerAnalyser implements Analyser {
@@ -104,7 +107,7 @@ export class WorkerAnalyser implements Analyser {
   }
 
   private spawn(): void {
-    const w = new Worker(workerScriptPath(), { workerData: { analyserModule: this.opts.analyserModule }, resourceLimits: WORKER_RESOURCE_LIMITS });
+    const w = new Worker(workerScriptPath(), { workerData: { analyserModule: this.opts.analyserModule, judge: this.opts.judge }, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.worker = w;
     w.on('message', (msg: WorkerReply | { ready: true }) => {
       if (!('jobId' in msg)) {

@@ -11,6 +11,7 @@ import type { StoredEvent } from '../store/events';
 import { Analyser, WorkerAnalyser } from './analyser';
 import { Broadcaster } from './broadcaster';
 import { AnalysisOutcome, AnalysisRecorder } from './recorder';
+import type { JudgeSettings } from '../judge-config';
 
 /** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
 export const DEFAULT_QUEUE_LIMIT = 5000;
@@ -36,6 +37,8 @@ export interface PipelineOptions {
   catchUpIntervalMs?: number;
   broadcaster?: Broadcaster;
   log?(message: string): void;
+  /** Settings of the judge for the default worker analyser (`--home-country`, `--rules`, data dir). */
+  judge?: JudgeSettings;
 }
 
 export interface PipelineStats {
@@ -79,7 +82,7 @@ export class AnalysisPipeline {
     this.recorder = new AnalysisRecorder(opts.store);
     this.defaultProfile = opts.defaultProfile ?? null;
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
-    this.analyser = opts.analyser ?? new WorkerAnalyser({ onCrash: (reason) => this.log(reason) });
+    this.analyser = opts.analyser ?? new WorkerAnalyser({ onCrash: (reason) => this.log(reason), judge: opts.judge });
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
     this.maxInFlight = opts.inFlight ?? DEFAULT_IN_FLIGHT;

@@ -13,7 +13,7 @@ import { MAX_FIELDS_PER_FLOW } from '../store/fields';
 import { severityRank } from '../store/findings';
 import { FlowRow, rowToFlow } from '../store/flows';
 import type { FindingRow } from '../store/findings';
-import { SummaryRow, toAlert, toFlowSummary } from './summaries';
+import { SummaryRow, toAlert, toFlowSummary, type AlertFacts } from './summaries';
 
 export const ANALYSIS_PENDING = 0;
 export const ANALYSIS_DONE = 1;
@@ -32,7 +32,8 @@ export class AnalysisRecorder {
     const db = store.db;
     this.updateStmt = db.prepare(`UPDATE flows SET analysis_state = ${ANALYSIS_DONE}, analysed_at = @now, analysis_error = NULL,
       analysis_notes = @notes, severity = @severity, severity_rank = @rank, finding_count = @count, finding_types = @types,
-      dest_country = @country, dest_org = @org, dest_asn = @asn WHERE id = @id`);
+      dest_country = @country, dest_org = @org, dest_asn = @asn, dest_domain = @domain, dest_local = @local, tracker = @tracker,
+      tracker_category = @trackerCategory, home_country = @homeCountry, cross_border = @crossBorder, sentence = @sentence WHERE id = @id`);
     this.failStmt = db.prepare(`UPDATE flows SET analysis_state = ${ANALYSIS_FAILED}, analysed_at = @now, analysis_error = @error,
       severity = 'info', severity_rank = 0, finding_count = 0, finding_types = '[]' WHERE id = @id`);
     this.deleteFindingsStmt = db.prepare('DELETE FROM findings WHERE flow_id = ?');
@@ -100,7 +101,7 @@ export class AnalysisRecorder {
     const device = this.store.devices.nameOf(flow.clientIp);
     const dest = result.destination ?? { host: flow.host, cleartext: !flow.tls };
     const findingRows = this.store.findings.insertForFlow(
-      { flowId: id, host: flow.host, clientIp: flow.clientIp, tls: flow.tls, startedAt: flow.startedAt, destination: dest },
+      { flowId: id, host: flow.host, clientIp: flow.clientIp, tls: flow.tls, startedAt: flow.startedAt, destination: dest, sentence: result.sentence },
       result.findings,
       device,
     );
@@ -110,8 +111,12 @@ export class AnalysisRecorder {
     const types = JSON.stringify([...new Set(result.findings.map((f) => f.type))]);
     const severity = result.findings.length ? result.severity : 'info';
     const verdict = { severity, count: result.findings.length, types, country: dest.country ?? null, org: dest.org ?? null, asn: dest.asn ?? null };
-    this.updateStmt.run({ id, now: Date.now(), notes: JSON.stringify(notes), rank: severityRank(severity), ...verdict });
-    return this.announce(flow, ANALYSIS_DONE, verdict, device, findingRows);
+    const judged = {
+      domain: dest.domain ?? null, local: dest.local ? 1 : null, tracker: dest.tracker?.company ?? null, trackerCategory: dest.tracker?.category ?? null,
+      homeCountry: dest.homeCountry ?? null, crossBorder: dest.crossBorder === undefined ? null : dest.crossBorder ? 1 : 0, sentence: result.sentence ?? null,
+    };
+    this.updateStmt.run({ id, now: Date.now(), notes: JSON.stringify(notes), rank: severityRank(severity), ...verdict, ...judged });
+    return this.announce(flow, ANALYSIS_DONE, verdict, device, findingRows, { dest, sentence: result.sentence });
   }
 
   private writeFailure(flow: Flow, error: string, replace: boolean): StoredEvent[] {
@@ -126,11 +131,11 @@ export class AnalysisRecorder {
   }
 
   /** The flow and alert messages, built from what was just written (no read-back). */
-  private announce(flow: Flow, state: number, v: Verdict, device: string | null, findings: FindingRow[]): StoredEvent[] {
+  private announce(flow: Flow, state: number, v: Verdict, device: string | null, findings: FindingRow[], judged?: AlertFacts): StoredEvent[] {
     const id = flow.id!;
     const summary = toFlowSummary(summaryRowOf(flow, state, v), device);
     const events: StoredEvent[] = [this.store.events.append('flow', summary, id)];
-    if (findings.length > 0) events.push(this.store.events.append('alert', toAlert(summary, findings, { country: v.country, org: v.org }), id));
+    if (findings.length > 0) events.push(this.store.events.append('alert', toAlert(summary, findings, { country: v.country, org: v.org }, judged), id));
     return events;
   }
 }

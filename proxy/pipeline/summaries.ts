@@ -3,7 +3,7 @@
  * bodies — and an alert per flow with findings. Built from stored rows so that a live message and a
  * REST answer about the same flow are identical.
  */
-import type { Severity } from '../analyse/types';
+import type { Destination, Severity } from '../analyse/types';
 import type { FindingRow } from '../store/findings';
 
 export interface FlowSummary {
@@ -48,6 +48,18 @@ export interface Alert {
   findings: FindingRow[];
   country: string | null;
   org: string | null;
+  /** Judge facts (additive): the sentence to show, and what it was built from. */
+  sentence?: string;
+  asn?: number | null;
+  domain?: string | null;
+  tracker?: string | null;
+  crossBorder?: boolean | null;
+}
+
+/** What the judge adds to an alert. */
+export interface AlertFacts {
+  dest: Destination;
+  sentence?: string;
 }
 
 /** The columns of `flows` a summary needs (no bodies). */
@@ -93,8 +105,18 @@ export function toFlowSummary(r: SummaryRow, device: string | null): FlowSummary
   };
 }
 
-export function toAlert(summary: FlowSummary, findings: FindingRow[], dest: { country: string | null; org: string | null }): Alert {
+export function toAlert(summary: FlowSummary, findings: FindingRow[], dest: { country: string | null; org: string | null }, judged?: AlertFacts): Alert {
+  const facts = judged
+    ? {
+      ...(judged.sentence ? { sentence: judged.sentence } : {}),
+      asn: judged.dest.asn ?? null,
+      domain: judged.dest.domain ?? null,
+      tracker: judged.dest.tracker?.company ?? null,
+      crossBorder: judged.dest.crossBorder ?? null,
+    }
+    : {};
   return {
+    ...facts,
     flowId: summary.id,
     startedAt: summary.startedAt,
     clientIp: summary.clientIp,

@@ -8,11 +8,12 @@ import * as realAnalyser from '../analyse';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import { loadGeoLookup } from '../geo';
+import { judgeOptionsOf, type JudgeOptions, type JudgeSettings } from '../judge-config';
 import { MAX_FIELDS_PER_FLOW } from '../store/fields';
 import type { WorkerJob, WorkerReply } from './worker-protocol';
 
 interface AnalyserModule {
-  analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } }): AnalysisResult;
+  analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } } & Partial<JudgeOptions>): AnalysisResult;
   compileProfile?(profile: DeviceProfile): unknown;
 }
 
@@ -20,7 +21,9 @@ interface AnalyserModule {
 const override: string | undefined = (workerData as { analyserModule?: string } | null)?.analyserModule;
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const analyser: AnalyserModule = override ? (require(override) as AnalyserModule) : (realAnalyser as unknown as AnalyserModule);
-const geo = loadGeo();
+const judgeSettings: JudgeSettings | undefined = (workerData as { judge?: JudgeSettings } | null)?.judge;
+const judge: Partial<JudgeOptions> = judgeOptionsOfSafe(judgeSettings);
+const geo = loadGeo(judgeSettings?.geoCacheDir);
 const compiledProfiles = new Map<string, unknown>();
 /**
  * The decode time budget is wall-clock time. This thread is off the request path and watched by the
@@ -31,14 +34,24 @@ const compiledProfiles = new Map<string, unknown>();
 const LIVE_LIMITS = { timeBudgetMs: 1000 };
 
 /**
- * Not warmed: reading the tables takes seconds and tens of MB, and would hold up the first flows.
- * They load on the first public address this worker judges (loopback and private ones need none).
+ * With a cache directory (`start` passes `<data-dir>/cache`) the tables load here, before the worker
+ * says it is ready: tens of ms from the binary cache (seconds once, when it is first built). Without
+ * one they load on the first public address this worker judges.
  */
-function loadGeo(): unknown {
+function loadGeo(cacheDir: string | undefined): unknown {
   try {
-    return loadGeoLookup();
+    return loadGeoLookup({ cacheDir });
   } catch {
     return undefined;
+  }
+}
+
+/** The settings were checked at start; should they still fail here, judge with the shipped trackers only rather than crash-loop. */
+function judgeOptionsOfSafe(settings: JudgeSettings | undefined): Partial<JudgeOptions> {
+  try {
+    return judgeOptionsOf(settings);
+  } catch {
+    return judgeOptionsOf(undefined);
   }
 }
 
@@ -68,7 +81,7 @@ function revive(flow: Flow): Flow {
 parentPort!.on('message', (job: WorkerJob) => {
   let reply: WorkerReply;
   try {
-    const result = analyser.analyseFlow(revive(job.flow), { profile: compiled(job.profile) as never, geo: geo as never, limits: LIVE_LIMITS });
+    const result = analyser.analyseFlow(revive(job.flow), { ...judge, profile: compiled(job.profile) as never, geo: geo as never, limits: LIVE_LIMITS });
     const omittedFields = Math.max(0, result.fields.length - MAX_FIELDS_PER_FLOW);
     if (omittedFields) result.fields = result.fields.slice(0, MAX_FIELDS_PER_FLOW);
     reply = { jobId: job.jobId, ok: true, result, omittedFields };

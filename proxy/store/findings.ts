@@ -25,6 +25,14 @@ export interface FindingRow {
   startedAt: number;
   country: string | null;
   org: string | null;
+  /** Judge facts (migration 4): server address, registrable domain, tracker company, cross-border (null unknown), the rule that set the severity, the flow's sentence. */
+  asn: number | null;
+  serverIp: string | null;
+  domain: string | null;
+  tracker: string | null;
+  crossBorder: boolean | null;
+  rule: number | null;
+  sentence: string | null;
 }
 
 export interface FindingFilter {
@@ -60,6 +68,8 @@ export interface FindingContext {
   tls: boolean;
   startedAt: number;
   destination?: Destination;
+  /** The flow's alert sentence, copied onto each finding. */
+  sentence?: string;
 }
 
 export function severityRank(s: string | null | undefined): number {
@@ -71,6 +81,8 @@ interface DbFindingRow {
   id: number; flow_id: number; type: string; value: string; path: string; chain: string; detector: string;
   confidence: number; explanation: string; severity: string; host: string; client_ip: string; tls: number;
   started_at: number; country: string | null; org: string | null; device: string | null;
+  asn: number | null; server_ip: string | null; dest_domain: string | null; tracker: string | null; cross_border: number | null;
+  rule: number | null; sentence: string | null;
 }
 
 const SELECT_FINDING = `SELECT f.*, d.name AS device FROM findings f LEFT JOIN devices d ON d.client_ip = f.client_ip`;
@@ -82,15 +94,20 @@ export class FindingStore {
   constructor(private readonly db: Database.Database) {
     this.insertStmt = db.prepare(`
       INSERT INTO findings (flow_id, type, value, path, chain, detector, confidence, explanation, severity, severity_rank,
-        field_key, host, client_ip, tls, started_at, country, org, asn)
+        field_key, host, client_ip, tls, started_at, country, org, asn, server_ip, dest_domain, tracker, cross_border, rule, sentence)
       VALUES (@flow_id, @type, @value, @path, @chain, @detector, @confidence, @explanation, @severity, @severity_rank,
-        @field_key, @host, @client_ip, @tls, @started_at, @country, @org, @asn)`);
+        @field_key, @host, @client_ip, @tls, @started_at, @country, @org, @asn, @server_ip, @dest_domain, @tracker, @cross_border, @rule, @sentence)`);
     this.byFlowStmt = db.prepare(`${SELECT_FINDING} WHERE f.flow_id = ? ORDER BY f.id`);
   }
 
   /** Inserts the findings of one flow (call inside the flow's transaction); returns them as stored rows. */
   insertForFlow(ctx: FindingContext, findings: Finding[], device: string | null = null): FindingRow[] {
     const rows: FindingRow[] = [];
+    const d = ctx.destination;
+    const judged = {
+      asn: d?.asn ?? null, serverIp: d?.serverIp ?? null, domain: d?.domain ?? null, tracker: d?.tracker?.company ?? null,
+      crossBorder: d?.crossBorder ?? null, sentence: ctx.sentence ?? null,
+    };
     for (const f of findings) {
       const info = this.insertStmt.run({
         flow_id: ctx.flowId,
@@ -110,13 +127,19 @@ export class FindingStore {
         started_at: Math.round(ctx.startedAt),
         country: ctx.destination?.country ?? null,
         org: ctx.destination?.org ?? null,
-        asn: ctx.destination?.asn ?? null,
+        asn: judged.asn,
+        server_ip: judged.serverIp,
+        dest_domain: judged.domain,
+        tracker: judged.tracker,
+        cross_border: judged.crossBorder === null ? null : judged.crossBorder ? 1 : 0,
+        rule: f.rule ?? null,
+        sentence: judged.sentence,
       });
       rows.push({
         id: Number(info.lastInsertRowid), flowId: ctx.flowId, type: f.type, value: f.value, path: f.path, chain: f.chain ?? [],
         detector: f.detector, confidence: f.confidence, explanation: f.explanation, severity: f.severity, host: ctx.host,
         clientIp: ctx.clientIp, device, tls: ctx.tls, startedAt: Math.round(ctx.startedAt),
-        country: ctx.destination?.country ?? null, org: ctx.destination?.org ?? null,
+        country: ctx.destination?.country ?? null, org: ctx.destination?.org ?? null, ...judged, rule: f.rule ?? null,
       });
     }
     return rows;
@@ -191,5 +214,12 @@ function toFindingRow(r: DbFindingRow): FindingRow {
     startedAt: r.started_at,
     country: r.country,
     org: r.org,
+    asn: r.asn ?? null,
+    serverIp: r.server_ip ?? null,
+    domain: r.dest_domain ?? null,
+    tracker: r.tracker ?? null,
+    crossBorder: r.cross_border === null || r.cross_border === undefined ? null : r.cross_border === 1,
+    rule: r.rule ?? null,
+    sentence: r.sentence ?? null,
   };
 }

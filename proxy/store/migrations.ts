@@ -162,4 +162,26 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: 'judge: where the data went — registrable domain, known tracker, local address, home country, cross-border flag and the alert sentence, on flows and findings',
+    up(db) {
+      db.exec(`
+        ALTER TABLE flows ADD COLUMN dest_domain TEXT;          -- registrable domain of the host (public suffix list)
+        ALTER TABLE flows ADD COLUMN dest_local INTEGER;        -- 1: server address is loopback/private/link-local
+        ALTER TABLE flows ADD COLUMN tracker TEXT;              -- company of a known tracker host, else NULL
+        ALTER TABLE flows ADD COLUMN tracker_category TEXT;     -- advertising | analytics | crash-reporting | telemetry | activation
+        ALTER TABLE flows ADD COLUMN home_country TEXT;         -- the phone's home country used for cross_border
+        ALTER TABLE flows ADD COLUMN cross_border INTEGER;      -- 1 outside the home region, 0 inside, NULL unknown
+        ALTER TABLE flows ADD COLUMN sentence TEXT;             -- the alert sentence of a flow with findings
+
+        ALTER TABLE findings ADD COLUMN server_ip TEXT;
+        ALTER TABLE findings ADD COLUMN dest_domain TEXT;
+        ALTER TABLE findings ADD COLUMN tracker TEXT;
+        ALTER TABLE findings ADD COLUMN cross_border INTEGER;
+        ALTER TABLE findings ADD COLUMN rule INTEGER;           -- the --rules entry (1-based) that set the severity
+        ALTER TABLE findings ADD COLUMN sentence TEXT;          -- copied from the flow
+      `);
+    },
+  },
 ];

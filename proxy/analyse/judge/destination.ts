@@ -1,10 +1,15 @@
 /**
  * Why: the same IMEI means more when it travels in cleartext to a network abroad. This names the
- * destination: host, server address, country and network owner (from an offline lookup passed in,
- * so analysis stays pure), and whether the request was readable on the way.
+ * destination: host and its registrable domain, server address, country and network owner (from
+ * an offline lookup passed in, so analysis stays pure), whether the address is local (LAN,
+ * loopback: labelled, never looked up), whether the domain belongs to a known tracking company,
+ * and whether the request was readable on the way.
  */
 import type { Flow } from '../../flow';
 import type { Destination } from '../types';
+import { registrableDomain } from './domain';
+import { isIpLiteral, isLocalAddress } from './local-address';
+import type { TrackerList } from './trackers';
 
 /** Offline IP → country/network owner lookup (implemented in proxy/geo/, file I/O lives there). */
 export interface GeoLookup {
@@ -15,20 +20,17 @@ function stripBrackets(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
-/** An IP literal (v4 dotted quad or v6), without importing net: analyse/ stays free of socket modules. */
-function isIpLiteral(host: string): boolean {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return host.split('.').every((o) => Number(o) <= 255);
-  return host.includes(':') && /^[0-9a-f:.]+$/i.test(host);
-}
-
-export function judgeDestination(flow: Flow, geo?: GeoLookup): Destination {
+export function judgeDestination(flow: Flow, geo?: GeoLookup, trackers?: TrackerList): Destination {
   const host = flow.host;
-  const hostIp = isIpLiteral(stripBrackets(host)) ? stripBrackets(host) : undefined;
+  const hostIp = isIpLiteral(host) ? stripBrackets(host) : undefined;
   const serverIp = flow.serverIp ?? hostIp;
   const cleartext = !flow.tls && flow.scheme !== 'https' && flow.scheme !== 'tls';
   const destination: Destination = { host, cleartext };
+  const domain = registrableDomain(host);
+  if (domain) destination.domain = domain;
   if (serverIp) destination.serverIp = serverIp;
-  if (serverIp && geo) {
+  if (serverIp && isLocalAddress(serverIp)) destination.local = true;
+  else if (serverIp && geo) {
     let facts: ReturnType<GeoLookup['lookup']>;
     try {
       facts = geo.lookup(serverIp);
@@ -39,5 +41,7 @@ export function judgeDestination(flow: Flow, geo?: GeoLookup): Destination {
     if (facts?.asn !== undefined) destination.asn = facts.asn;
     if (facts?.org) destination.org = facts.org;
   }
+  const tracker = hostIp ? undefined : trackers?.match(host);
+  if (tracker) destination.tracker = { company: tracker.company, category: tracker.category, domain: tracker.domain };
   return destination;
 }

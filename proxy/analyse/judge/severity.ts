@@ -11,7 +11,10 @@
  * | personal contact                                    | email                                   | high      | medium |
  * | resettable advertising ID                           | ad_id                                   | medium    | low    |
  *
- * A finding with confidence below 0.6 (pattern evidence only) is one step lower.
+ * A finding with confidence below 0.6 (pattern evidence only) is one step lower. Then one step
+ * higher (at most critical) when the destination is outside the phone's home region (cross-border)
+ * or belongs to a known tracking company (trackers.json) — one step for either or both. Local
+ * destinations (LAN, loopback) are never cross-border. User rules (rules.ts) come last.
  */
 import type { IdentifierType, Severity } from '../types';
 import { SEVERITIES } from '../types';
@@ -65,4 +68,15 @@ export function maxSeverity(severities: Iterable<Severity>): Severity {
   let best = 0;
   for (const s of severities) best = Math.max(best, SEVERITIES.indexOf(s));
   return SEVERITIES[best]!;
+}
+
+/** What raises a finding's severity beyond the table (see the module comment). */
+export interface SeverityBumps {
+  crossBorder?: boolean;
+  tracker?: boolean;
+}
+
+export function bumpSeverity(base: Severity, bumps: SeverityBumps): Severity {
+  if (!bumps.crossBorder && !bumps.tracker) return base;
+  return SEVERITIES[Math.min(SEVERITIES.length - 1, SEVERITIES.indexOf(base) + 1)]!;
 }

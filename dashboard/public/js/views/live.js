@@ -84,7 +84,7 @@ export function render(root) {
       entry.alert = { ...entry.alert, ...alert };
       entry.findings = new Map();
     } else {
-      for (const k of ['severity', 'country', 'org', 'device', 'url', 'method']) if (alert[k] != null) entry.alert[k] = alert[k];
+      for (const k of ['severity', 'country', 'org', 'device', 'url', 'method', 'sentence']) if (alert[k] != null) entry.alert[k] = alert[k];
     }
     for (const f of alert.findings || []) entry.findings.set(f.id, f);
     const types = new Set([...(complete ? [] : entry.alert.types || []), ...(alert.types || []), ...[...entry.findings.values()].map((f) => f.type)]);
@@ -133,7 +133,8 @@ export function render(root) {
       let a = byFlow.get(f.flowId);
       if (!a) {
         a = { flowId: f.flowId, startedAt: f.startedAt, clientIp: f.clientIp, device: f.device, host: f.host,
-          url: f.url, method: f.method, tls: f.tls, severity: f.severity, types: [], findings: [], country: f.country, org: f.org };
+          url: f.url, method: f.method, tls: f.tls, severity: f.severity, types: [], findings: [], country: f.country, org: f.org,
+          sentence: f.sentence };
         byFlow.set(f.flowId, a);
       }
       a.findings.push(f);
@@ -249,7 +250,9 @@ function alertRow(a, fresh) {
   el('td', null, el('span', { class: `sev ${severityClass(a.severity)}` }, a.severity || 'info')),
   el('td', { class: 'device' }, deviceLabel(a.device, a.clientIp)),
   el('td', { class: 'types' }, (a.types || []).map((t) => el('span', { class: `chip ${typeClass(t)}` }, typeLabel(t)))),
-  el('td', { class: 'host' }, a.host || '', a.country ? el('span', { class: 'country', title: a.org || '' }, ` ${a.country}`) : null),
+  el('td', { class: 'host' }, a.host || '', a.country ? el('span', { class: 'country', title: a.org || '' }, ` ${a.country}`) : null,
+    // The judge's sentence (built from facts; the host in it is captured text, so text only like everything here).
+    a.sentence ? el('div', { class: 'sentence' }, String(a.sentence)) : null),
   el('td', null, a.tls ? el('span', { class: 'tls' }, 'TLS') : el('span', { class: 'clear' }, 'cleartext')),
   el('td', { class: 'url', title: `${a.method || ''} ${a.url || ''}` }, `${a.method || ''} ${a.url || ''}`));
   return row;

@@ -2,7 +2,7 @@
  * Judge: the documented severity table (sensitivity × cleartext/TLS × confidence) and the
  * destination facts (cleartext, server address, country and network owner from the offline lookup).
  */
-import { judgeDestination, severityOf, SEVERITY_TABLE, maxSeverity } from '../../../../proxy/analyse/judge';
+import { judgeDestination, severityOf, SEVERITY_TABLE, maxSeverity, trackerList } from '../../../../proxy/analyse/judge';
 import { createGeoLookup } from '../../../../proxy/geo';
 import type { Flow } from '../../../../proxy/flow';
 import type { IdentifierType } from '../../../../proxy/analyse/types';
@@ -55,7 +55,7 @@ describe('judgeDestination', () => {
 
   it('names country and network owner of the server address, and cleartext', () => {
     expect(judgeDestination(flow({ serverIp: '202.97.0.10' }), geo)).toEqual({
-      host: 'zzhc.vnet.cn', serverIp: '202.97.0.10', country: 'CN', asn: 4134, org: 'Chinanet, Backbone', cleartext: true,
+      host: 'zzhc.vnet.cn', domain: 'vnet.cn', serverIp: '202.97.0.10', country: 'CN', asn: 4134, org: 'Chinanet, Backbone', cleartext: true,
     });
   });
 
@@ -65,8 +65,19 @@ describe('judgeDestination', () => {
     });
   });
 
-  it('leaves facts out when unknown (private address, no lookup)', () => {
-    expect(judgeDestination(flow({ serverIp: '192.168.1.1' }), geo)).toEqual({ host: 'zzhc.vnet.cn', serverIp: '192.168.1.1', cleartext: true });
-    expect(judgeDestination(flow({}))).toEqual({ host: 'zzhc.vnet.cn', cleartext: true });
+  it('labels a private server address local and does not look it up; leaves facts out when unknown', () => {
+    const lookups: string[] = [];
+    const spy = { lookup: (ip: string) => { lookups.push(ip); return geo.lookup(ip); } };
+    expect(judgeDestination(flow({ serverIp: '192.168.1.1' }), spy)).toEqual({ host: 'zzhc.vnet.cn', domain: 'vnet.cn', serverIp: '192.168.1.1', local: true, cleartext: true });
+    expect(lookups).toEqual([]);
+    expect(judgeDestination(flow({}))).toEqual({ host: 'zzhc.vnet.cn', domain: 'vnet.cn', cleartext: true });
+    expect(judgeDestination(flow({ serverIp: '203.0.113.9' }), geo)).toEqual({ host: 'zzhc.vnet.cn', domain: 'vnet.cn', serverIp: '203.0.113.9', cleartext: true });
+  });
+
+  it('names the tracker company of the host, not of an IP literal', () => {
+    const trackers = trackerList();
+    expect(judgeDestination(flow({ serverIp: '202.97.0.10' }), geo, trackers).tracker).toEqual({ company: 'China Telecom', category: 'activation', domain: 'vnet.cn' });
+    expect(judgeDestination(flow({ host: 'example.org' }), geo, trackers).tracker).toBeUndefined();
+    expect(judgeDestination(flow({ host: '8.8.8.8' }), geo, trackers)).not.toHaveProperty('tracker');
   });
 });

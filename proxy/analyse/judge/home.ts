@@ -1,0 +1,41 @@
+/**
+ * Why: "abroad" depends on where the phone is at home. In order of trust: the country written in
+ * the device profile; the Mobile Country Code of the SIM's IMSI (profiled, else found in the
+ * flow); the country code of the phone number (profiled, else found); the `--home-country`
+ * setting. Nothing known: no cross-border verdict (never a guess).
+ */
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { MCC_COUNTRY } from '../detect/mcc';
+import type { CompiledProfile } from '../profile';
+import type { Finding } from '../types';
+
+export type HomeSource = 'profile' | 'imsi' | 'phone' | 'configured';
+
+export interface HomeCountry {
+  country: string;
+  from: HomeSource;
+}
+
+const imsiCountry = (imsi: string): string | undefined => MCC_COUNTRY.get(imsi.slice(0, 3));
+const phoneCountry = (e164: string): string | undefined => {
+  try {
+    return parsePhoneNumberFromString(e164)?.country;
+  } catch {
+    return undefined;
+  }
+};
+
+export function homeCountryOf(profile: CompiledProfile | undefined, findings: readonly Finding[], configured?: string): HomeCountry | undefined {
+  if (profile?.homeCountry) return { country: profile.homeCountry, from: 'profile' };
+  const profiled = (type: string) => profile?.values.filter((v) => v.type === type).map((v) => v.value) ?? [];
+  const found = (type: string) => findings.filter((f) => f.type === type).map((f) => f.value);
+  for (const imsi of [...profiled('imsi'), ...found('imsi')]) {
+    const c = imsiCountry(imsi);
+    if (c) return { country: c, from: 'imsi' };
+  }
+  for (const phone of [...profiled('phone'), ...found('phone')]) {
+    const c = phoneCountry(phone);
+    if (c) return { country: c, from: 'phone' };
+  }
+  return configured ? { country: configured.toUpperCase(), from: 'configured' } : undefined;
+}
