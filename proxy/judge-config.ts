@@ -1,10 +1,11 @@
 /**
  * Why: the judge is pure, but what it needs lives in files — the user's rules (`--rules FILE`),
- * the user's own tracker entries (`<data-dir>/trackers.json`), the cached geo tables
- * (`<data-dir>/cache/`). This reads and checks them once, at start, with errors that name the
+ * the user's own tracker entries (`<data-dir>/trackers.json`), the cached geo tables (the user's
+ * cache directory). This reads and checks them once, at start, with errors that name the
  * file; the result is plain data that can be handed to the analysis worker thread.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseRules, RulesError, trackerList, validateTrackerEntries, TrackerListError, type Rule, type TrackerEntry, type TrackerList } from './analyse';
 import { isCountryCode } from './analyse/judge/region';
@@ -18,7 +19,7 @@ export interface JudgeSettings {
   rulesSource?: string;
   /** Entries of `<data-dir>/trackers.json`. */
   userTrackers?: TrackerEntry[];
-  /** Where the geo tables are cached (`<data-dir>/cache`). */
+  /** Where the geo tables are cached (see geoCacheDirOf). */
   geoCacheDir?: string;
 }
 
@@ -33,8 +34,17 @@ export class JudgeConfigError extends Error {}
 
 export const USER_TRACKERS_FILE = 'trackers.json';
 
+/**
+ * The geo cache is derived from the installed packages, not from the user's captures: it lives in
+ * the user's cache directory ($XDG_CACHE_HOME/phonehome, else ~/.cache/phonehome), shared by every
+ * data directory, so it is built once per machine and database release. Without a home directory
+ * it falls back to `<data-dir>/cache`.
+ */
 export function geoCacheDirOf(dataDir: string): string {
-  return path.join(dataDir, 'cache');
+  const xdg = process.env.XDG_CACHE_HOME;
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'phonehome');
+  const home = os.homedir();
+  return home ? path.join(home, '.cache', 'phonehome') : path.join(dataDir, 'cache');
 }
 
 function readJson(file: string, what: string): unknown {

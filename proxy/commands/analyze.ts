@@ -36,8 +36,9 @@ a European phone, the country itself otherwise) is cross-border and one severity
 --rules FILE overrides severities: {"rules": [{"type": "ad_id", "host": "test.example.com",
 "action": "ignore"}, {"type": "imei", "action": "high"}]} (first match wins; see README).
 
-Extra tracker hosts are read from <data-dir>/trackers.json; the offline address tables are cached
-in <data-dir>/cache (built once, about 3 s; then loaded in tens of milliseconds).
+Extra tracker hosts are read from <data-dir>/trackers.json. The offline address tables are cached
+in ~/.cache/phonehome ($XDG_CACHE_HOME/phonehome): built once, in a few seconds, then loaded in
+tens of milliseconds.
 
 --profile FILE is a JSON device profile: {"name":"My phone","imei":["3540..."],"phone":"+47...",
 "iccid":"89...","mac":"d4:6a:..."}. The phone's own values are then found in any encoding, hashed

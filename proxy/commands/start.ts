@@ -15,6 +15,7 @@ import { parseProfileArgs, ProfileAssignments } from '../pipeline/profiles';
 import { DATA_DIR_FLAG, UsageError } from './args';
 import { resolveDataDir } from '../data-dir';
 import { JudgeConfigError, loadJudgeSettings, type JudgeSettings } from '../judge-config';
+import { prepareGeoCache } from '../geo';
 
 const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
 then open http://phonehome.setup/ to install the CA certificate (see docs/phone-setup.md).
@@ -74,6 +75,8 @@ export const command: Command = {
       if (err instanceof JudgeConfigError) throw new UsageError(err.message);
       throw err;
     }
+    // Once per address-database release: parse it into the binary cache the analysis worker loads in ms.
+    if (judge.geoCacheDir && prepareGeoCache(judge.geoCacheDir) === 'built') process.stdout.write(`phonehome: address tables cached in ${judge.geoCacheDir}\n`);
 
     let app;
     try {

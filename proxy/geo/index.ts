@@ -5,7 +5,7 @@
  * CC BY 4.0: RouteViews, DB-IP, NRO). With a cache directory the tables load at once from a compact
  * binary copy (cache.ts); without one they are parsed from CSV lazily, on first lookup.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { GeoLookup } from '../analyse/judge';
 import { ipv6Hextets, ipv6Key, parsePublicAddress } from './address';
@@ -158,4 +158,20 @@ export function loadGeoLookup(opts: LoadGeoOptions = {}): LoadedGeoLookup {
   const built = buildGeoTables(sources);
   writeGeoCache(file, built, name);
   return geoLookupOver(built, 'csv');
+}
+
+/**
+ * Makes sure the binary cache exists (builds it from the CSV files if not: seconds, once per
+ * database release), so that analysis workers load in tens of milliseconds. Returns what it did.
+ */
+export function prepareGeoCache(cacheDir: string): 'cached' | 'built' | 'unavailable' {
+  let files: Record<GeoTableName, string>;
+  try {
+    files = shippedGeoFiles();
+  } catch {
+    return 'unavailable';
+  }
+  const name = cacheFileName(GEO_TABLE_NAMES.map((n) => files[n]));
+  if (existsSync(join(cacheDir, name))) return 'cached';
+  return loadGeoLookup({ cacheDir }).source === 'cache' ? 'cached' : existsSync(join(cacheDir, name)) ? 'built' : 'unavailable';
 }

@@ -34,7 +34,7 @@ const compiledProfiles = new Map<string, unknown>();
 const LIVE_LIMITS = { timeBudgetMs: 1000 };
 
 /**
- * With a cache directory (`start` passes `<data-dir>/cache`) the tables load here, before the worker
+ * With a cache directory (`start` passes the user's cache directory) the tables load here, before the worker
  * says it is ready: tens of ms from the binary cache (seconds once, when it is first built). Without
  * one they load on the first public address this worker judges.
  */
