@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { analyseFlow, compileProfile, type CompiledProfile } from '../proxy/analyse';
 import { decodeFlow } from '../proxy/analyse/decode';
 import type { Flow, Header } from '../proxy/flow';
+import { benchGeo } from './bench-geo';
 import { luhnComplete as luhn, prng, randomDigits, randomHex, randomPick, randomUuid } from './fixtures/random';
 
 const SMALL_FLOWS = Number(process.env.BENCH_SMALL ?? 3000);
@@ -180,6 +181,7 @@ function main(): void {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
   console.log('\ntargets: p99 < 1 ms for flows under 16 KB; >= 50 MB/s on large bodies; profile cost independent of its variant count');
+  if (process.env.BENCH_GEO !== '0') benchGeo();
 }
 
 main();

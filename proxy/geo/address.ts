@@ -7,8 +7,16 @@ import { isIP } from 'node:net';
 /** IPv4: the 32-bit address. IPv6: its top 48 bits (see ranges.ts), exact in a float64. */
 export type ParsedAddress = { family: 4 | 6; key: number };
 
+/** The 32-bit value of a dotted quad already validated by isIP (no allocation: this runs per lookup). */
 function ipv4ToNumber(ip: string): number {
-  return ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+  let n = 0;
+  let octet = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) { n = n * 256 + octet; octet = 0; }
+    else octet = octet * 10 + (c - 48);
+  }
+  return n * 256 + octet;
 }
 
 function isPublicIpv4(n: number): boolean {

@@ -121,8 +121,18 @@ export function deserializeGeoTables(buf: Buffer, signature: string): GeoTables 
   const { offset, length } = header.owners.names;
   if (asns.length !== ends.length || bodyStart + offset + length > base.length) throw new Error('geo cache owners out of bounds');
   const namesAt = bodyStart + offset;
+  // Names are decoded on first use and remembered (a phone talks to a few hundred networks, not 80 000).
+  const decoded = new Map<number, string>();
   const owners: OwnerNames = {
     get(asn) {
+      const known = decoded.get(asn);
+      if (known !== undefined) return known;
+      const name = nameOf(asn);
+      if (name !== undefined && decoded.size < 100_000) decoded.set(asn, name);
+      return name;
+    },
+  };
+  const nameOf = (asn: number): string | undefined => {
       let lo = 0;
       let hi = asns.length - 1;
       while (lo <= hi) {
@@ -132,7 +142,6 @@ export function deserializeGeoTables(buf: Buffer, signature: string): GeoTables 
         else hi = mid - 1;
       }
       return undefined;
-    },
   };
   return { tables, owners };
 }

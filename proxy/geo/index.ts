@@ -81,13 +81,18 @@ function lookupOver(table: (name: GeoTableName) => RangeTable | null, owners: Ow
     const address = parsePublicAddress(ip);
     if (!address) return undefined;
     const v4 = address.family === 4;
-    const countryCodeFound = table(v4 ? 'countryV4' : 'countryV6')?.find(address.key);
-    const asn = table(v4 ? 'asnV4' : 'asnV6')?.find(address.key);
-    if (countryCodeFound === undefined && asn === undefined) return undefined;
-    return {
-      ...(countryCodeFound !== undefined ? { country: countryName(countryCodeFound) } : {}),
-      ...(asn !== undefined ? { asn, org: owners.get(asn) ?? '' } : {}),
-    };
+    const countryTable = table(v4 ? 'countryV4' : 'countryV6');
+    const asnTable = table(v4 ? 'asnV4' : 'asnV6');
+    const code = countryTable ? countryTable.find(address.key) : undefined;
+    const asn = asnTable ? asnTable.find(address.key) : undefined;
+    if (code === undefined && asn === undefined) return undefined;
+    const facts: { country?: string; asn?: number; org?: string } = {};
+    if (code !== undefined) facts.country = countryName(code);
+    if (asn !== undefined) {
+      facts.asn = asn;
+      facts.org = owners.get(asn) ?? '';
+    }
+    return facts;
   };
 }
 

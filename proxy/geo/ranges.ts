@@ -90,19 +90,35 @@ export function sortedTable(arrays: RangeArrays): RangeTableWithArrays {
       starts: Float64Array.from(order, (i) => starts[i]!), ends: Float64Array.from(order, (i) => ends[i]!), values: Float64Array.from(order, (i) => values[i]!),
     });
   }
-  return {
-    size: starts.length,
-    arrays,
-    find(key) {
-      let lo = 0;
-      let hi = starts.length - 1;
-      let hit = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        if (starts[mid]! <= key) { hit = mid; lo = mid + 1; }
-        else hi = mid - 1;
-      }
-      return hit >= 0 && key <= ends[hit]! ? values[hit] : undefined;
-    },
+  // One search function per array type keeps each call site monomorphic (typed-array element kinds differ).
+  const find = starts instanceof Uint32Array && ends instanceof Uint32Array ? findIn32(starts, ends, values) : findIn64(starts, ends, values);
+  return { size: starts.length, arrays, find };
+}
+
+function findIn32(starts: Uint32Array, ends: Uint32Array, values: Float64Array | Uint32Array): (key: number) => number | undefined {
+  return (key) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    let hit = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (starts[mid]! <= key) { hit = mid; lo = mid + 1; }
+      else hi = mid - 1;
+    }
+    return hit >= 0 && key <= ends[hit]! ? values[hit] : undefined;
+  };
+}
+
+function findIn64(starts: Float64Array | Uint32Array, ends: Float64Array | Uint32Array, values: Float64Array | Uint32Array): (key: number) => number | undefined {
+  return (key) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    let hit = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (starts[mid]! <= key) { hit = mid; lo = mid + 1; }
+      else hi = mid - 1;
+    }
+    return hit >= 0 && key <= ends[hit]! ? values[hit] : undefined;
   };
 }
