@@ -130,11 +130,15 @@ test('bad settings are usage errors that name the problem (exit 2)', () => {
   fs.writeFileSync(badRules, JSON.stringify({ rules: [{ type: 'imie', action: 'high' }] }));
   const notJson = path.join(tmp, 'not-json.json');
   fs.writeFileSync(notJson, '{ rules: ');
+  const badTrackersDir = path.join(tmp, 'bad-trackers');
+  fs.mkdirSync(badTrackersDir);
+  fs.writeFileSync(path.join(badTrackersDir, 'trackers.json'), JSON.stringify({ entries: [{ domain: 'x.example', company: 'X', category: 'spyware' }] }));
   for (const [args, message] of [
     [['--home-country', 'Norway'], /--home-country must be a two-letter ISO 3166 code/],
     [['--rules', badRules], /bad-rules\.json: rule 1: "type" must be one of .*got imie/],
     [['--rules', notJson], /not-json\.json: the rules file is not valid JSON/],
     [['--rules', path.join(tmp, 'missing.json')], /missing\.json: cannot read the rules file: ENOENT/],
+    [['--data-dir', badTrackersDir], /bad-trackers\/trackers\.json: entry 0: "category" must be one of/],
   ] as Array<[string[], RegExp]>) {
     const run = analyze(HAR, ...args);
     expect({ args, status: run.status }).toEqual({ args, status: 2 });
