@@ -35,7 +35,7 @@ export class AnalysisRecorder {
       dest_country = @country, dest_org = @org, dest_asn = @asn, dest_domain = @domain, dest_local = @local, tracker = @tracker,
       tracker_category = @trackerCategory, home_country = @homeCountry, cross_border = @crossBorder, sentence = @sentence WHERE id = @id`);
     this.failStmt = db.prepare(`UPDATE flows SET analysis_state = ${ANALYSIS_FAILED}, analysed_at = @now, analysis_error = @error,
-      severity = 'info', severity_rank = 0, finding_count = 0, finding_types = '[]' WHERE id = @id`);
+      severity = 'info', severity_rank = 0, finding_count = 0, finding_types = '[]', sentence = NULL WHERE id = @id`);
     this.deleteFindingsStmt = db.prepare('DELETE FROM findings WHERE flow_id = ?');
     this.deleteFieldsStmt = db.prepare('DELETE FROM fields WHERE flow_id = ?');
     this.pendingStmt = db.prepare(`SELECT * FROM flows WHERE analysis_state = ${ANALYSIS_PENDING} ORDER BY id LIMIT ?`);
