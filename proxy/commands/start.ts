@@ -13,6 +13,7 @@ import { HostPatternList, InvalidTargetError } from '../capture/target';
 import { DB_FILE_NAME } from '../store/db';
 import { parseProfileArgs, ProfileAssignments } from '../pipeline/profiles';
 import { DATA_DIR_FLAG, UsageError } from './args';
+import { terminalQr } from '../capture/tunnel/wireguard/client-config';
 
 const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
 then open http://phonehome.setup/ to install the CA certificate (see docs/phone-setup.md).
@@ -34,6 +35,9 @@ export const command: Command = {
       { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
       { name: 'body-limit', type: 'int', min: 0, max: 1024 * 1024 * 1024, default: DEFAULT_BODY_LIMIT, placeholder: 'BYTES', description: 'bytes of each body stored (larger bodies stream through, marked truncated)' },
       { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
+      { name: 'wireguard', type: 'boolean', description: 'VPN mode: also run a WireGuard endpoint the phone\'s WireGuard app connects to (prints its config and QR code)' },
+      { name: 'wireguard-port', type: 'int', min: 0, max: 65535, default: 51820, placeholder: 'PORT', description: 'UDP port of the WireGuard endpoint' },
+      { name: 'dns-upstream', type: 'list', placeholder: 'ADDR,...', description: "resolvers the phone's DNS queries are forwarded to in VPN mode (default: this laptop's)" },
     ],
     details: DETAILS,
   },
@@ -73,6 +77,9 @@ export const command: Command = {
         ignoreHosts,
         bodyLimit: args.flags['body-limit'] as number,
         upstreamInsecure: args.flags['upstream-insecure'] === true,
+        wireguard: args.flags['wireguard'] === true
+          ? { port: args.flags['wireguard-port'] as number, dnsUpstreams: args.flags['dns-upstream'] as string[] | undefined }
+          : undefined,
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
@@ -115,6 +122,15 @@ export const command: Command = {
     for (const [ip, p] of profiles.devices) out(`  profile for ${ip}: ${p.name ?? '(unnamed)'}`);
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
     if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
+    if (app.vpn) {
+      out(`  VPN (WireGuard):   UDP port ${app.vpn.port}; import a config below in the phone's WireGuard app`);
+      out(`                    (more phones: phonehome wireguard add NAME; they are picked up while running)`);
+      for (const c of app.vpn.configs()) {
+        out(`# WireGuard config for '${c.peer.name}' (${c.peer.ipv4}, ${c.peer.ipv6})`);
+        out(c.config);
+        out(await terminalQr(c.config));
+      }
+    }
     out('Press Ctrl+C to stop.');
     process.stdout.write(lines.join('\n') + '\n');
     await stopped;

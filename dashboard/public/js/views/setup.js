@@ -45,7 +45,19 @@ function renderSetup(s) {
     el('section', { class: 'steps' },
       stepList('Android', steps.android),
       stepList('iPhone / iPad', steps.ios)),
+    s.wireguard ? renderWireGuard(s.wireguard) : null,
   ];
+}
+
+// VPN mode: one QR code per phone, scanned in the WireGuard app ("+" → "Scan from QR code").
+function renderWireGuard(wg) {
+  const phones = Array.isArray(wg.phones) ? wg.phones : [];
+  return el('section', { class: 'wireguard' },
+    el('h2', null, 'VPN mode (WireGuard)'),
+    el('p', null, `Install the WireGuard app, tap + → Scan from QR code, scan the phone's code and switch the tunnel on. UDP port ${String(wg.port ?? '')}.`),
+    el('p', { class: 'muted' }, 'All of the phone\'s traffic (IPv4 and IPv6, any app) then goes through this laptop. More phones: phonehome wireguard add NAME.'),
+    el('div', { class: 'qr-row' }, phones.map((p) => qr(`${String(p.peer && p.peer.name)} (${String(p.peer && p.peer.ipv4)})`, p.qr, ''))),
+    phones.map((p) => el('details', null, el('summary', null, `Config text for ${String(p.peer && p.peer.name)}`), el('pre', { class: 'mono' }, String(p.config || '')))));
 }
 
 function stepList(title, items) {
