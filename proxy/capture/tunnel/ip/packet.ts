@@ -1,0 +1,136 @@
+/**
+ * IPv4 and IPv6 packets as the tunnel carries them: parsed strictly (a packet the phone sends is
+ * untrusted input; every rejection has a named reason that ends up in TunnelStack stats) and built
+ * with correct header checksums. IPv4 fragments are not reassembled: phones send TCP with MSS
+ * below the tunnel MTU and DNS/QUIC datagrams that fit, so fragments are counted and dropped
+ * (reason `ipv4-fragment` / `ipv6-fragment`) — visible in stats if a phone ever relies on them.
+ */
+import { finish, sumWords } from './checksum';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './address';
+
+export const PROTO_ICMP = 1;
+export const PROTO_TCP = 6;
+export const PROTO_UDP = 17;
+export const PROTO_ICMPV6 = 58;
+
+export interface IpPacket {
+  version: 4 | 6;
+  src: string;
+  dst: string;
+  srcBytes: Buffer;
+  dstBytes: Buffer;
+  /** Transport protocol after any IPv6 extension headers. */
+  protocol: number;
+  ttl: number;
+  /** The transport segment (trailing padding beyond the IP length removed). */
+  payload: Buffer;
+  /** The whole packet as received (up to the IP length), for ICMP errors that quote it. */
+  raw: Buffer;
+}
+
+export type IpParseResult = { ok: true; packet: IpPacket } | { ok: false; reason: string; detail: string };
+
+const fail = (reason: string, detail: string): IpParseResult => ({ ok: false, reason, detail });
+
+export function parseIpPacket(buf: Buffer): IpParseResult {
+  if (buf.length === 0) return fail('truncated', 'empty packet');
+  const version = buf[0] >> 4;
+  if (version === 4) return parseIpv4Packet(buf);
+  if (version === 6) return parseIpv6Packet(buf);
+  return fail('bad-ip-version', `IP version ${version}`);
+}
+
+function parseIpv4Packet(buf: Buffer): IpParseResult {
+  if (buf.length < 20) return fail('truncated', `IPv4 packet of ${buf.length} bytes`);
+  const ihl = (buf[0] & 0x0f) * 4;
+  const total = buf.readUInt16BE(2);
+  if (ihl < 20 || total < ihl || total > buf.length) return fail('truncated', `IPv4 header length ${ihl}, total ${total}, have ${buf.length}`);
+  if (finish(sumWords(buf, 0, ihl)) !== 0) return fail('bad-checksum', 'IPv4 header checksum');
+  const frag = buf.readUInt16BE(6);
+  if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) return fail('ipv4-fragment', 'IPv4 fragment (not reassembled)');
+  const srcBytes = Buffer.from(buf.subarray(12, 16));
+  const dstBytes = Buffer.from(buf.subarray(16, 20));
+  return {
+    ok: true,
+    packet: {
+      version: 4, src: formatIpv4(srcBytes), dst: formatIpv4(dstBytes), srcBytes, dstBytes, protocol: buf[9], ttl: buf[8],
+      payload: buf.subarray(ihl, total), raw: buf.subarray(0, total),
+    },
+  };
+}
+
+/** Extension headers walked over to find the transport protocol. */
+const SKIPPABLE_EXT = new Set([0, 43, 60]);
+
+function parseIpv6Packet(buf: Buffer): IpParseResult {
+  if (buf.length < 40) return fail('truncated', `IPv6 packet of ${buf.length} bytes`);
+  const payloadLen = buf.readUInt16BE(4);
+  if (40 + payloadLen > buf.length) return fail('truncated', `IPv6 payload length ${payloadLen}, have ${buf.length - 40}`);
+  let next = buf[6];
+  let off = 40;
+  const end = 40 + payloadLen;
+  while (SKIPPABLE_EXT.has(next)) {
+    if (off + 8 > end) return fail('truncated', 'IPv6 extension header');
+    const len = (buf[off + 1] + 1) * 8;
+    if (off + len > end) return fail('truncated', 'IPv6 extension header');
+    next = buf[off];
+    off += len;
+  }
+  if (next === 44) return fail('ipv6-fragment', 'IPv6 fragment (not reassembled)');
+  const srcBytes = Buffer.from(buf.subarray(8, 24));
+  const dstBytes = Buffer.from(buf.subarray(24, 40));
+  return {
+    ok: true,
+    packet: {
+      version: 6, src: formatIpv6(srcBytes), dst: formatIpv6(dstBytes), srcBytes, dstBytes, protocol: next, ttl: buf[7],
+      payload: buf.subarray(off, end), raw: buf.subarray(0, end),
+    },
+  };
+}
+
+let ipv4Id = Math.floor(Math.random() * 0x10000);
+
+export interface IpBuildInput {
+  src: string | Buffer;
+  dst: string | Buffer;
+  protocol: number;
+  payload: Buffer;
+  ttl?: number;
+}
+
+const addrBytes = (a: string | Buffer, v: 4 | 6): Buffer => (Buffer.isBuffer(a) ? a : v === 4 ? parseIpv4(a) : parseIpv6(a));
+
+/** An IPv4 packet (DF set: the tunnel never emits more than its MTU, so nothing needs fragmenting). */
+export function buildIpv4Packet(p: IpBuildInput): Buffer {
+  const out = Buffer.alloc(20 + p.payload.length);
+  out[0] = 0x45;
+  out.writeUInt16BE(out.length, 2);
+  ipv4Id = (ipv4Id + 1) & 0xffff;
+  out.writeUInt16BE(ipv4Id, 4);
+  out.writeUInt16BE(0x4000, 6);
+  out[8] = p.ttl ?? 64;
+  out[9] = p.protocol;
+  addrBytes(p.src, 4).copy(out, 12);
+  addrBytes(p.dst, 4).copy(out, 16);
+  out.writeUInt16BE(finish(sumWords(out, 0, 20)), 10);
+  p.payload.copy(out, 20);
+  return out;
+}
+
+export function buildIpv6Packet(p: IpBuildInput): Buffer {
+  const out = Buffer.alloc(40 + p.payload.length);
+  out.writeUInt32BE(0x60000000, 0);
+  out.writeUInt16BE(p.payload.length, 4);
+  out[6] = p.protocol;
+  out[7] = p.ttl ?? 64;
+  addrBytes(p.src, 6).copy(out, 8);
+  addrBytes(p.dst, 6).copy(out, 24);
+  p.payload.copy(out, 40);
+  return out;
+}
+
+export function buildIpPacket(version: 4 | 6, p: IpBuildInput): Buffer {
+  return version === 4 ? buildIpv4Packet(p) : buildIpv6Packet(p);
+}
+
+export const ipHeaderLength = (version: 4 | 6): number => (version === 4 ? 20 : 40);
