@@ -242,5 +242,6 @@ describe('building', () => {
     expect(() => encodeName(`${'a'.repeat(64)}.com`)).toThrow(/63/);
     expect(() => encodeName(Array(60).fill('abcd').join('.'))).toThrow(/255/);
     expect(() => encodeName('a..b')).toThrow(/empty label/);
+    expect(() => buildDnsMessage({ id: 1, answers: [{ name: 'x', type: 'TXT', data: `"${'a'.repeat(256)}"` }] })).toThrow(/255/);
   });
 });

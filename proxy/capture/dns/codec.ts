@@ -358,6 +358,7 @@ function txtStrings(data: string): Buffer {
   let m: RegExpExecArray | null;
   while ((m = re.exec(data))) {
     const bytes = Buffer.from(m[1].replace(/\\(\d{3}|.)/g, (_, e: string) => String.fromCharCode(e.length === 3 ? Number(e) : e.charCodeAt(0))), 'latin1');
+    if (bytes.length > 255) throw new Error(`TXT string longer than 255 bytes (${bytes.length})`);
     out.push(Buffer.from([bytes.length]), bytes);
   }
   return Buffer.concat(out);
