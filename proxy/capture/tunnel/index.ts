@@ -9,6 +9,7 @@ import * as path from 'path';
 import type { Flow } from '../../flow';
 import type { Store } from '../../store';
 import type { PacketSink, TunnelPeer } from './types';
+import { TunnelStack } from './ip/stack';
 import { GATEWAY_IPV4, GATEWAY_IPV6, TUNNEL_MTU } from './wireguard/addresses';
 import { clientConfig, formatEndpoint, svgQrDataUrl } from './wireguard/client-config';
 import { addPeer, listPeers, loadOrCreateServerKey, peerPrivateKey, StoredPeer, watchPeers, wireguardDir } from './wireguard/keystore';
@@ -45,7 +46,7 @@ export interface VpnOptions {
   recorder: { record(flow: Flow): void };
   store?: Store;
   log?: (line: string) => void;
-  /** Builds the IP layer; default: ip/stack.ts's TunnelStack. */
+  /** Builds the IP layer; default: ip/stack.ts's TunnelStack (tests may record packets instead). */
   createIpLayer?: (opts: IpLayerOptions) => IpLayer;
   /** How often peers.json is polled for phones added while running (default 1 s). */
   peersPollMs?: number;
@@ -90,21 +91,8 @@ export function phoneConfigs(dataDir: string, serverPublicKey: string, endpoint:
   return out;
 }
 
-/**
- * ip/stack.ts's TunnelStack, loaded at run time: the IP layer is built in parallel with this module.
- * Without it (a build that lacks ip/stack), packets are counted as unhandled, never silently lost.
- */
 function defaultIpLayer(opts: IpLayerOptions): IpLayer {
-  let TunnelStack: (new (o: IpLayerOptions) => IpLayer) | undefined;
-  try {
-    ({ TunnelStack } = require('./ip/stack') as { TunnelStack: new (o: IpLayerOptions) => IpLayer });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
-  }
-  if (TunnelStack) return new TunnelStack(opts);
-  opts.log?.('wireguard: this build has no IP layer (ip/stack): packets from phones are counted and dropped');
-  let unhandled = 0;
-  return { receive: () => void unhandled++, stats: () => ({ unhandledNoIpLayer: unhandled }), close: async () => undefined };
+  return new TunnelStack(opts);
 }
 
 export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
