@@ -20,7 +20,7 @@ export interface DnsExchange {
   clientPort?: number;
   /** The address the phone sent the query to (the tunnel's DNS address or a resolver it chose). */
   resolver: string;
-  /** The resolver that actually answered (VPN mode forwards to the laptop's). */
+  /** Address of the resolver that actually answered (VPN mode forwards to the laptop's). */
   upstream?: string;
   name: string;
   type: string;

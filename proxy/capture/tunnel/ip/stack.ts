@@ -50,7 +50,7 @@ export interface TunnelStackOptions {
 export type DropReason =
   | 'truncated' | 'bad-ip-version' | 'bad-checksum' | 'ipv4-fragment' | 'ipv6-fragment' | 'wrong-source'
   | 'unsupported-protocol' | 'bad-tcp-options' | 'over-mtu' | 'multicast' | 'icmp-ignored' | 'icmpv6-nd-ignored'
-  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'udp-bad-port' | 'udp-session-limit' | 'send-failed' | 'closed';
+  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'udp-bad-port' | 'udp-session-limit' | 'send-failed' | 'closed';
 
 export interface TunnelStats {
   packetsIn: number;
@@ -77,6 +77,8 @@ export interface TunnelStats {
 }
 
 const IPV4_MULTICAST = /^(22[4-9]|23\d)\.|^255\.255\.255\.255$/;
+/** Lookups waiting for a resolver at once; beyond it queries get SERVFAIL (counted as dns-overload). */
+const MAX_DNS_IN_FLIGHT = 2048;
 const ND_TYPES = new Set([130, 131, 132, 133, 134, 135, 136, 137, 143]);
 
 export class TunnelStack {
@@ -136,6 +138,9 @@ export class TunnelStack {
     const parsed = parseIpPacket(packet);
     if (!parsed.ok) return this.drop(parsed.reason as DropReason);
     const ip = parsed.packet;
+    // Neighbour discovery and MLD come from link-local addresses on a phone's tunnel interface:
+    // meaningless here, ignored as such rather than counted as spoofed.
+    if (ip.version === 6 && ip.protocol === PROTO_ICMPV6 && ND_TYPES.has(ip.payload[0])) return this.drop('icmpv6-nd-ignored');
     const expected = ip.version === 4 ? peer.ipv4 : peer.ipv6;
     if (ip.src !== expected && ip.src !== canonicalIp(expected)) return this.drop('wrong-source');
     if (ip.protocol === PROTO_ICMPV6 && ip.version === 6) return this.onIcmp(peer, ip);
@@ -173,7 +178,6 @@ export class TunnelStack {
   private onIcmp(peer: TunnelPeer, ip: IpPacket): void {
     const icmp = checkIcmp(ip);
     if (!icmp.ok) return this.drop(icmp.reason as DropReason);
-    if (ip.version === 6 && ND_TYPES.has(icmp.type)) return this.drop('icmpv6-nd-ignored');
     const echo = ip.version === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST;
     if (icmp.type !== echo || icmp.code !== 0) return this.drop('icmp-ignored');
     if (ip.version === 6 && ip.dst.startsWith('ff')) return this.drop('multicast');
@@ -260,13 +264,20 @@ export class TunnelStack {
       return;
     }
     this.s.dnsQueries++;
+    if (this.inflightDns.size >= MAX_DNS_IN_FLIGHT) {
+      // A phone flooding lookups faster than the resolvers answer: refuse the excess at once.
+      this.drop('dns-overload');
+      const servfail = buildDnsErrorResponse(query, 'SERVFAIL');
+      if (servfail) reply(servfail);
+      return;
+    }
     const task = this.forwarder.forward(query).then((res) => {
       const answeredAt = Date.now();
       if (!res.ok) {
         this.s.dnsFailures++;
         const servfail = buildDnsErrorResponse(query, 'SERVFAIL');
         if (servfail) reply(servfail);
-        recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, upstream: res.upstream?.label, answeredAt, error: res.error }, this.log);
+        recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, upstream: res.upstream?.host, answeredAt, error: res.error }, this.log);
         return;
       }
       let answer: DnsMessage | undefined;
@@ -278,7 +289,7 @@ export class TunnelStack {
       }
       this.s.dnsAnswers++;
       reply(this.fitAnswer(ip.version, query, res.answer));
-      recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, upstream: res.upstream.label, answeredAt, answer, error }, this.log);
+      recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, upstream: res.upstream.host, answeredAt, answer, error }, this.log);
     }).catch((err: Error) => this.log(`DNS for ${name} failed: ${err.stack ?? err.message}`));
     this.inflightDns.add(task);
     void task.finally(() => this.inflightDns.delete(task));
