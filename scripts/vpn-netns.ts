@@ -1,5 +1,5 @@
 /**
- * Network namespaces for the VPN e2e tests and the tunnel benchmark, after
+ * Network namespaces for the VPN e2e tests (test/e2e/vpn-*.test.ts) and scripts/bench-tunnel.ts, after
  * /work/shared/scripts/netns-wg-demo.sh: a "phone" namespace running wireguard-go (the phone's
  * WireGuard app) with a full-tunnel route, and a "laptop" namespace joined by a veth pair where
  * phonehome runs. Names carry a random suffix (other runs share this machine); every process is

@@ -12,7 +12,7 @@ import * as path from 'path';
 import Database from 'better-sqlite3';
 import { CLI } from './helpers/phonehome';
 import { makeTempDir, removeDir } from './helpers/tmp';
-import { Background, canRunNetns, LAPTOP_UNDERLAY, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
+import { Background, canRunNetns, LAPTOP_UNDERLAY, NetnsPair, TEST_HOST, waitFor } from '../../scripts/vpn-netns';
 
 const describeNetns = canRunNetns() ? describe : describe.skip;
 const WG_PORT = 51820;
