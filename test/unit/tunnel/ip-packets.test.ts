@@ -7,7 +7,7 @@
 import { finish, sumWords } from '../../../proxy/capture/tunnel/ip/checksum';
 import { formatIpv6, parseIpv6 } from '../../../proxy/capture/tunnel/ip/address';
 import { buildEchoReply, buildPortUnreachable } from '../../../proxy/capture/tunnel/ip/icmp';
-import { buildIpv4Packet, buildIpv6Packet, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP, type IpPacket } from '../../../proxy/capture/tunnel/ip/packet';
+import { buildIpv4Packet, buildIpv6Packet, fragmentPacket, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP, type IpPacket } from '../../../proxy/capture/tunnel/ip/packet';
 import { buildTcpPacket, parseTcp, resetFor } from '../../../proxy/capture/tunnel/ip/tcp';
 import { buildUdpPacket, parseUdp } from '../../../proxy/capture/tunnel/ip/udp';
 import { TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from '../../../proxy/capture/tunnel/types';
@@ -126,6 +126,26 @@ describe('packets the tunnel emits, read by tshark', () => {
     expect(buildPortUnreachable(big4, 1420).length).toBe(576);
     expect(buildPortUnreachable(big6, 1420).length).toBe(1280);
     expect(buildPortUnreachable(big6, 1000).length).toBe(1000);
+  });
+
+  it('fragments a packet over the MTU so that tshark reassembles the datagram with a good checksum', () => {
+    const payload = Buffer.alloc(3000);
+    for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
+    const big4 = buildUdpPacket({ version: 4, src: '192.0.2.9', dst: '10.77.0.2', srcPort: 7000, dstPort: 40000, payload });
+    const big6 = buildUdpPacket({ version: 6, src: '2001:db8::9', dst: 'fd77::2', srcPort: 7000, dstPort: 40000, payload });
+    const f4 = fragmentPacket(big4, 1420);
+    const f6 = fragmentPacket(big6, 1420);
+    expect(f4.length).toBe(3);
+    expect(f6.length).toBe(3);
+    for (const f of [...f4, ...f6]) expect(f.length).toBeLessThanOrEqual(1420);
+    expect(fragmentPacket(big4.subarray(0, 100), 1420)).toHaveLength(1);
+    const ws = tsharkFields([...f4, ...f6], ['udp.length', 'udp.checksum.status', 'ip.checksum.status', '_ws.malformed']);
+    // tshark shows the UDP header on the packet that completes each datagram.
+    const done = ws.filter((p) => p['udp.length'].length > 0);
+    expect(done.map((p) => p['udp.length'])).toEqual([['3008'], ['3008']]);
+    expect(done.map((p) => p['udp.checksum.status'])).toEqual([['1'], ['1']]);
+    expect(ws.slice(0, 3).map((p) => p['ip.checksum.status'])).toEqual([['1'], ['1'], ['1']]);
+    expect(ws.every((p) => p['_ws.malformed'].length === 0)).toBe(true);
   });
 
   it('round-trips segments and datagrams through our own parsers', () => {

@@ -290,6 +290,16 @@ describe('TunnelStack', () => {
     expect(flows.find((f) => f.kind === 'udp' && f.port === echo6.port)?.url).toBe(`udp://[::1]:${echo6.port}`);
   });
 
+  it('fragments relayed replies bigger than the MTU instead of dropping them', async () => {
+    const echo = await startEcho('udp4');
+    sockets.push(echo.sock);
+    stack.receive(PHONE, udpFromPhone(4, '127.0.0.1', 5002, echo.port, Buffer.alloc(MTU - 28, 0x42)));
+    await waitFor('fragments', () => sent.length >= 2 || undefined);
+    expect(sent.every((p) => p.length <= MTU)).toBe(true);
+    expect(stack.stats()).toMatchObject({ udpDatagramsIn: 1, fragmentsSent: 2 });
+    expect(stack.stats().dropped['over-mtu']).toBeUndefined();
+  });
+
   it('tells the phone port unreachable when the relayed destination refuses', async () => {
     const port = await closedPort();
     stack.receive(PHONE, udpFromPhone(4, '127.0.0.1', 6000, port, Buffer.from('anyone?')));

@@ -134,3 +134,46 @@ export function buildIpPacket(version: 4 | 6, p: IpBuildInput): Buffer {
 }
 
 export const ipHeaderLength = (version: 4 | 6): number => (version === 4 ? 20 : 40);
+
+let fragmentId = Math.floor(Math.random() * 0x7fffffff);
+
+/**
+ * Splits a packet we originate (a relayed UDP reply bigger than the tunnel MTU) into fragments of
+ * at most `mtu` bytes, as the sending host would: IPv4 with MF/offset (DF cleared), IPv6 with a
+ * Fragment header (RFC 8200 4.5). The phone's kernel reassembles them. Packets that fit are
+ * returned as they are.
+ */
+export function fragmentPacket(packet: Buffer, mtu: number): Buffer[] {
+  if (packet.length <= mtu) return [packet];
+  const v4 = packet[0] >> 4 === 4;
+  const header = v4 ? (packet[0] & 0x0f) * 4 : 40;
+  const body = packet.subarray(header);
+  // Every fragment but the last carries a multiple of 8 bytes.
+  const room = Math.floor((mtu - header - (v4 ? 0 : 8)) / 8) * 8;
+  if (room <= 0) return [];
+  const id = (fragmentId = (fragmentId + 1) >>> 0);
+  const out: Buffer[] = [];
+  for (let off = 0; off < body.length; off += room) {
+    const piece = body.subarray(off, Math.min(body.length, off + room));
+    const more = off + piece.length < body.length;
+    if (v4) {
+      const f = Buffer.concat([packet.subarray(0, header), piece]);
+      f.writeUInt16BE(f.length, 2);
+      f.writeUInt16BE(id & 0xffff, 4);
+      f.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), 6);
+      f.writeUInt16BE(0, 10);
+      f.writeUInt16BE(finish(sumWords(f, 0, header)), 10);
+      out.push(f);
+    } else {
+      const fh = Buffer.alloc(8);
+      fh[0] = packet[6];
+      fh.writeUInt16BE(off | (more ? 1 : 0), 2);
+      fh.writeUInt32BE(id, 4);
+      const f = Buffer.concat([packet.subarray(0, 40), fh, piece]);
+      f.writeUInt16BE(f.length - 40, 4);
+      f[6] = 44;
+      out.push(f);
+    }
+  }
+  return out;
+}

@@ -12,7 +12,8 @@
  * - DNS to port 53 of ANY address is answered by forwarding to the laptop's resolvers (so a
  *   hard-coded 8.8.8.8 is seen and recorded too); the answer comes back from the address asked.
  * - UDP 443 (QUIC) gets ICMP port unreachable; so does UDP to the gateway other than DNS.
- * - IPv4/IPv6 fragments are counted and dropped, not reassembled (packet.ts).
+ * - IPv4/IPv6 fragments from the phone are counted and dropped, not reassembled (packet.ts); relayed
+ *   UDP replies bigger than the MTU are fragmented towards the phone (DNS answers are truncated instead).
  */
 import type { Store } from '../../../store';
 import { buildDnsErrorResponse, DnsParseError, parseDnsMessage, peekDnsQuestion, type DnsMessage } from '../../dns/codec';
@@ -23,7 +24,7 @@ import type { PacketSink, TcpSegment, TcpSegmentHandler, TunnelPeer } from '../t
 import { TCP_RST } from '../types';
 import { canonicalIp } from './address';
 import { buildEchoReply, buildPortUnreachable, checkIcmp, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REQUEST } from './icmp';
-import { ipHeaderLength, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, type IpPacket } from './packet';
+import { fragmentPacket, ipHeaderLength, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, type IpPacket } from './packet';
 import { buildTcpPacket, parseTcp, resetFor } from './tcp';
 import { buildUdpPacket, parseUdp, UDP_HEADER } from './udp';
 
@@ -72,6 +73,8 @@ export interface TunnelStats {
   dnsTruncated: number;
   udpDatagramsOut: number;
   udpDatagramsIn: number;
+  /** Fragments sent for relayed UDP replies bigger than the MTU. */
+  fragmentsSent: number;
   udpSessionsOpen: number;
   udpSessionsTotal: number;
 }
@@ -93,7 +96,7 @@ export class TunnelStack {
   private readonly s: Omit<TunnelStats, 'udpSessionsOpen' | 'udpSessionsTotal'> = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, dropped: {}, icmpEchoReplies: 0, portUnreachableSent: 0,
     quicRefused: 0, tcpSegmentsToHandler: 0, tcpResetsSent: 0, dnsQueries: 0, dnsAnswers: 0, dnsFailures: 0, dnsTruncated: 0,
-    udpDatagramsOut: 0, udpDatagramsIn: 0,
+    udpDatagramsOut: 0, udpDatagramsIn: 0, fragmentsSent: 0,
   };
 
   constructor(private readonly opts: TunnelStackOptions) {
@@ -210,7 +213,12 @@ export class TunnelStack {
   private relayReply(s: UdpSession, payload: Buffer): void {
     if (this.closed) return;
     const packet = buildUdpPacket({ version: s.version, src: s.dstIp, dst: s.srcIp, srcPort: s.dstPort, dstPort: s.srcPort, payload });
-    if (this.emit(s.peer, packet)) this.s.udpDatagramsIn++;
+    // A reply bigger than the tunnel MTU is fragmented, as the sending host would (we are its source here).
+    const pieces = fragmentPacket(packet, this.opts.mtu);
+    if (pieces.length > 1) this.s.fragmentsSent += pieces.length;
+    let ok = pieces.length > 0;
+    for (const p of pieces) ok = this.emit(s.peer, p) && ok;
+    if (ok) this.s.udpDatagramsIn++;
   }
 
   private relayRefused(s: UdpSession): void {
