@@ -207,6 +207,11 @@ export class TcpConnection {
     return this.rcvQueued + this.ooo.bytes;
   }
 
+  /** True once end() was called (our FIN is queued or sent). */
+  get writeEnded(): boolean {
+    return this.finQueued;
+  }
+
   /** True once the peer's FIN has been read past (end of stream for the reader). */
   get readEnded(): boolean {
     return this.peerFin && this.rcvQueue.length === 0;
