@@ -84,7 +84,7 @@ export const command: Command = {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') {
-        process.stderr.write(`phonehome start: port already in use (${e.message}); pick another with --port / --dashboard-port\n`);
+        process.stderr.write(`phonehome start: port already in use (${e.message}); pick another with --port / --dashboard-port${args.flags['wireguard'] === true ? ' / --wireguard-port' : ''}\n`);
         return 1;
       }
       if (e.code === 'EADDRNOTAVAIL') {

@@ -116,6 +116,7 @@ export class WireGuardServer {
   private readonly log: (line: string) => void;
   private sweepTimer?: NodeJS.Timeout;
   private closed = false;
+  private bound = false;
   readonly counters: WireGuardCounters = {
     handshakes: 0, dataPackets: 0, keepalivesReceived: 0, keepalivesSent: 0, packetsSent: 0, malformed: 0, badMac1: 0,
     badHandshake: 0, unknownPeer: 0, staleInitiation: 0, initiationFlood: 0, unexpectedType: 0, unknownIndex: 0,
@@ -144,6 +145,7 @@ export class WireGuardServer {
       this.socket.once('error', reject);
       this.socket.bind(this.opts.port, this.opts.listenHost ?? '0.0.0.0', () => {
         this.socket.off('error', reject);
+        this.bound = true;
         this.sweepTimer = setInterval(() => this.sweep(), 5_000);
         this.sweepTimer.unref();
         resolve({ port: this.socket.address().port });
@@ -207,6 +209,13 @@ export class WireGuardServer {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const state of this.peers.values()) this.dropPeer(state);
+    // A socket whose bind failed never calls a close callback: do not wait for one.
+    if (!this.bound) {
+      try {
+        this.socket.close();
+      } catch { /* already closed by the failed bind */ }
+      return;
+    }
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
