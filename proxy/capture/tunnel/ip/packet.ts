@@ -1,9 +1,8 @@
 /**
  * IPv4 and IPv6 packets as the tunnel carries them: parsed strictly (a packet the phone sends is
  * untrusted input; every rejection has a named reason that ends up in TunnelStack stats) and built
- * with correct header checksums. IPv4 fragments are not reassembled: phones send TCP with MSS
- * below the tunnel MTU and DNS/QUIC datagrams that fit, so fragments are counted and dropped
- * (reason `ipv4-fragment` / `ipv6-fragment`) — visible in stats if a phone ever relies on them.
+ * with correct header checksums. Fragments parse with their `fragment` details (reassembly.ts puts
+ * them back together); fragmentPacket splits a packet we originate.
  */
 import { finish, sumWords } from './checksum';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './address';
@@ -26,6 +25,20 @@ export interface IpPacket {
   payload: Buffer;
   /** The whole packet as received (up to the IP length), for ICMP errors that quote it. */
   raw: Buffer;
+  /** Set on a fragment: `payload` is this fragment's part of the datagram. */
+  fragment?: FragmentInfo;
+}
+
+export interface FragmentInfo {
+  /** Identification (16 bits in IPv4, 32 in IPv6). */
+  id: number;
+  /** Byte offset of this part in the fragmentable part of the datagram. */
+  offset: number;
+  more: boolean;
+  /** What precedes the fragmentable part: the IPv4 header, or the IPv6 header and extension headers before the Fragment header. */
+  unfragmentable: Buffer;
+  /** IPv6: where in `unfragmentable` the Next Header byte that named the Fragment header sits. */
+  nextHeaderAt: number;
 }
 
 export type IpParseResult = { ok: true; packet: IpPacket } | { ok: false; reason: string; detail: string };
@@ -47,16 +60,16 @@ function parseIpv4Packet(buf: Buffer): IpParseResult {
   if (ihl < 20 || total < ihl || total > buf.length) return fail('truncated', `IPv4 header length ${ihl}, total ${total}, have ${buf.length}`);
   if (finish(sumWords(buf, 0, ihl)) !== 0) return fail('bad-checksum', 'IPv4 header checksum');
   const frag = buf.readUInt16BE(6);
-  if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) return fail('ipv4-fragment', 'IPv4 fragment (not reassembled)');
   const srcBytes = Buffer.from(buf.subarray(12, 16));
   const dstBytes = Buffer.from(buf.subarray(16, 20));
-  return {
-    ok: true,
-    packet: {
-      version: 4, src: formatIpv4(srcBytes), dst: formatIpv4(dstBytes), srcBytes, dstBytes, protocol: buf[9], ttl: buf[8],
-      payload: buf.subarray(ihl, total), raw: buf.subarray(0, total),
-    },
+  const packet: IpPacket = {
+    version: 4, src: formatIpv4(srcBytes), dst: formatIpv4(dstBytes), srcBytes, dstBytes, protocol: buf[9], ttl: buf[8],
+    payload: buf.subarray(ihl, total), raw: buf.subarray(0, total),
   };
+  if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) {
+    packet.fragment = { id: buf.readUInt16BE(4), offset: (frag & 0x1fff) * 8, more: (frag & 0x2000) !== 0, unfragmentable: buf.subarray(0, ihl), nextHeaderAt: 9 };
+  }
+  return { ok: true, packet };
 }
 
 /** Extension headers walked over to find the transport protocol. */
@@ -67,16 +80,39 @@ function parseIpv6Packet(buf: Buffer): IpParseResult {
   const payloadLen = buf.readUInt16BE(4);
   if (40 + payloadLen > buf.length) return fail('truncated', `IPv6 payload length ${payloadLen}, have ${buf.length - 40}`);
   let next = buf[6];
+  let nextAt = 6;
   let off = 40;
   const end = 40 + payloadLen;
-  while (SKIPPABLE_EXT.has(next)) {
+  let fragment: FragmentInfo | undefined;
+  for (;;) {
+    if (next === 44) {
+      // Everything after the Fragment header is opaque until reassembled.
+      if (off + 8 > end) return fail('truncated', 'IPv6 fragment header');
+      const word = buf.readUInt16BE(off + 2);
+      fragment = { id: buf.readUInt32BE(off + 4), offset: word & 0xfff8, more: (word & 1) !== 0, unfragmentable: buf.subarray(0, off), nextHeaderAt: nextAt };
+      break;
+    }
+    if (!SKIPPABLE_EXT.has(next)) break;
     if (off + 8 > end) return fail('truncated', 'IPv6 extension header');
     const len = (buf[off + 1] + 1) * 8;
     if (off + len > end) return fail('truncated', 'IPv6 extension header');
+    nextAt = off;
     next = buf[off];
     off += len;
   }
-  if (next === 44) return fail('ipv6-fragment', 'IPv6 fragment (not reassembled)');
+  if (fragment) {
+    // The fragmentable part starts right after the Fragment header.
+    const fragEnd = fragment.unfragmentable.length + 8;
+    const srcBytes = Buffer.from(buf.subarray(8, 24));
+    const dstBytes = Buffer.from(buf.subarray(24, 40));
+    return {
+      ok: true,
+      packet: {
+        version: 6, src: formatIpv6(srcBytes), dst: formatIpv6(dstBytes), srcBytes, dstBytes, protocol: buf[fragEnd - 8], ttl: buf[7],
+        payload: buf.subarray(fragEnd, end), raw: buf.subarray(0, end), fragment,
+      },
+    };
+  }
   const srcBytes = Buffer.from(buf.subarray(8, 24));
   const dstBytes = Buffer.from(buf.subarray(24, 40));
   return {

@@ -12,8 +12,8 @@
  * - DNS to port 53 of ANY address is answered by forwarding to the laptop's resolvers (so a
  *   hard-coded 8.8.8.8 is seen and recorded too); the answer comes back from the address asked.
  * - UDP 443 (QUIC) gets ICMP port unreachable; so does UDP to the gateway other than DNS.
- * - IPv4/IPv6 fragments from the phone are counted and dropped, not reassembled (packet.ts); relayed
- *   UDP replies bigger than the MTU are fragmented towards the phone (DNS answers are truncated instead).
+ * - IPv4/IPv6 fragments from the phone are reassembled (reassembly.ts, bounded); relayed UDP replies
+ *   bigger than the MTU are fragmented towards the phone (DNS answers are truncated with TC instead).
  */
 import type { Store } from '../../../store';
 import { buildDnsErrorResponse, DnsParseError, parseDnsMessage, peekDnsQuestion, type DnsMessage } from '../../dns/codec';
@@ -24,6 +24,7 @@ import type { PacketSink, TcpSegment, TcpSegmentHandler, TunnelPeer } from '../t
 import { TCP_RST } from '../types';
 import { canonicalIp } from './address';
 import { buildEchoReply, buildPortUnreachable, checkIcmp, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REQUEST } from './icmp';
+import { Reassembler } from './reassembly';
 import { fragmentPacket, ipHeaderLength, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, type IpPacket } from './packet';
 import { buildTcpPacket, parseTcp, resetFor } from './tcp';
 import { buildUdpPacket, parseUdp, UDP_HEADER } from './udp';
@@ -49,9 +50,10 @@ export interface TunnelStackOptions {
 
 /** Why packets were not handled; keys of TunnelStats.dropped. */
 export type DropReason =
-  | 'truncated' | 'bad-ip-version' | 'bad-checksum' | 'ipv4-fragment' | 'ipv6-fragment' | 'wrong-source'
+  | 'truncated' | 'bad-ip-version' | 'bad-checksum' | 'wrong-source'
+  | 'fragment-overlap' | 'fragment-too-big' | 'bad-fragment' | 'fragment-timeout'
   | 'unsupported-protocol' | 'bad-tcp-options' | 'over-mtu' | 'multicast' | 'icmp-ignored' | 'icmpv6-nd-ignored'
-  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'udp-bad-port' | 'udp-session-limit' | 'send-failed' | 'closed';
+  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'udp-bad-port' | 'udp-session-limit' | 'send-failed' | 'closed' | 'internal-error';
 
 export interface TunnelStats {
   packetsIn: number;
@@ -75,6 +77,10 @@ export interface TunnelStats {
   udpDatagramsIn: number;
   /** Fragments sent for relayed UDP replies bigger than the MTU. */
   fragmentsSent: number;
+  /** Fragments from the phone put back together into whole packets. */
+  fragmentsReassembled: number;
+  /** Fragments from the phone waiting for the rest of their datagram. */
+  fragmentsHeld: number;
   udpSessionsOpen: number;
   udpSessionsTotal: number;
 }
@@ -93,10 +99,12 @@ export class TunnelStack {
   private handler: TcpSegmentHandler | undefined;
   private readonly inflightDns = new Set<Promise<void>>();
   private closed = false;
-  private readonly s: Omit<TunnelStats, 'udpSessionsOpen' | 'udpSessionsTotal'> = {
+  private readonly reassembler = new Reassembler();
+  private held = 0;
+  private readonly s: Omit<TunnelStats, 'udpSessionsOpen' | 'udpSessionsTotal' | 'fragmentsHeld'> = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, dropped: {}, icmpEchoReplies: 0, portUnreachableSent: 0,
     quicRefused: 0, tcpSegmentsToHandler: 0, tcpResetsSent: 0, dnsQueries: 0, dnsAnswers: 0, dnsFailures: 0, dnsTruncated: 0,
-    udpDatagramsOut: 0, udpDatagramsIn: 0, fragmentsSent: 0,
+    udpDatagramsOut: 0, udpDatagramsIn: 0, fragmentsSent: 0, fragmentsReassembled: 0,
   };
 
   constructor(private readonly opts: TunnelStackOptions) {
@@ -120,7 +128,10 @@ export class TunnelStack {
   }
 
   stats(): TunnelStats {
-    return { ...this.s, dropped: { ...this.s.dropped }, udpSessionsOpen: this.relay.open, udpSessionsTotal: this.relay.opened };
+    this.expireFragments();
+    return {
+      ...this.s, dropped: { ...this.s.dropped }, fragmentsHeld: this.held, udpSessionsOpen: this.relay.open, udpSessionsTotal: this.relay.opened,
+    };
   }
 
   /** One decrypted IP packet from a phone. Never throws. */
@@ -133,7 +144,7 @@ export class TunnelStack {
     } catch (err) {
       // A bug here must not take the tunnel down; the packet is counted as not handled.
       this.log(`tunnel packet from ${peer.name} not handled: ${(err as Error).stack ?? String(err)}`);
-      this.drop('unsupported-protocol');
+      this.drop('internal-error');
     }
   }
 
@@ -143,9 +154,43 @@ export class TunnelStack {
     const ip = parsed.packet;
     // Neighbour discovery and MLD come from link-local addresses on a phone's tunnel interface:
     // meaningless here, ignored as such rather than counted as spoofed.
-    if (ip.version === 6 && ip.protocol === PROTO_ICMPV6 && ND_TYPES.has(ip.payload[0])) return this.drop('icmpv6-nd-ignored');
+    if (ip.version === 6 && ip.protocol === PROTO_ICMPV6 && !ip.fragment && ND_TYPES.has(ip.payload[0])) return this.drop('icmpv6-nd-ignored');
     const expected = ip.version === 4 ? peer.ipv4 : peer.ipv6;
     if (ip.src !== expected && ip.src !== canonicalIp(expected)) return this.drop('wrong-source');
+    if (ip.fragment) return this.onFragment(peer, ip);
+    this.dispatch(peer, ip);
+  }
+
+  /** A fragment joins its datagram; the whole packet, once complete, is handled like any other. */
+  private onFragment(peer: TunnelPeer, ip: IpPacket): void {
+    this.expireFragments();
+    const r = this.reassembler.add(ip);
+    if (r.kind === 'held') {
+      this.held++;
+      return;
+    }
+    if (r.kind === 'dropped') {
+      this.held -= r.fragments - 1;
+      this.drop(r.reason, r.fragments);
+      return;
+    }
+    this.held -= r.fragments - 1;
+    this.s.fragmentsReassembled += r.fragments;
+    const whole = parseIpPacket(r.packet);
+    if (!whole.ok) return this.drop(whole.reason as DropReason);
+    if (whole.packet.fragment) return this.drop('bad-fragment');
+    this.dispatch(peer, whole.packet);
+  }
+
+  private expireFragments(): void {
+    const lost = this.reassembler.expire();
+    if (lost > 0) {
+      this.held -= lost;
+      this.drop('fragment-timeout', lost);
+    }
+  }
+
+  private dispatch(peer: TunnelPeer, ip: IpPacket): void {
     if (ip.protocol === PROTO_ICMPV6 && ip.version === 6) return this.onIcmp(peer, ip);
     if (ip.version === 4 ? IPV4_MULTICAST.test(ip.dst) : ip.dst.startsWith('ff')) return this.drop('multicast');
     switch (ip.protocol) {
@@ -156,8 +201,8 @@ export class TunnelStack {
     }
   }
 
-  private drop(reason: DropReason): void {
-    this.s.dropped[reason] = (this.s.dropped[reason] ?? 0) + 1;
+  private drop(reason: DropReason, n = 1): void {
+    this.s.dropped[reason] = (this.s.dropped[reason] ?? 0) + n;
   }
 
   /** Sends one packet to the phone, unless it would exceed the MTU (counted instead). */
