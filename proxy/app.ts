@@ -11,6 +11,7 @@ import { ProxyServer, ProxyServerOptions } from './capture/proxy-server';
 import type { Logger } from './capture/recording';
 import { consoleLogger, FlowRecorder } from './capture/recording';
 import { startVpn, VpnEndpoint, VpnOptions } from './capture/tunnel';
+import { createTcpInterception } from './capture/tunnel/tcp/intercept-tcp';
 import { ensureDataDir } from './data-dir';
 import type { Flow } from './flow';
 import { Store } from './store';
@@ -111,6 +112,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
         recorder: new FlowRecorder(store, log, onFlow),
         store,
         log,
+        tcp: createTcpInterception(proxy.runtime),
         createIpLayer: opts.wireguard.createIpLayer,
         peersPollMs: opts.wireguard.peersPollMs,
       });

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Flow } from '../../flow';
 import type { Store } from '../../store';
-import type { PacketSink, TunnelPeer } from './types';
+import type { PacketSink, TcpSegmentHandler, TunnelPeer } from './types';
 import { TunnelStack } from './ip/stack';
 import { GATEWAY_IPV4, GATEWAY_IPV6, TUNNEL_MTU } from './wireguard/addresses';
 import { clientConfig, formatEndpoint, svgQrDataUrl } from './wireguard/client-config';
@@ -21,6 +21,8 @@ const LISTEN_FILE = 'listen.json';
 /** What the WireGuard side needs from the IP layer (TunnelStack in ip/stack.ts). */
 export interface IpLayer {
   receive(peer: TunnelPeer, packet: Buffer): void;
+  /** Where TCP segments go (tcp/: userspace TCP into the interception core); unset: RST. */
+  setTcpHandler?(handler: TcpSegmentHandler | undefined): void;
   stats(): object;
   close(): Promise<void>;
 }
@@ -48,6 +50,8 @@ export interface VpnOptions {
   log?: (line: string) => void;
   /** Builds the IP layer; default: ip/stack.ts's TunnelStack (tests may record packets instead). */
   createIpLayer?: (opts: IpLayerOptions) => IpLayer;
+  /** Terminates the phones' TCP connections (tcp/intercept-tcp.ts createTcpInterception); closed with the endpoint. */
+  tcp?: TcpSegmentHandler & { stats?(): unknown };
   /** How often peers.json is polled for phones added while running (default 1 s). */
   peersPollMs?: number;
 }
@@ -64,7 +68,7 @@ export interface VpnEndpoint {
   configs(): PhoneConfig[];
   /** The same, with an SVG QR code data URL each (the dashboard's setup view). */
   configQrs(): Promise<Array<PhoneConfig & { qr: string }>>;
-  stats(): { wireguard: ReturnType<WireGuardServer['stats']>; ip: object };
+  stats(): { wireguard: ReturnType<WireGuardServer['stats']>; ip: object; tcp?: unknown };
   close(): Promise<void>;
 }
 
@@ -120,6 +124,7 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
     store: opts.store,
     log,
   });
+  if (opts.tcp) ip.setTcpHandler?.(opts.tcp);
   let port: number;
   try {
     ({ port } = await wg.listen());
@@ -149,9 +154,10 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
     async configQrs() {
       return Promise.all(configs().map(async (c) => ({ ...c, qr: await svgQrDataUrl(c.config) })));
     },
-    stats: () => ({ wireguard: wg.stats(), ip: running.stats() }),
+    stats: () => ({ wireguard: wg.stats(), ip: running.stats(), tcp: opts.tcp?.stats?.() }),
     async close() {
       unwatch();
+      opts.tcp?.close();
       await wg.close();
       await running.close();
     },

@@ -161,7 +161,7 @@ test('a 20 MB download through the tunnel arrives intact (backpressure to the ph
 test('per-phone stats count connections, bytes, refusals and drops; strays get RST', async () => {
   // The phone's last ACKs of the download may still be on their way.
   const before = await waitFor(() => {
-    const s = tunnel.stats().get(phone.publicKey)!;
+    const s = tunnel.stats()[phone.ipv4];
     return s.bytesToPhone > 20 * 1024 * 1024 ? s : undefined;
   });
   expect(before.connections).toBeGreaterThanOrEqual(4);
@@ -173,5 +173,5 @@ test('per-phone stats count connections, bytes, refusals and drops; strays get R
   tunnel.onSegment(phone, { ipVersion: 4, srcIp: phone.ipv4, dstIp: '127.0.0.1', srcPort: 1, dstPort: 9, seq: 1, ack: 777, flags: TCP_ACK, window: 100, options: {}, payload: Buffer.from('x') }, (s) => out.push(s));
   expect(out).toHaveLength(1);
   expect(out[0]).toMatchObject({ flags: TCP_RST, seq: 777, srcIp: '127.0.0.1', dstIp: phone.ipv4, srcPort: 9, dstPort: 1 });
-  expect(tunnel.stats().get(phone.publicKey)!.drops).toBe(before.drops + 1);
+  expect(tunnel.stats()[phone.ipv4].drops).toBe(before.drops + 1);
 });

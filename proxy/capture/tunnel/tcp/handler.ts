@@ -59,6 +59,7 @@ export interface TcpTunnelOptions {
 }
 
 interface PeerState {
+  peer: TunnelPeer;
   stats: PeerTcpStats;
   budget: ByteBudget;
   conns: Set<Entry>;
@@ -181,11 +182,11 @@ export class TcpTunnel implements TcpSegmentHandler {
     }
   }
 
-  /** Per phone (by public key): connections, bytes, retransmissions, drops. */
-  stats(): Map<string, PeerTcpStats> {
+  /** Per phone (by tunnel IPv4, its device key): connections, bytes, retransmissions, drops. */
+  stats(): Record<string, PeerTcpStats & { name: string }> {
     for (const e of this.conns.values()) this.settle(e);
-    const out = new Map<string, PeerTcpStats>();
-    for (const [k, p] of this.peers) out.set(k, { ...p.stats });
+    const out: Record<string, PeerTcpStats & { name: string }> = {};
+    for (const p of this.peers.values()) out[p.peer.ipv4] = { name: p.peer.name, ...p.stats };
     return out;
   }
 
@@ -199,6 +200,7 @@ export class TcpTunnel implements TcpSegmentHandler {
     let ps = this.peers.get(peer.publicKey);
     if (!ps) {
       ps = {
+        peer,
         stats: { connections: 0, open: 0, refused: 0, bytesFromPhone: 0, bytesToPhone: 0, retransmissions: 0, drops: 0 },
         budget: { used: 0, limit: this.opts.receiveBudgetPerPeer ?? 32 * 1024 * 1024 },
         conns: new Set(),
