@@ -41,7 +41,7 @@ describe('TunnelStack with fragments from the phone', () => {
     const flows: Flow[] = [];
     const stack = new TunnelStack({
       mtu: 1420, gatewayIpv4: '10.77.0.1', gatewayIpv6: 'fd77::1', dnsUpstreams: ['127.0.0.1:9'], send: (_p, b) => sent.push(b),
-      recorder: { record: (f) => flows.push(f) }, udpIdleMs: 60_000,
+      recorder: { record: (f) => flows.push(f) }, udpIdleMs: 60_000, allowLoopback: true,
     });
     try {
       const payload = pattern(4000);

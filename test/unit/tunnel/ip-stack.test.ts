@@ -119,7 +119,7 @@ describe('TunnelStack', () => {
   const make = (extra: Partial<ConstructorParameters<typeof TunnelStack>[0]> = {}): TunnelStack => new TunnelStack({
     mtu: MTU, gatewayIpv4: '10.77.0.1', gatewayIpv6: 'fd77::1', dnsUpstreams: [`127.0.0.1:${resolver4.port}`],
     send: (peer, packet) => { expect(peer).toBe(PHONE); sent.push(packet); allSent.push(packet); },
-    recorder: new FlowRecorder(store, () => undefined, (f) => flows.push(f)), store, udpIdleMs: 300, dnsTimeoutMs: 300, ...extra,
+    recorder: new FlowRecorder(store, () => undefined, (f) => flows.push(f)), store, udpIdleMs: 300, dnsTimeoutMs: 300, allowLoopback: true, ...extra,
   });
 
   beforeAll(async () => {
@@ -298,6 +298,18 @@ describe('TunnelStack', () => {
     expect(sent.every((p) => p.length <= MTU)).toBe(true);
     expect(stack.stats()).toMatchObject({ udpDatagramsIn: 1, fragmentsSent: 2 });
     expect(stack.stats().dropped['over-mtu']).toBeUndefined();
+  });
+
+  it('does not relay to the laptop\'s loopback unless allowed', async () => {
+    const echo = await startEcho('udp4');
+    sockets.push(echo.sock);
+    await stack.close();
+    stack = make({ allowLoopback: undefined });
+    stack.receive(PHONE, udpFromPhone(4, '127.0.0.1', 5003, echo.port, Buffer.from('reach the laptop?')));
+    stack.receive(PHONE, udpFromPhone(6, '::1', 5003, echo.port, Buffer.from('reach the laptop?')));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sent).toEqual([]);
+    expect(stack.stats()).toMatchObject({ dropped: { 'martian-destination': 2 }, udpSessionsTotal: 0 });
   });
 
   it('tells the phone port unreachable when the relayed destination refuses', async () => {

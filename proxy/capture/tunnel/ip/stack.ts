@@ -46,6 +46,12 @@ export interface TunnelStackOptions {
   dnsTimeoutMs?: number;
   /** Relayed UDP conversations at once (default 1024). */
   udpMaxSessions?: number;
+  /**
+   * Relay UDP to loopback addresses (127.0.0.0/8, ::1) on this laptop. Off by default: a phone has
+   * no business reaching the laptop's local-only services, and a real network drops such packets.
+   * Tests turn it on to reach servers they run on loopback.
+   */
+  allowLoopback?: boolean;
 }
 
 /** Why packets were not handled; keys of TunnelStats.dropped. */
@@ -53,7 +59,7 @@ export type DropReason =
   | 'truncated' | 'bad-ip-version' | 'bad-checksum' | 'wrong-source'
   | 'fragment-overlap' | 'fragment-too-big' | 'bad-fragment' | 'fragment-timeout'
   | 'unsupported-protocol' | 'bad-tcp-options' | 'over-mtu' | 'multicast' | 'icmp-ignored' | 'icmpv6-nd-ignored'
-  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'udp-bad-port' | 'udp-session-limit' | 'send-failed' | 'closed' | 'internal-error';
+  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'udp-bad-port' | 'udp-session-limit' | 'martian-destination' | 'send-failed' | 'closed' | 'internal-error';
 
 export interface TunnelStats {
   packetsIn: number;
@@ -83,6 +89,11 @@ export interface TunnelStats {
   fragmentsHeld: number;
   udpSessionsOpen: number;
   udpSessionsTotal: number;
+}
+
+/** Loopback and unspecified addresses: never reachable from a phone on a real network. */
+function isLocalOnly(addr: string): boolean {
+  return /^(127|0)\./.test(addr) || addr === '::1' || addr === '::' || addr.startsWith('::ffff:127.');
 }
 
 const IPV4_MULTICAST = /^(22[4-9]|23\d)\.|^255\.255\.255\.255$/;
@@ -251,6 +262,7 @@ export class TunnelStack {
       return this.portUnreachable(peer, ip);
     }
     if (this.isGateway(ip.dst)) return this.portUnreachable(peer, ip);
+    if (!this.opts.allowLoopback && isLocalOnly(ip.dst)) return this.drop('martian-destination');
     if (!this.relay.send(peer, ip.version, ip.src, d.srcPort, ip.dst, d.dstPort, d.payload)) return this.drop('udp-session-limit');
     this.s.udpDatagramsOut++;
   }
