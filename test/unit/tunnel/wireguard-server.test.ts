@@ -7,7 +7,7 @@ import * as dgram from 'dgram';
 import { once } from 'events';
 import type { TunnelPeer } from '../../../proxy/capture/tunnel/types';
 import { aeadOpen, aeadSeal, generatePrivateKey, privateKeyFromRaw, StaticKey, tai64n } from '../../../proxy/capture/tunnel/wireguard/crypto';
-import { consumeResponse, createInitiation, SessionKeys } from '../../../proxy/capture/tunnel/wireguard/handshake';
+import { consumeInitiation, consumeResponse, createInitiation, createResponse, SessionKeys } from '../../../proxy/capture/tunnel/wireguard/handshake';
 import { WireGuardServer, WireGuardServerOptions } from '../../../proxy/capture/tunnel/wireguard/server';
 
 /** A minimal IPv4/UDP packet from `src` (the endpoint only reads version, length and source). */
@@ -239,6 +239,43 @@ describe('WireGuardServer', () => {
     phone.send(phone.transport(ipv4Udp('10.77.0.2', '198.18.0.1', Buffer.from('c'))));
     await until(() => server.counters.unknownIndex === 1, 'removed phone refused');
     second.close();
+  });
+
+  test('phonehome initiates when it has a packet and the session is past Reject-After-Time, and rekeys its own session after 120 s', async () => {
+    await start();
+    await phone.handshake();
+    phone.send(phone.transport(ipv4Udp('10.77.0.2', '198.18.0.1', Buffer.from('hi'))));
+    await until(() => received.length === 1, 'first packet');
+    clock += 181_000;
+    const late = ipv4Udp('198.18.0.1', '10.77.0.2', Buffer.from('late reply'));
+    server.send(phone.peer, late);
+    // The phone (a responder now) gets an initiation from phonehome's static key.
+    const init = consumeInitiation(await phone.next(), phone.key);
+    expect(init).not.toBeNull();
+    expect(init!.peerPublicKey).toEqual(serverPublic);
+    expect(server.counters.handshakesInitiated).toBe(1);
+    const resp = createResponse(init!, 4321)!;
+    phone.send(resp.message);
+    // The queued packet arrives under the new session, addressed to the phone's new index.
+    const data = await phone.next();
+    expect(data.readUInt32LE(4)).toBe(4321);
+    const plain = aeadOpen(resp.keys.recv, data.readBigUInt64LE(8), data.subarray(16), Buffer.alloc(0))!;
+    expect(plain.subarray(0, late.length)).toEqual(late);
+    // A session phonehome initiated is rekeyed by phonehome once it is 120 s old (and still used meanwhile).
+    clock += 121_000;
+    server.send(phone.peer, late);
+    const [a, b] = [await phone.next(), await phone.next()].sort((x, y) => x[0] - y[0]);
+    expect(a[0]).toBe(1); // a new initiation
+    expect(b[0]).toBe(4); // the packet, still under the current session
+    expect(server.counters.handshakesInitiated).toBe(2);
+  });
+
+  test('no initiation to a phone never seen (no endpoint); packets wait in a bounded queue', async () => {
+    await start();
+    for (let i = 0; i < 200; i++) server.send(phone.peer, ipv4Udp('198.18.0.1', '10.77.0.2', Buffer.from('x')));
+    expect(server.counters.handshakesInitiated).toBe(0);
+    expect(server.counters.sendQueued).toBe(200);
+    expect(server.counters.sendDropped).toBe(200 - 128);
   });
 
   test('passive keepalive: a received packet with no reply gets an empty packet after 10 s', async () => {

@@ -4,22 +4,27 @@
  * Reject-After-Time, endpoint roaming and cryptokey routing (a phone may only send from its own
  * tunnel address). It hands decrypted IP packets to `onPacket` and seals what `send` is given.
  *
- * phonehome is only ever the responder: the phone's app initiates, and rekeys after 120 s (Rekey-
- * After-Time is the initiator's timer, also in wireguard-go). Without an initiator side phonehome
- * cannot send after 180 s of silence; the client config carries PersistentKeepalive = 25 so the
- * phone keeps a session up. Cookies (mac2, load protection) are not implemented: mac2 is ignored.
+ * The phone's app normally initiates (and, as initiator, rekeys after Rekey-After-Time, 120 s).
+ * phonehome initiates too when it has a packet for a phone whose session is gone or past Reject-
+ * After-Time (180 s), to the phone's last known endpoint, retrying every Rekey-Timeout (5 s) for
+ * Rekey-Attempt-Time (90 s); and it rekeys sessions it initiated after 120 s. A phone behind NAT is
+ * only reachable while its mapping lasts, hence PersistentKeepalive = 25 in the client config.
+ * Cookies (mac2, load protection) are not implemented: mac2 is ignored, cookie replies counted.
  */
 import * as crypto from 'crypto';
 import * as dgram from 'dgram';
 import type { TunnelPeer } from '../types';
 import { ipv4Bytes, ipv6Bytes, innerPacketLength, sourceIs, TUNNEL_MTU } from './addresses';
 import { aeadOpen, aeadSeal, privateKeyFromRaw, StaticKey } from './crypto';
-import { consumeInitiation, createResponse, mac1Key, verifyMac1 } from './handshake';
-import { DATA, INIT, messageType, MSG_INITIATION, MSG_TRANSPORT, TRANSPORT_HEADER_LEN } from './messages';
+import { consumeInitiation, consumeResponse, createInitiation, createResponse, InitiatorState, mac1Key, verifyMac1 } from './handshake';
+import { DATA, INIT, messageType, MSG_INITIATION, MSG_RESPONSE, MSG_TRANSPORT, RESP, TRANSPORT_HEADER_LEN } from './messages';
 import { REJECT_AFTER_MESSAGES, ReplayWindow } from './replay';
 
 export const REJECT_AFTER_TIME_MS = 180_000;
 export const KEEPALIVE_TIMEOUT_MS = 10_000;
+export const REKEY_AFTER_TIME_MS = 120_000;
+export const REKEY_TIMEOUT_MS = 5_000;
+export const REKEY_ATTEMPT_TIME_MS = 90_000;
 /** wireguard-go accepts at most one initiation per peer every 20 ms (INITIATIONS_PER_SECOND 50). */
 const MIN_INITIATION_INTERVAL_MS = 20;
 const MAX_QUEUED = 128;
@@ -33,7 +38,18 @@ interface Keypair {
   sendCounter: bigint;
   replay: ReplayWindow;
   createdAt: number;
+  /** True when phonehome initiated this session (then phonehome rekeys it after 120 s). */
+  initiator: boolean;
   peer: PeerState;
+}
+
+/** A handshake phonehome initiated and awaits the response to. */
+interface PendingInitiation {
+  state: InitiatorState;
+  sentAt: number;
+  /** When the first attempt of this series was sent (attempts stop after 90 s). */
+  firstAt: number;
+  timer?: NodeJS.Timeout;
 }
 
 interface PeerState {
@@ -50,6 +66,7 @@ interface PeerState {
   /** A data packet arrived and nothing was sent since: a keepalive is due when the timer fires. */
   keepaliveDue: boolean;
   keepaliveTimer?: NodeJS.Timeout;
+  pending?: PendingInitiation;
   queue: Buffer[];
   rxBytes: number;
   txBytes: number;
@@ -73,6 +90,7 @@ export interface WireGuardServerOptions {
 /** Why packets were dropped or what happened to them: every arriving datagram lands in one counter. */
 export interface WireGuardCounters {
   handshakes: number;
+  handshakesInitiated: number;
   dataPackets: number;
   keepalivesReceived: number;
   keepalivesSent: number;
@@ -111,6 +129,8 @@ export class WireGuardServer {
   private readonly socket: dgram.Socket;
   private readonly peers = new Map<string, PeerState>();
   private readonly byIndex = new Map<number, Keypair>();
+  /** Local indices of handshakes phonehome initiated (responses are addressed to them). */
+  private readonly pendingByIndex = new Map<number, PeerState>();
   private readonly mtu: number;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -118,7 +138,7 @@ export class WireGuardServer {
   private closed = false;
   private bound = false;
   readonly counters: WireGuardCounters = {
-    handshakes: 0, dataPackets: 0, keepalivesReceived: 0, keepalivesSent: 0, packetsSent: 0, malformed: 0, badMac1: 0,
+    handshakes: 0, handshakesInitiated: 0, dataPackets: 0, keepalivesReceived: 0, keepalivesSent: 0, packetsSent: 0, malformed: 0, badMac1: 0,
     badHandshake: 0, unknownPeer: 0, staleInitiation: 0, initiationFlood: 0, unexpectedType: 0, unknownIndex: 0,
     expiredKey: 0, replayed: 0, badAead: 0, badInnerPacket: 0, wrongSource: 0, sendQueued: 0, sendDropped: 0,
   };
@@ -189,6 +209,8 @@ export class WireGuardServer {
       }
       state.queue.push(Buffer.from(packet));
       this.counters.sendQueued++;
+      // No session to send with (none yet, or past Reject-After-Time): ask the phone for one.
+      if (!state.next) this.initiate(state);
     }
   }
 
@@ -224,8 +246,9 @@ export class WireGuardServer {
       const type = messageType(msg);
       if (type === MSG_INITIATION) this.onInitiation(msg, rinfo);
       else if (type === MSG_TRANSPORT) this.onTransport(msg, rinfo);
+      else if (type === MSG_RESPONSE) this.onResponse(msg, rinfo);
       else if (type === 0) this.counters.malformed++;
-      else this.counters.unexpectedType++; // responses and cookie replies: we never initiate
+      else this.counters.unexpectedType++; // cookie replies: phonehome does not do cookies
     } catch (err) {
       // A bug must not take the endpoint down; count it where a user looks.
       this.counters.malformed++;
@@ -269,7 +292,7 @@ export class WireGuardServer {
     if (state.next) this.byIndex.delete(state.next.localIndex);
     const kp: Keypair = {
       localIndex, remoteIndex: init.senderIndex, send: response.keys.send, recv: response.keys.recv, sendCounter: 0n,
-      replay: new ReplayWindow(), createdAt: now, peer: state,
+      replay: new ReplayWindow(), createdAt: now, initiator: false, peer: state,
     };
     state.next = kp; // usable for sending once the phone's first transport packet confirms it
     this.byIndex.set(localIndex, kp);
@@ -327,12 +350,80 @@ export class WireGuardServer {
     this.opts.onPacket(state.peer, packet);
   }
 
+  /** Starts (or retries) a handshake to the phone's last known endpoint; no endpoint, nothing to do. */
+  private initiate(state: PeerState, retry = false): void {
+    if (!state.endpoint || this.closed) return;
+    const now = this.now();
+    const pending = state.pending;
+    if (pending && !retry && now - pending.sentAt < REKEY_TIMEOUT_MS) return; // one in flight
+    const firstAt = pending ? pending.firstAt : now;
+    if (now - firstAt >= REKEY_ATTEMPT_TIME_MS) {
+      // Rekey-Attempt-Time is over: give up and drop what waited for a session.
+      this.clearPending(state);
+      this.counters.sendDropped += state.queue.length;
+      state.queue = [];
+      return;
+    }
+    this.clearPending(state);
+    const localIndex = this.newIndex();
+    const peerKey = Buffer.from(state.peer.publicKey, 'base64');
+    const { message, state: hs } = createInitiation(this.key, peerKey, localIndex);
+    const next: PendingInitiation = { state: hs, sentAt: now, firstAt };
+    // Rekey-Timeout: retry until a response arrives (the timer runs on the real clock).
+    next.timer = setTimeout(() => {
+      if (state.pending === next) this.initiate(state, true);
+    }, REKEY_TIMEOUT_MS);
+    next.timer.unref();
+    state.pending = next;
+    this.pendingByIndex.set(localIndex, state);
+    this.counters.handshakesInitiated++;
+    this.socket.send(message, state.endpoint.port, state.endpoint.address);
+  }
+
+  private clearPending(state: PeerState): void {
+    if (!state.pending) return;
+    if (state.pending.timer) clearTimeout(state.pending.timer);
+    this.pendingByIndex.delete(state.pending.state.localIndex);
+    state.pending = undefined;
+  }
+
+  private onResponse(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const state = this.pendingByIndex.get(msg.readUInt32LE(RESP.receiver));
+    if (!state || !state.pending) {
+      this.counters.unknownIndex++;
+      return;
+    }
+    if (!verifyMac1(msg, RESP.mac1, this.ourMac1Key)) {
+      this.counters.badMac1++;
+      return;
+    }
+    const done = consumeResponse(msg, state.pending.state, this.key);
+    if (!done) {
+      this.counters.badHandshake++;
+      return;
+    }
+    const now = this.now();
+    const localIndex = state.pending.state.localIndex;
+    this.clearPending(state);
+    const kp: Keypair = {
+      localIndex, remoteIndex: done.remoteIndex, send: done.keys.send, recv: done.keys.recv, sendCounter: 0n,
+      replay: new ReplayWindow(), createdAt: now, initiator: true, peer: state,
+    };
+    this.byIndex.set(localIndex, kp);
+    state.endpoint = { address: rinfo.address, port: rinfo.port };
+    this.counters.handshakes++;
+    this.log(`wireguard: handshake (initiated by phonehome) with ${state.peer.name} at ${rinfo.address}:${rinfo.port}`);
+    // The initiator may send at once; its first packet (data or a keepalive) confirms the session.
+    this.confirm(state, kp, now);
+    if (state.current === kp && kp.sendCounter === 0n) this.sendTo(state, EMPTY);
+  }
+
   /** The phone used the keypair of its latest handshake: it becomes current, the old one previous. */
   private confirm(state: PeerState, kp: Keypair, now: number): void {
     if (state.previous) this.byIndex.delete(state.previous.localIndex);
     state.previous = state.current;
     state.current = kp;
-    state.next = undefined;
+    if (state.next === kp) state.next = undefined;
     state.lastHandshakeAt = now;
     const queued = state.queue;
     state.queue = [];
@@ -349,6 +440,7 @@ export class WireGuardServer {
     // Pad to a multiple of 16 bytes, never past the MTU (as wireguard-go does).
     const padded = packet.length === 0 ? 0 : Math.min(Math.ceil(packet.length / 16) * 16, Math.max(this.mtu, packet.length));
     const plain = padded === packet.length ? packet : Buffer.concat([packet, Buffer.alloc(padded - packet.length)]);
+    if (kp.initiator && this.now() - kp.createdAt >= REKEY_AFTER_TIME_MS && !state.pending) this.initiate(state);
     const counter = kp.sendCounter++;
     const sealed = aeadSeal(kp.send, counter, plain, EMPTY);
     const out = Buffer.allocUnsafe(TRANSPORT_HEADER_LEN + sealed.length);
@@ -393,13 +485,14 @@ export class WireGuardServer {
   private dropPeer(state: PeerState): void {
     for (const kp of [state.previous, state.current, state.next]) if (kp) this.byIndex.delete(kp.localIndex);
     if (state.keepaliveTimer) clearTimeout(state.keepaliveTimer);
+    this.clearPending(state);
     this.peers.delete(state.peer.publicKey);
   }
 
   private newIndex(): number {
     for (;;) {
       const i = crypto.randomBytes(4).readUInt32LE(0);
-      if (!this.byIndex.has(i)) return i;
+      if (!this.byIndex.has(i) && !this.pendingByIndex.has(i)) return i;
     }
   }
 }
