@@ -60,6 +60,11 @@ export class TcpStream extends Duplex {
       if (!this.destroyed) this.destroy();
       return;
     }
+    if (reason === 'aborted') {
+      // We reset it ourselves (destroy, or phonehome stopping): no error to report.
+      if (!this.destroyed) this.destroy();
+      return;
+    }
     const err = Object.assign(new Error(reason === 'reset' ? 'read ECONNRESET (the phone reset the connection)' : `tunnelled TCP connection closed: ${reason}`), {
       code: reason === 'reset' ? 'ECONNRESET' : 'ETIMEDOUT',
     });

@@ -1,0 +1,65 @@
+/**
+ * The TcpTunnel's per-phone limits on a simulated clock: the connection cap resets further SYNs,
+ * an unanswered SYN is refused after the accept timeout, and the shared receive budget closes the
+ * windows of a phone whose connections are not being read, so its held bytes stay bounded.
+ */
+import * as crypto from 'crypto';
+import { TcpConnection } from '../../../proxy/capture/tunnel/tcp/connection';
+import { IncomingTcpConnection, TcpTunnel } from '../../../proxy/capture/tunnel/tcp/handler';
+import { TCP_RST, TCP_SYN, TcpSegment, TunnelPeer } from '../../../proxy/capture/tunnel/types';
+import { SimClock } from './tcp-sim';
+
+const peer: TunnelPeer = { publicKey: 'a2V5', name: 'pixel', ipv4: '10.77.0.2', ipv6: 'fd77::2' };
+
+function syn(srcPort: number): TcpSegment {
+  return { ipVersion: 4, srcIp: peer.ipv4, dstIp: '192.0.2.9', srcPort, dstPort: 443, seq: 1000, ack: 0, flags: TCP_SYN, window: 65535, options: { mss: 1380 }, payload: Buffer.alloc(0) };
+}
+
+test('beyond the per-phone connection limit a SYN gets RST and counts as a drop', () => {
+  const clock = new SimClock();
+  const offered: IncomingTcpConnection[] = [];
+  const tunnel = new TcpTunnel({ clock, maxConnectionsPerPeer: 2, onConnection: (c) => offered.push(c) });
+  const out: TcpSegment[] = [];
+  for (const port of [1001, 1002, 1003]) tunnel.onSegment(peer, syn(port), (s) => out.push(s));
+  expect(offered.map((c) => c.source.port)).toEqual([1001, 1002]);
+  expect(out).toHaveLength(1);
+  expect(out[0]).toMatchObject({ flags: TCP_RST | 0x10, dstPort: 1003, ack: 1001 });
+  expect(tunnel.stats()[peer.ipv4]).toMatchObject({ open: 2, drops: 1, connections: 0 });
+  // A retransmitted SYN of a pending connection is not a new connection.
+  tunnel.onSegment(peer, syn(1001), (s) => out.push(s));
+  expect(offered).toHaveLength(2);
+  expect(out).toHaveLength(1);
+});
+
+test('a SYN nobody answers is refused after the accept timeout, freeing its slot', () => {
+  const clock = new SimClock();
+  const tunnel = new TcpTunnel({ clock, acceptTimeoutMs: 5000, onConnection: () => undefined });
+  const out: TcpSegment[] = [];
+  tunnel.onSegment(peer, syn(2000), (s) => out.push(s));
+  clock.run(() => out.length > 0);
+  expect(clock.now()).toBe(5000);
+  expect(out[0].flags & TCP_RST).toBeTruthy();
+  expect(tunnel.stats()[peer.ipv4]).toMatchObject({ open: 0, refused: 1 });
+});
+
+test('the receive budget is shared by a phone\'s connections: unread data closes the windows', () => {
+  const clock = new SimClock();
+  const budget = 256 * 1024;
+  const tunnel = new TcpTunnel({ clock, receiveBudgetPerPeer: budget, onConnection: (c) => void c.accept().on('error', () => undefined) }); // accepted, never read
+  const phones: TcpConnection[] = [];
+  for (let i = 0; i < 4; i++) {
+    const toPhone = (s: TcpSegment) => clock.setTimeout(() => c.onSegment(s), 5);
+    const c: TcpConnection = TcpConnection.connect({ ip: peer.ipv4, port: 3000 + i }, { ip: '192.0.2.9', port: 443 }, 4, { clock, mss: 1380 }, {
+      output: (s) => clock.setTimeout(() => tunnel.onSegment(peer, s, toPhone), 5),
+      established: () => c.write(crypto.randomBytes(1024 * 1024)),
+    });
+    phones.push(c);
+  }
+  clock.run(() => false, 60_000);
+  const received = tunnel.stats()[peer.ipv4].bytesFromPhone;
+  // Each connection alone could take 256 KiB; together they stop near the shared budget.
+  expect(received).toBeGreaterThan(budget / 2);
+  expect(received).toBeLessThanOrEqual(budget + 4 * 64 * 1024);
+  expect(phones.every((p) => p.stats.windowProbes > 0)).toBe(true);
+  tunnel.close();
+});
