@@ -3,7 +3,8 @@
  * --wireguard` (the built CLI) in a "laptop" network namespace, and Debian's wireguard-go as the
  * phone's WireGuard app in a "phone" namespace with the printed config (full tunnel, IPv4 and IPv6).
  * Checks the handshake (`wg show`), and through the tunnel: DNS answered by a resolver in the
- * laptop namespace and recorded in the `dns` table, a UDP echo, ping, QUIC refused, TCP failing fast.
+ * laptop namespace and recorded in the `dns` table, a UDP echo, ping, QUIC refused, TCP to a closed
+ * port failing fast, and HTTP over the tunnelled TCP recorded as the phone's flow.
  * Needs root, /dev/net/tun, wireguard-go and wireguard-tools (CI installs them).
  */
 import { spawnSync } from 'child_process';
@@ -17,6 +18,7 @@ import { Background, canRunNetns, LAPTOP_UNDERLAY, NetnsPair, TEST_HOST, waitFor
 const describeNetns = canRunNetns() ? describe : describe.skip;
 const WG_PORT = 51820;
 const ECHO_PORT = 5353;
+const HTTP_PORT = 8080;
 const DNS_ANSWER = '198.18.0.7';
 
 /** UDP echo on TEST_HOST and a tiny authoritative-for-everything DNS server on 127.0.0.1:53. */
@@ -25,6 +27,7 @@ const dgram = require('dgram');
 const echo = dgram.createSocket('udp4');
 echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
 echo.bind(${ECHO_PORT}, '${TEST_HOST}');
+require('http').createServer((req, res) => res.end('hello over the tunnel ' + req.url)).listen(${HTTP_PORT}, '${TEST_HOST}');
 const dns = dgram.createSocket('udp4');
 dns.on('message', (q, r) => {
   let o = 12; const labels = [];
@@ -172,7 +175,7 @@ describeNetns('VPN mode over WireGuard (wireguard-go as the phone, in network na
     expect(r.ms).toBeLessThan(5000);
   });
 
-  test('a TCP connect fails fast with a reset', () => {
+  test('a TCP connect to a port nobody listens on fails fast with a reset', () => {
     const r = phoneNode(pair, `
       const t0 = Date.now();
       const c = require('net').connect(9, '${TEST_HOST}');
@@ -181,5 +184,18 @@ describeNetns('VPN mode over WireGuard (wireguard-go as the phone, in network na
     const [code, ms] = r.out.trim().split(' ');
     expect(code).toBe('ECONNREFUSED');
     expect(Number(ms)).toBeLessThan(3000);
+  });
+
+  test('HTTP over tunnelled TCP reaches the server and is recorded as a flow of the phone', async () => {
+    const r = spawnSync('ip', ['netns', 'exec', pair.phoneNs, 'curl', '-sS', '--max-time', '10', `http://${TEST_HOST}:${HTTP_PORT}/vpn-${pair.id}?imei=350000000000000`], { encoding: 'utf8', timeout: 20000 });
+    expect(r.stdout).toBe(`hello over the tunnel /vpn-${pair.id}?imei=350000000000000`);
+    const db = new Database(path.join(dataDir, 'phonehome.db'), { readonly: true, fileMustExist: true });
+    try {
+      let row: { client_ip: string; url: string } | undefined;
+      await waitFor(() => !!(row = db.prepare("SELECT * FROM flows WHERE url LIKE ?").get(`%vpn-${pair.id}%`) as typeof row), 10000, 'flow row');
+      expect(row!.client_ip).toBe('10.77.0.2');
+    } finally {
+      db.close();
+    }
   });
 });
