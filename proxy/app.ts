@@ -127,7 +127,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       pipeline: opts.pipeline,
       setupInfo: {
         proxyHost, proxyPort: port, setupUrl: `${proxyBase}/`, caUrl: `${proxyBase}/ca.pem`,
-        wireguard: vpnRunning && (async () => ({ port: vpnRunning.port, phones: await vpnRunning.configQrs() })),
+        wireguard: vpnRunning && (() => vpnRunning.setupView()),
       },
       log,
     });

@@ -18,7 +18,15 @@ export interface SetupInfo {
 
 export interface WireGuardSetup {
   port: number;
-  phones: Array<{ peer: { name: string; ipv4: string; ipv6: string }; config: string; qr: string }>;
+  phones: Array<{
+    peer: { name: string; ipv4: string; ipv6: string };
+    config: string;
+    qr: string;
+    /** Whether the phone is connected: its last handshake (epoch ms) and where it came from. */
+    status: { lastHandshakeAt?: number; endpoint?: string; rxBytes: number; txBytes: number };
+  }>;
+  /** Datagrams the endpoint refused, by reason (only reasons that happened). */
+  dropped: Record<string, number>;
 }
 
 export interface SetupView extends Required<Omit<SetupInfo, 'wireguard'>> {

@@ -42,6 +42,7 @@ describeIfChromium(path.basename(__filename))('dashboard setup view with VPN mod
     expect(await page.locator('section.wireguard').textContent()).toContain(`UDP port ${app.vpn!.port}`);
     expect(await page.locator('section.wireguard figcaption').allTextContents()).toEqual([expect.stringContaining('phone (10.77.0.2)')]);
     expect(await page.locator('section.wireguard pre').first().textContent()).toContain('AllowedIPs = 0.0.0.0/0, ::/0');
+    expect(await page.locator('section.wireguard .wg-status').allTextContents()).toEqual(['not connected yet']);
 
     addPeer(dir, 'tablet');
     await page.goto('about:blank');

@@ -13,7 +13,14 @@ import { TunnelStack } from './ip/stack';
 import { GATEWAY_IPV4, GATEWAY_IPV6, TUNNEL_MTU } from './wireguard/addresses';
 import { clientConfig, formatEndpoint, svgQrDataUrl } from './wireguard/client-config';
 import { addPeer, listPeers, loadOrCreateServerKey, peerPrivateKey, StoredPeer, watchPeers, wireguardDir } from './wireguard/keystore';
-import { WireGuardServer } from './wireguard/server';
+import { WireGuardCounters, WireGuardServer } from './wireguard/server';
+import type { WireGuardSetup } from '../../../dashboard/server/setup-info';
+
+/** Counters that mean a datagram was refused (the rest count what worked). */
+const DROP_COUNTERS: Array<keyof WireGuardCounters> = [
+  'malformed', 'badMac1', 'badHandshake', 'unknownPeer', 'staleInitiation', 'initiationFlood', 'unexpectedType', 'unknownIndex',
+  'expiredKey', 'replayed', 'badAead', 'badInnerPacket', 'wrongSource', 'sendDropped',
+];
 
 export const DEFAULT_WIREGUARD_PORT = 51820;
 const LISTEN_FILE = 'listen.json';
@@ -68,6 +75,8 @@ export interface VpnEndpoint {
   configs(): PhoneConfig[];
   /** The same, with an SVG QR code data URL each (the dashboard's setup view). */
   configQrs(): Promise<Array<PhoneConfig & { qr: string }>>;
+  /** What the dashboard's setup view shows: each phone's config, QR code and connection status. */
+  setupView(): Promise<WireGuardSetup>;
   stats(): { wireguard: ReturnType<WireGuardServer['stats']>; ip: object; tcp?: unknown };
   close(): Promise<void>;
 }
@@ -153,6 +162,22 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
     configs,
     async configQrs() {
       return Promise.all(configs().map(async (c) => ({ ...c, qr: await svgQrDataUrl(c.config) })));
+    },
+    async setupView() {
+      const stats = wg.stats();
+      const byKey = new Map(stats.peers.map((p) => [p.publicKey, p]));
+      const phones = await Promise.all(configs().map(async (c) => {
+        const s = byKey.get(c.peer.publicKey);
+        return {
+          peer: { name: c.peer.name, ipv4: c.peer.ipv4, ipv6: c.peer.ipv6 },
+          config: c.config,
+          qr: await svgQrDataUrl(c.config),
+          status: { lastHandshakeAt: s?.lastHandshakeAt, endpoint: s?.endpoint, rxBytes: s?.rxBytes ?? 0, txBytes: s?.txBytes ?? 0 },
+        };
+      }));
+      const dropped: Record<string, number> = {};
+      for (const k of DROP_COUNTERS) if (stats.counters[k]) dropped[k] = stats.counters[k];
+      return { port, phones, dropped };
     },
     stats: () => ({ wireguard: wg.stats(), ip: running.stats(), tcp: opts.tcp?.stats?.() }),
     async close() {

@@ -91,17 +91,26 @@ describe('startVpn', () => {
   test('the dashboard setup API lists each phone with its config and a QR code', async () => {
     const app = await startPhonehome({
       dataDir: dir, listenHost: '127.0.0.1', port: 0, dashboardPort: 0, log: () => undefined, analysis: false,
-      wireguard: { port: 0, createIpLayer: () => ({ receive: () => undefined, stats: () => ({}), close: async () => undefined }), peersPollMs: 50 },
+      wireguard: { port: 0, listenHost: '127.0.0.1', createIpLayer: () => ({ receive: () => undefined, stats: () => ({}), close: async () => undefined }), peersPollMs: 50 },
     });
     try {
-      const first = (await (await fetch(`${app.dashboardUrl}/api/setup`)).json()) as { wireguard: { port: number; phones: Array<{ peer: { name: string }; config: string; qr: string }> } };
+      const first = (await (await fetch(`${app.dashboardUrl}/api/setup`)).json()) as { wireguard: { port: number; phones: Array<{ peer: { name: string }; config: string; qr: string; status: { lastHandshakeAt?: number; endpoint?: string } }> } };
       expect(first.wireguard.port).toBe(app.vpn!.port);
       expect(first.wireguard.phones.map((p) => p.peer.name)).toEqual(['phone']);
       expect(first.wireguard.phones[0].qr).toMatch(/^data:image\/svg\+xml;base64,/);
       expect(first.wireguard.phones[0].config).toContain('AllowedIPs = 0.0.0.0/0, ::/0');
+      expect(first.wireguard.phones[0].status.lastHandshakeAt).toBeUndefined();
       addPeer(dir, 'second');
-      const again = (await (await fetch(`${app.dashboardUrl}/api/setup`)).json()) as typeof first;
+      // The first phone connects; a stranger sends garbage.
+      const sock = await phoneSends(dir, 'phone', app.vpn!.port, '10.77.0.2');
+      sock.send(Buffer.from('garbage'), app.vpn!.port, '127.0.0.1');
+      await waitUntil(() => app.vpn!.stats().wireguard.counters.malformed === 1);
+      const again = (await (await fetch(`${app.dashboardUrl}/api/setup`)).json()) as typeof first & { wireguard: { dropped: Record<string, number> } };
+      sock.close();
       expect(again.wireguard.phones.map((p) => p.peer.name)).toEqual(['phone', 'second']);
+      expect(again.wireguard.phones[0].status).toMatchObject({ lastHandshakeAt: expect.any(Number), endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+      expect(again.wireguard.phones[1].status.lastHandshakeAt).toBeUndefined();
+      expect(again.wireguard.dropped).toEqual({ malformed: 1 });
     } finally {
       await app.close();
     }
