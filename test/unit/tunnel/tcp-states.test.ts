@@ -110,6 +110,55 @@ describe('TCP close and reset', () => {
   });
 });
 
+describe('TCP close() by an application that is gone', () => {
+  test('written data is still delivered, then FIN; data the phone sends afterwards gets RST', () => {
+    const reply = crypto.randomBytes(200 * KB);
+    const client = new SimApp(Buffer.alloc(0));
+    client.endAfterSend = false;
+    const server = new SimApp(reply);
+    server.endAfterSend = false;
+    const sim = simPair(client, server, { link: { delayMs: 10, loss: 0.03, seed: 5 } });
+    sim.clock.run(() => server.established);
+    sim.server!.close(); // at once: nearly all of the reply is still queued
+    expect(sim.server!.bufferedToSend).toBeGreaterThan(100 * KB);
+    sim.clock.run(() => client.eof);
+    expect(client.digest).toBe(sha256(reply));
+    sim.clock.run(() => sim.server!.state !== 'FIN_WAIT_1');
+    expect(sim.server!.state).toBe('FIN_WAIT_2');
+    sim.client.write(Buffer.from('late'));
+    sim.clock.run(() => client.closed !== undefined);
+    expect(client.closed).toBe('reset');
+    expect(server.closed).toBe('aborted');
+  });
+
+  test('close() with unread data from the phone resets at once', () => {
+    const client = new SimApp(Buffer.from('unread'));
+    client.endAfterSend = false;
+    const server = new SimApp(Buffer.alloc(0));
+    server.endAfterSend = false;
+    server.reading = false;
+    const sim = simPair(client, server, { link: { delayMs: 10 } });
+    sim.clock.run(() => sim.server?.bufferedToRead === 6);
+    sim.server!.close();
+    sim.clock.run(() => client.closed !== undefined);
+    expect(client.closed).toBe('reset');
+  });
+
+  test('an orphaned connection whose peer never sends FIN leaves FIN_WAIT_2 after its timeout', () => {
+    const client = new SimApp(Buffer.alloc(0));
+    client.endAfterSend = false;
+    const server = new SimApp(Buffer.alloc(0));
+    server.endAfterSend = false;
+    const sim = simPair(client, server, { link: { delayMs: 10 }, server: { finWait2Ms: 5000 } });
+    sim.clock.run(() => server.established);
+    sim.server!.close();
+    sim.clock.run(() => server.closed !== undefined);
+    expect(sim.clock.now()).toBeGreaterThan(5000);
+    expect(sim.clock.now()).toBeLessThan(5200);
+    expect(sim.client.state).toBe('CLOSE_WAIT');
+  });
+});
+
 describe('TCP retransmission timers', () => {
   test('a lost last segment is resent after the 200 ms RTO floor; back-off doubles; the connection gives up with RST', () => {
     const client = new SimApp(Buffer.alloc(0));

@@ -44,6 +44,8 @@ export interface TcpConnectionOptions {
   initialRtoMs?: number;
   /** TIME_WAIT length (2 MSL; default 30 s). */
   timeWaitMs?: number;
+  /** How long a closed-by-us (orphaned) connection waits in FIN_WAIT_2 for the peer's FIN (default 60 s). */
+  finWait2Ms?: number;
   /** Retransmissions of one segment before the connection is given up (default 12). */
   maxRetries?: number;
   /** SYN or SYN-ACK retransmissions before giving up (default 5). */

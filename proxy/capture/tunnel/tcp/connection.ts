@@ -40,6 +40,7 @@ export class TcpConnection {
   private readonly sndBufSize: number;
   private readonly delayedAckMs: number;
   private readonly timeWaitMs: number;
+  private readonly finWait2Ms: number;
   private readonly maxRetries: number;
   private readonly maxSynRetries: number;
   private readonly rto: RtoEstimator;
@@ -64,6 +65,8 @@ export class TcpConnection {
   private peerMss = 536;
   private peerOfferedScaling = false;
   private writeBlocked = false;
+  /** close() was called: no reader any more. */
+  private orphaned = false;
 
   // Congestion control (NewReno).
   private readonly cc: NewReno;
@@ -106,6 +109,7 @@ export class TcpConnection {
     this.sndBufSize = opts.sendBuffer ?? 256 * 1024;
     this.delayedAckMs = opts.delayedAckMs ?? 40;
     this.timeWaitMs = opts.timeWaitMs ?? 30_000;
+    this.finWait2Ms = opts.finWait2Ms ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 12;
     this.maxSynRetries = opts.maxSynRetries ?? 5;
     this.rto = new RtoEstimator(opts.minRtoMs ?? 200, opts.maxRtoMs ?? 60_000, opts.initialRtoMs ?? 1000);
@@ -215,6 +219,19 @@ export class TcpConnection {
   /** True once the peer's FIN has been read past (end of stream for the reader). */
   get readEnded(): boolean {
     return this.peerFin && this.rcvQueue.length === 0;
+  }
+
+  /**
+   * The application is gone (a socket's close()): data already written is still delivered and
+   * followed by our FIN, unless unread data is waiting, which resets the connection. Data arriving
+   * later also resets it, and FIN_WAIT_2 ends after a timeout.
+   */
+  close(): void {
+    if (this.state === 'CLOSED') return;
+    if (this.rcvQueued > 0 || this.ooo.bytes > 0 || this.state === 'SYN_PENDING' || this.state === 'SYN_SENT') return this.abort();
+    this.orphaned = true;
+    this.end();
+    if (this.state === 'FIN_WAIT_2') this.startTimeWait(this.finWait2Ms);
   }
 
   /** Sends RST and closes at once (the application gave up on the connection). */
@@ -336,6 +353,10 @@ export class TcpConnection {
     if (!(flags & TCP_ACK)) return;
     if (!this.processAck(seg, seq)) return;
 
+    if (payload.length && this.orphaned) {
+      // Nobody will ever read this: tell the phone, as a kernel does for a closed socket.
+      return this.abort();
+    }
     if ((payload.length || fin) && this.acceptsData()) this.receiveData(seq, payload, fin);
     this.flush();
   }
@@ -398,7 +419,10 @@ export class TcpConnection {
     else this.stopRtxTimer();
 
     if (finAcked) {
-      if (this.state === 'FIN_WAIT_1') this.state = 'FIN_WAIT_2';
+      if (this.state === 'FIN_WAIT_1') {
+        this.state = 'FIN_WAIT_2';
+        if (this.orphaned) this.startTimeWait(this.finWait2Ms); // the phone may never send its FIN
+      }
       else if (this.state === 'CLOSING') this.enterTimeWait();
       else if (this.state === 'LAST_ACK') return this.finish('normal');
     }
@@ -701,9 +725,9 @@ export class TcpConnection {
     this.startTimeWait();
   }
 
-  private startTimeWait(): void {
+  private startTimeWait(ms = this.timeWaitMs): void {
     if (this.timeWaitTimer) this.clock.clearTimeout(this.timeWaitTimer);
-    this.timeWaitTimer = this.clock.setTimeout(() => this.finish('normal'), this.timeWaitMs);
+    this.timeWaitTimer = this.clock.setTimeout(() => this.finish('normal'), ms);
   }
 
   private finish(reason: TcpCloseReason): void {

@@ -107,11 +107,9 @@ export class TcpStream extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.clearIdle();
-    // A stream torn down with the phone still sending (or with our data unsent) resets the
-    // connection, as closing a socket with unread data does; after both ends finished it closes
-    // gracefully and the machine completes the handshake on its own.
-    const graceful = this.conn.writeEnded && this.conn.readEnded;
-    if (this.conn.state !== 'CLOSED' && !graceful) this.conn.abort();
+    // Like closing a socket: what was written is still delivered, then FIN; unread data from the
+    // phone resets the connection instead (TcpConnection.close()).
+    this.conn.close();
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     pending?.();
