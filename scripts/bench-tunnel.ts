@@ -7,6 +7,7 @@
  * process's CPU time per echo (one packet in and one out of the endpoint). Needs root (namespaces).
  *
  *   npm run bench:tunnel            BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_SIZE=1000 BENCH_WINDOW=32
+ *   BENCH_CPU_PROF=DIR              also write a CPU profile of phonehome into DIR (node --cpu-prof)
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -84,7 +85,8 @@ async function main(): Promise<void> {
     const phoneKeyFile = path.join(dir, 'phone.key');
     fs.writeFileSync(phoneKeyFile, value('PrivateKey') + '\n', { mode: 0o600 });
     const phonePub = spawnSync('wg', ['pubkey'], { input: value('PrivateKey') + '\n', encoding: 'utf8' }).stdout.trim();
-    const ph = pair.spawnIn(pair.laptopNs, process.execPath, [CLI, 'start', '--wireguard', '--wireguard-port', '51820', '--port', '0', '--dashboard-port', '0', '--data-dir', dir],
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.BENCH_CPU_PROF)] : [];
+    const ph = pair.spawnIn(pair.laptopNs, process.execPath, [...prof, CLI, 'start', '--wireguard', '--wireguard-port', '51820', '--port', '0', '--dashboard-port', '0', '--data-dir', dir],
       { env: { ...process.env } });
     await waitFor(() => /Press Ctrl\+C/.test(ph.output()), 30000, 'phonehome');
 
