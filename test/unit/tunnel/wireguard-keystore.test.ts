@@ -45,6 +45,9 @@ describe('WireGuard key store', () => {
     expect(() => listPeers(dir)).toThrow();
     fs.writeFileSync(path.join(dir, 'wireguard', 'peers.json'), '{"peers": [{"name": "a", "publicKey": "nope", "ipv4": "10.77.0.2", "ipv6": "fd77::2"}]}');
     expect(() => listPeers(dir)).toThrow(/key/);
+    const pub = Buffer.alloc(32, 9).toString('base64');
+    fs.writeFileSync(path.join(dir, 'wireguard', 'peers.json'), JSON.stringify({ peers: [{ name: '../../etc/passwd', publicKey: pub, ipv4: '10.77.0.2', ipv6: 'fd77::2' }] }));
+    expect(() => listPeers(dir)).toThrow(/malformed/);
   });
 
   test('concurrent `phonehome wireguard add` processes never hand out the same address', async () => {

@@ -62,7 +62,7 @@ export function listPeers(dataDir: string): StoredPeer[] {
   const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { peers?: StoredPeer[] };
   if (!parsed || !Array.isArray(parsed.peers)) throw new Error(`${file}: no "peers" list`);
   return parsed.peers.map((p) => {
-    if (typeof p.name !== 'string' || typeof p.ipv4 !== 'string' || typeof p.ipv6 !== 'string') throw new Error(`${file}: malformed peer`);
+    if (typeof p.name !== 'string' || !NAME_RE.test(p.name) || typeof p.ipv4 !== 'string' || typeof p.ipv6 !== 'string') throw new Error(`${file}: malformed peer`);
     decodeKey(p.publicKey);
     return { name: p.name, publicKey: p.publicKey, ipv4: p.ipv4, ipv6: p.ipv6, createdAt: p.createdAt };
   });
