@@ -136,31 +136,46 @@ export interface IpBuildInput {
 
 const addrBytes = (a: string | Buffer, v: 4 | 6): Buffer => (Buffer.isBuffer(a) ? a : v === 4 ? parseIpv4(a) : parseIpv6(a));
 
-/** An IPv4 packet (DF set: the tunnel never emits more than its MTU, so nothing needs fragmenting). */
+/**
+ * Writes a complete IP header for `payloadLength` bytes of `protocol` at the start of `out` (every
+ * header byte is written, so `out` may come from Buffer.allocUnsafe) and returns its length.
+ * IPv4 gets DF: the tunnel never emits more than its MTU, except fragments it makes itself.
+ */
+export function writeIpHeader(out: Buffer, version: 4 | 6, src: Buffer, dst: Buffer, protocol: number, payloadLength: number, ttl = 64): number {
+  if (version === 4) {
+    out[0] = 0x45;
+    out[1] = 0;
+    out.writeUInt16BE(20 + payloadLength, 2);
+    ipv4Id = (ipv4Id + 1) & 0xffff;
+    out.writeUInt16BE(ipv4Id, 4);
+    out.writeUInt16BE(0x4000, 6);
+    out[8] = ttl;
+    out[9] = protocol;
+    out.writeUInt16BE(0, 10);
+    src.copy(out, 12, 0, 4);
+    dst.copy(out, 16, 0, 4);
+    out.writeUInt16BE(finish(sumWords(out, 0, 20)), 10);
+    return 20;
+  }
+  out.writeUInt32BE(0x60000000, 0);
+  out.writeUInt16BE(payloadLength, 4);
+  out[6] = protocol;
+  out[7] = ttl;
+  src.copy(out, 8, 0, 16);
+  dst.copy(out, 24, 0, 16);
+  return 40;
+}
+
 export function buildIpv4Packet(p: IpBuildInput): Buffer {
-  const out = Buffer.alloc(20 + p.payload.length);
-  out[0] = 0x45;
-  out.writeUInt16BE(out.length, 2);
-  ipv4Id = (ipv4Id + 1) & 0xffff;
-  out.writeUInt16BE(ipv4Id, 4);
-  out.writeUInt16BE(0x4000, 6);
-  out[8] = p.ttl ?? 64;
-  out[9] = p.protocol;
-  addrBytes(p.src, 4).copy(out, 12);
-  addrBytes(p.dst, 4).copy(out, 16);
-  out.writeUInt16BE(finish(sumWords(out, 0, 20)), 10);
+  const out = Buffer.allocUnsafe(20 + p.payload.length);
+  writeIpHeader(out, 4, addrBytes(p.src, 4), addrBytes(p.dst, 4), p.protocol, p.payload.length, p.ttl);
   p.payload.copy(out, 20);
   return out;
 }
 
 export function buildIpv6Packet(p: IpBuildInput): Buffer {
-  const out = Buffer.alloc(40 + p.payload.length);
-  out.writeUInt32BE(0x60000000, 0);
-  out.writeUInt16BE(p.payload.length, 4);
-  out[6] = p.protocol;
-  out[7] = p.ttl ?? 64;
-  addrBytes(p.src, 6).copy(out, 8);
-  addrBytes(p.dst, 6).copy(out, 24);
+  const out = Buffer.allocUnsafe(40 + p.payload.length);
+  writeIpHeader(out, 6, addrBytes(p.src, 6), addrBytes(p.dst, 6), p.protocol, p.payload.length, p.ttl);
   p.payload.copy(out, 40);
   return out;
 }

@@ -7,7 +7,7 @@
 import { TCP_ACK, TCP_RST, type TcpOptions, type TcpSegment } from '../types';
 import { parseIp } from './address';
 import { transportChecksum, transportChecksumOk } from './checksum';
-import { buildIpPacket, PROTO_TCP, type IpPacket } from './packet';
+import { ipHeaderLength, PROTO_TCP, writeIpHeader, type IpPacket } from './packet';
 
 export type TcpParseResult = { ok: true; segment: TcpSegment } | { ok: false; reason: string; detail: string };
 
@@ -67,24 +67,27 @@ export function buildTcpOptions(opts: TcpOptions): Buffer {
   return Buffer.from(parts);
 }
 
-/** A whole IP packet carrying the segment, checksums included. */
+/** A whole IP packet carrying the segment, checksums included, built in one buffer. */
 export function buildTcpPacket(seg: TcpSegment, ttl = 64): Buffer {
   const options = buildTcpOptions(seg.options);
   const header = 20 + options.length;
-  const tcp = Buffer.alloc(header + seg.payload.length);
-  tcp.writeUInt16BE(seg.srcPort, 0);
-  tcp.writeUInt16BE(seg.dstPort, 2);
-  tcp.writeUInt32BE(seg.seq >>> 0, 4);
-  tcp.writeUInt32BE(seg.ack >>> 0, 8);
-  tcp[12] = (header / 4) << 4;
-  tcp[13] = seg.flags & 0xff;
-  tcp.writeUInt16BE(seg.window & 0xffff, 14);
-  options.copy(tcp, 20);
-  seg.payload.copy(tcp, header);
+  const segLength = header + seg.payload.length;
   const src = parseIp(seg.srcIp);
   const dst = parseIp(seg.dstIp);
-  tcp.writeUInt16BE(transportChecksum(src, dst, PROTO_TCP, tcp), 16);
-  return buildIpPacket(seg.ipVersion, { src, dst, protocol: PROTO_TCP, payload: tcp, ttl });
+  const out = Buffer.allocUnsafe(ipHeaderLength(seg.ipVersion) + segLength);
+  const h = writeIpHeader(out, seg.ipVersion, src, dst, PROTO_TCP, segLength, ttl);
+  out.writeUInt16BE(seg.srcPort, h);
+  out.writeUInt16BE(seg.dstPort, h + 2);
+  out.writeUInt32BE(seg.seq >>> 0, h + 4);
+  out.writeUInt32BE(seg.ack >>> 0, h + 8);
+  out[h + 12] = (header / 4) << 4;
+  out[h + 13] = seg.flags & 0xff;
+  out.writeUInt16BE(seg.window & 0xffff, h + 14);
+  out.writeUInt32BE(0, h + 16); // checksum and urgent pointer
+  options.copy(out, h + 20);
+  seg.payload.copy(out, h + header);
+  out.writeUInt16BE(transportChecksum(src, dst, PROTO_TCP, out.subarray(h)), h + 16);
+  return out;
 }
 
 /** The RST a host sends for a segment that belongs to no connection (RFC 9293 3.10.7.1). */

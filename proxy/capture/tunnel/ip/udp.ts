@@ -4,7 +4,7 @@
  */
 import { parseIp } from './address';
 import { transportChecksum, transportChecksumOk } from './checksum';
-import { buildIpPacket, PROTO_UDP, type IpPacket } from './packet';
+import { ipHeaderLength, PROTO_UDP, writeIpHeader, type IpPacket } from './packet';
 
 export interface UdpDatagram {
   srcPort: number;
@@ -38,17 +38,21 @@ export interface UdpBuildInput {
   payload: Buffer;
 }
 
+/** A whole IP packet carrying the datagram, built in one buffer (the relay's hot path). */
 export function buildUdpPacket(u: UdpBuildInput): Buffer {
   const src = Buffer.isBuffer(u.src) ? u.src : parseIp(u.src);
   const dst = Buffer.isBuffer(u.dst) ? u.dst : parseIp(u.dst);
-  const seg = Buffer.alloc(8 + u.payload.length);
-  seg.writeUInt16BE(u.srcPort, 0);
-  seg.writeUInt16BE(u.dstPort, 2);
-  seg.writeUInt16BE(seg.length, 4);
-  u.payload.copy(seg, 8);
+  const segLength = 8 + u.payload.length;
+  const out = Buffer.allocUnsafe(ipHeaderLength(u.version) + segLength);
+  const h = writeIpHeader(out, u.version, src, dst, PROTO_UDP, segLength);
+  out.writeUInt16BE(u.srcPort, h);
+  out.writeUInt16BE(u.dstPort, h + 2);
+  out.writeUInt16BE(segLength, h + 4);
+  out.writeUInt16BE(0, h + 6);
+  u.payload.copy(out, h + 8);
   // A computed 0 is sent as 0xffff (0 means "no checksum").
-  seg.writeUInt16BE(transportChecksum(src, dst, PROTO_UDP, seg) || 0xffff, 6);
-  return buildIpPacket(u.version, { src, dst, protocol: PROTO_UDP, payload: seg });
+  out.writeUInt16BE(transportChecksum(src, dst, PROTO_UDP, out.subarray(h)) || 0xffff, h + 6);
+  return out;
 }
 
 export const UDP_HEADER = 8;
