@@ -3,8 +3,10 @@
  * arrivals ordered by simulated time, so minutes of TCP run in milliseconds) and a link that
  * loses, duplicates, reorders and delays segments with a seeded PRNG, so every failure reproduces.
  */
+import * as crypto from 'crypto';
 import type { TcpClock, TimerHandle } from '../../../proxy/capture/tunnel/tcp/clock';
-import type { TcpSegment } from '../../../proxy/capture/tunnel/types';
+import { TcpConnection, TcpConnectionOptions, TcpCloseReason } from '../../../proxy/capture/tunnel/tcp/connection';
+import { TCP_ACK, TCP_SYN, TcpSegment } from '../../../proxy/capture/tunnel/types';
 import { prng } from '../../../scripts/fixtures/random';
 
 interface SimEvent {
@@ -149,10 +151,6 @@ export class SimLink {
 
 // ---- two TCP endpoints over a simulated link ------------------------------------------------
 
-import * as crypto from 'crypto';
-import { TcpConnection, TcpConnectionOptions, TcpCloseReason } from '../../../proxy/capture/tunnel/tcp/connection';
-import { TCP_ACK, TCP_SYN } from '../../../proxy/capture/tunnel/types';
-
 /** An application on one end: writes `toSend` (respecting backpressure), then ends; reads and hashes. */
 export class SimApp {
   conn!: TcpConnection;
@@ -227,8 +225,8 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
   const down = new SimLink(clock, o.back ?? { ...(o.link ?? {}), seed: (o.link?.seed ?? 1) + 1000 });
   const v6 = o.ipVersion === 6;
   const base = { clock, mss: v6 ? 1360 : 1380 };
-  const upLog: import('../../../proxy/capture/tunnel/types').TcpSegment[] = [];
-  const downLog: import('../../../proxy/capture/tunnel/types').TcpSegment[] = [];
+  const upLog: TcpSegment[] = [];
+  const downLog: TcpSegment[] = [];
   /** Simulated time each logged segment was sent. */
   const sentAt = new WeakMap<object, number>();
   const result = { clock, up, down, upLog, downLog, sentAt, server: undefined as TcpConnection | undefined, client: undefined as unknown as TcpConnection };
