@@ -218,6 +218,10 @@ export class TunnelStack {
 
   /** Sends one packet to the phone, unless it would exceed the MTU (counted instead). */
   private emit(peer: TunnelPeer, packet: Buffer): boolean {
+    if (this.closed) {
+      this.drop('closed');
+      return false;
+    }
     if (packet.length > this.opts.mtu) {
       this.drop('over-mtu');
       return false;
@@ -303,8 +307,10 @@ export class TunnelStack {
 
   // ---- DNS --------------------------------------------------------------------------------------
 
-  private onDns(peer: TunnelPeer, ip: IpPacket, srcPort: number, query: Buffer): void {
+  private onDns(peer: TunnelPeer, ip: IpPacket, srcPort: number, datagram: Buffer): void {
     const startedAt = Date.now();
+    // Own copy: the answer is built after awaits, and the caller's packet buffer may be reused by then.
+    const query = Buffer.from(datagram);
     const base = { source: 'vpn' as const, clientIp: peer.ipv4, clientPort: srcPort, resolver: ip.dst, startedAt };
     const reply = (payload: Buffer): void => {
       if (this.closed) return;

@@ -75,8 +75,10 @@ export class UdpRelay {
     s.lastActive = Date.now();
     s.datagramsOut++;
     s.sent.add(payload);
-    if (s.ready) this.write(s, payload);
-    else s.queue.push(Buffer.from(payload));
+    // Own copy: the send completes asynchronously and the caller's packet buffer may be reused.
+    const own = Buffer.from(payload);
+    if (s.ready) this.write(s, own);
+    else s.queue.push(own);
     return true;
   }
 
