@@ -63,3 +63,32 @@ test('the receive budget is shared by a phone\'s connections: unread data closes
   expect(phones.every((p) => p.stats.windowProbes > 0)).toBe(true);
   tunnel.close();
 });
+
+test('a new SYN on the 4-tuple of a connection in TIME_WAIT starts a new connection', () => {
+  const clock = new SimClock();
+  const offered: IncomingTcpConnection[] = [];
+  const tunnel = new TcpTunnel({ clock, onConnection: (c) => {
+    offered.push(c);
+    const s = c.accept();
+    s.on('error', () => undefined);
+    s.conn.end(); // the server side closes first, so the tunnel's end goes through TIME_WAIT
+  } });
+  const open = (iss: number) => {
+    const toPhone = (s: TcpSegment) => clock.setTimeout(() => c.onSegment(s), 5);
+    const c: TcpConnection = TcpConnection.connect({ ip: peer.ipv4, port: 4000 }, { ip: '192.0.2.9', port: 443 }, 4, { clock, mss: 1380, iss }, {
+      output: (s) => clock.setTimeout(() => tunnel.onSegment(peer, s, toPhone), 5),
+    });
+    return c;
+  };
+  const first = open(1000);
+  clock.run(() => first.state === 'CLOSE_WAIT');
+  first.end();
+  clock.run(() => first.state === 'CLOSED');
+  expect(offered).toHaveLength(1);
+  expect(offered[0].accept().conn.state).toBe('TIME_WAIT');
+  const second = open(500_000);
+  clock.run(() => second.state !== 'SYN_SENT');
+  expect(offered).toHaveLength(2);
+  expect(second.closeReason === undefined || second.closeReason === 'normal').toBe(true);
+  expect(['ESTABLISHED', 'CLOSE_WAIT']).toContain(second.state);
+});

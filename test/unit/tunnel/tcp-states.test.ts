@@ -77,6 +77,22 @@ describe('TCP close and reset', () => {
     expect(client.closed).toBe('normal');
   });
 
+  test('a keep-alive probe (one below the next expected sequence number) is answered with an ACK', () => {
+    const client = new SimApp(Buffer.from('x'));
+    client.endAfterSend = false;
+    const server = new SimApp(Buffer.alloc(0));
+    server.endAfterSend = false;
+    const sim = simPair(client, server, { link: { delayMs: 10 } });
+    sim.clock.run(() => server.received === 1);
+    sim.clock.run(() => false, sim.clock.now() + 500);
+    const last = sim.upLog[sim.upLog.length - 1];
+    const before = sim.downLog.length;
+    const next = (last.seq + last.payload.length) >>> 0;
+    sim.server!.onSegment(forged(last, { seq: (next - 1) >>> 0, ack: last.ack, flags: TCP_ACK, window: last.window }));
+    expect(sim.downLog.length).toBe(before + 1);
+    expect(sim.downLog[before]).toMatchObject({ flags: TCP_ACK, ack: next });
+  });
+
   test('abort() sends RST; the peer closes with reason reset', () => {
     const client = new SimApp(crypto.randomBytes(64 * KB));
     client.endAfterSend = false;

@@ -227,10 +227,9 @@ export class TcpConnection extends TcpConnectionBase {
     const before = seqDiff(this.rcvNxt, seq);
     if (before > 0) {
       if (before >= payload.length + (fin ? 1 : 0)) {
-        if (payload.length || fin) {
-          this.stats.duplicates++;
-          this.scheduleAck(true);
-        }
+        // Old data, or a keep-alive probe (seq = rcvNxt - 1): either way the peer needs an ACK.
+        if (payload.length || fin) this.stats.duplicates++;
+        this.scheduleAck(true);
         payload = Buffer.alloc(0);
         fin = false;
         seq = this.rcvNxt;

@@ -90,7 +90,10 @@ export class TcpTunnel implements TcpSegmentHandler {
   onSegment(peer: TunnelPeer, seg: TcpSegment, send: (segment: TcpSegment) => void): void {
     const key = `${peer.publicKey} ${seg.srcIp} ${seg.srcPort} ${seg.dstIp} ${seg.dstPort}`;
     const existing = this.conns.get(key);
-    if (existing) {
+    if (existing && existing.conn.state === 'TIME_WAIT' && (seg.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN) {
+      // The phone reuses the port of a connection we hold in TIME_WAIT: let the new one start.
+      existing.conn.abort();
+    } else if (existing) {
       existing.send = send;
       existing.conn.onSegment(seg);
       this.settle(existing);
