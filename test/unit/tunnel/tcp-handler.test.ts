@@ -92,3 +92,23 @@ test('a new SYN on the 4-tuple of a connection in TIME_WAIT starts a new connect
   expect(second.closeReason === undefined || second.closeReason === 'normal').toBe(true);
   expect(['ESTABLISHED', 'CLOSE_WAIT']).toContain(second.state);
 });
+
+test('data a closed connection left unread goes back to the phone\'s budget', () => {
+  const clock = new SimClock();
+  const tunnel = new TcpTunnel({ clock, onConnection: (c) => {
+    const s = c.accept();
+    s.on('error', () => undefined);
+    s.conn.end(); // answers with FIN at once and never reads
+  } });
+  const toPhone = (s: TcpSegment) => clock.setTimeout(() => c.onSegment(s), 5);
+  const c: TcpConnection = TcpConnection.connect({ ip: peer.ipv4, port: 5000 }, { ip: '192.0.2.9', port: 443 }, 4, { clock, mss: 1380 }, {
+    output: (s) => clock.setTimeout(() => tunnel.onSegment(peer, s, toPhone), 5),
+    established: () => {
+      c.write(Buffer.alloc(50_000, 1));
+      c.end();
+    },
+  });
+  clock.run(() => c.state === 'CLOSED' || c.state === 'TIME_WAIT');
+  clock.run(() => tunnel.stats()[peer.ipv4].open === 0);
+  expect(tunnel.stats()[peer.ipv4]).toMatchObject({ bytesFromPhone: 50_000, heldBytes: 0, open: 0 });
+});

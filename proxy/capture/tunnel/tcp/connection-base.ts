@@ -365,14 +365,17 @@ export abstract class TcpConnectionBase {
     if (this.windowUpdateTimer) this.clock.clearTimeout(this.windowUpdateTimer);
     this.delAckTimer = this.timeWaitTimer = this.windowUpdateTimer = undefined;
     this.ooo.clear();
-    if (reason !== 'normal') {
-      // Unread data of a reset or abandoned connection is discarded; after a normal close the
-      // reader may still drain it.
-      if (this.budget) this.budget.used -= this.rcvQueued;
-      this.rcvQueued = 0;
-      this.rcvQueue.length = 0;
-    }
+    // Unread data of a reset or abandoned connection is discarded; after a normal close the
+    // reader may still drain it (or close(), which discards it).
+    if (reason !== 'normal') this.discardUnread();
     this.events.closed?.(reason);
+  }
+
+  /** Drops data nobody will read, returning its bytes to the phone's shared budget. */
+  protected discardUnread(): void {
+    if (this.budget) this.budget.used -= this.rcvQueued;
+    this.rcvQueued = 0;
+    this.rcvQueue.length = 0;
   }
 
   // ---- helpers ----------------------------------------------------------------------------

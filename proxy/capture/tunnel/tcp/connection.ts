@@ -128,7 +128,7 @@ export class TcpConnection extends TcpConnectionBase {
    * later also resets it, and FIN_WAIT_2 ends after a timeout.
    */
   close(): void {
-    if (this.state === 'CLOSED') return;
+    if (this.state === 'CLOSED') return this.discardUnread();
     if (this.rcvQueued > 0 || this.ooo.bytes > 0 || this.state === 'SYN_PENDING' || this.state === 'SYN_SENT') return this.abort();
     this.orphaned = true;
     this.end();
@@ -137,7 +137,7 @@ export class TcpConnection extends TcpConnectionBase {
 
   /** Sends RST and closes at once (the application gave up on the connection). */
   abort(): void {
-    if (this.state === 'CLOSED') return;
+    if (this.state === 'CLOSED') return this.discardUnread();
     if (this.state === 'SYN_PENDING') return this.refuse();
     if (this.state !== 'TIME_WAIT' && this.state !== 'SYN_SENT') this.emit(this.segment(this.sndNxt, this.rcvNxt, TCP_RST | TCP_ACK, Buffer.alloc(0), 0));
     this.finish('aborted');

@@ -37,6 +37,8 @@ export interface PeerTcpStats {
   retransmissions: number;
   /** Segments dropped or reset: over a limit, for no connection, out of window, reassembly full. */
   drops: number;
+  /** Bytes received from the phone and not yet read by the interception core (the shared budget in use). */
+  heldBytes: number;
 }
 
 export interface TcpTunnelOptions {
@@ -189,7 +191,7 @@ export class TcpTunnel implements TcpSegmentHandler {
   stats(): Record<string, PeerTcpStats & { name: string }> {
     for (const e of this.conns.values()) this.settle(e);
     const out: Record<string, PeerTcpStats & { name: string }> = {};
-    for (const p of this.peers.values()) out[p.peer.ipv4] = { name: p.peer.name, ...p.stats };
+    for (const p of this.peers.values()) out[p.peer.ipv4] = { name: p.peer.name, ...p.stats, heldBytes: p.budget.used };
     return out;
   }
 
@@ -204,7 +206,7 @@ export class TcpTunnel implements TcpSegmentHandler {
     if (!ps) {
       ps = {
         peer,
-        stats: { connections: 0, open: 0, refused: 0, bytesFromPhone: 0, bytesToPhone: 0, retransmissions: 0, drops: 0 },
+        stats: { connections: 0, open: 0, refused: 0, bytesFromPhone: 0, bytesToPhone: 0, retransmissions: 0, drops: 0, heldBytes: 0 },
         budget: { used: 0, limit: this.opts.receiveBudgetPerPeer ?? 32 * 1024 * 1024 },
         conns: new Set(),
       };
