@@ -26,7 +26,7 @@ function topHelp(): string {
     } catch {
       summary = '(not available in this build)';
     }
-    lines.push(`  ${name.padEnd(9)} ${summary}`);
+    lines.push(`  ${name.padEnd(10)} ${summary}`);
   }
   lines.push('', "Run 'phonehome <command> --help' for the options of each command.");
   return lines.join('\n') + '\n';
