@@ -363,6 +363,43 @@ describe('TunnelStack', () => {
     expect(sent).toHaveLength(1);
   });
 
+  it('survives hostile packets: random bytes, garbage DNS, random TCP flags and ICMP types', async () => {
+    await stack.close();
+    stack = make({ dnsUpstreams: [`127.0.0.1:${await closedPort()}`], dnsTimeoutMs: 50, allowLoopback: false });
+    let seed = 4242;
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => rand(256)));
+    const N = 3000;
+    for (let i = 0; i < N; i++) {
+      const v: 4 | 6 = rand(2) ? 4 : 6;
+      const src = v === 4 ? PHONE.ipv4 : PHONE.ipv6;
+      const dst = v === 4 ? `198.51.100.${rand(256)}` : `2001:db8::${rand(65536).toString(16)}`;
+      switch (rand(5)) {
+        case 0: { const b = bytes(rand(100)); if (b.length) b[0] = (v === 4 ? 0x45 : 0x60) | (b[0] & 0x0f); stack.receive(PHONE, b); break; }
+        case 1: stack.receive(PHONE, udpFromPhone(v, dst, 1 + rand(65535), 53, bytes(rand(80)))); break;
+        case 2: stack.receive(PHONE, buildTcpPacket({ ...syn(v, dst, 1 + rand(65535)), flags: rand(256), seq: rand(2 ** 31), ack: rand(2 ** 31), payload: bytes(rand(40)) })); break;
+        case 3: {
+          const msg = bytes(8 + rand(40));
+          msg.writeUInt16BE(0, 2);
+          if (v === 4) msg.writeUInt16BE(finish(sumWords(msg)), 2);
+          else msg.writeUInt16BE(transportChecksum(parseIpv6(src), parseIpv6(dst), PROTO_ICMPV6, msg), 2);
+          stack.receive(PHONE, v === 4 ? buildIpv4Packet({ src, dst, protocol: PROTO_ICMP, payload: msg }) : buildIpv6Packet({ src, dst, protocol: PROTO_ICMPV6, payload: msg }));
+          break;
+        }
+        default: stack.receive(PHONE, udpFromPhone(v, v === 4 ? '10.77.0.1' : 'fd77::1', 1 + rand(65535), rand(2) ? 443 : 1 + rand(65535), bytes(rand(60))));
+      }
+    }
+    await waitFor('DNS lookups to finish', () => (stack as unknown as { inflightDns: Set<unknown> }).inflightDns.size === 0 || undefined, 10_000);
+    const st = stack.stats();
+    expect(st.packetsIn).toBe(N);
+    expect(st.dropped['internal-error']).toBeUndefined();
+    expect(st.udpSessionsTotal).toBe(0);
+    expect(sent.every((p) => p.length <= MTU && parseIpPacket(p).ok)).toBe(true);
+    // Every DNS query, however broken, was answered and recorded.
+    expect(st.dnsQueries).toBe(st.dnsAnswers + st.dnsFailures);
+    expect(store.dns.recent(10_000).length).toBe(st.dnsQueries);
+  });
+
   it('records lookups still in flight and open UDP conversations when closed', async () => {
     const echo = await startEcho('udp4');
     sockets.push(echo.sock);
