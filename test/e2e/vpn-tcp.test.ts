@@ -4,7 +4,8 @@
  * wireguard-go as the phone in a "phone" namespace. From the phone, with no proxy settings: curl to
  * the HTTP origin (an IMEI in a form body) and to the HTTPS origin (phonehome's CA trusted with
  * --cacert), a raw TCP echo on an unusual port, IPv6, and a 20 MB download checked by hash. The
- * flows, their bodies and the IMEI finding must be in the database with source 'vpn'.
+ * flows, their bodies and the IMEI finding must be in the database with source 'vpn', and the
+ * finding's alert on the dashboard's WebSocket stream.
  * Needs root, /dev/net/tun, wireguard-go, wireguard-tools and curl (CI installs them).
  */
 import { spawnSync } from 'child_process';
@@ -123,6 +124,20 @@ describeNetns('VPN mode TCP over WireGuard (wireguard-go as the phone, curl with
     let findings: Array<{ type: string; value: string }> = [];
     await waitFor(() => (findings = query('SELECT type, value FROM findings WHERE flow_id = ?', flow.id)).some((f) => f.type === 'imei'), 20000, 'the IMEI finding');
     expect(findings).toContainEqual(expect.objectContaining({ type: 'imei', value: IMEI }));
+
+    // The dashboard's live stream (replayed from the start with ?since=0) carries its alert.
+    const dashboard = /dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(phonehome.output())?.[1];
+    expect(dashboard).toBeDefined();
+    const wsScript = `
+      const WebSocket = require(${JSON.stringify(require.resolve('ws'))});
+      const ws = new WebSocket('${dashboard!.replace('http', 'ws')}/ws?since=0');
+      const got = [];
+      ws.on('message', (m) => got.push(JSON.parse(String(m))));
+      ws.on('error', (e) => { console.log('error ' + e.message); process.exit(1); });
+      setTimeout(() => { console.log(JSON.stringify(got.filter((e) => e.type === 'alert').map((e) => e.data))); process.exit(0); }, 2000);`;
+    const ws = spawnSync('ip', ['netns', 'exec', pair.laptopNs, process.execPath, '-e', wsScript], { encoding: 'utf8', timeout: 15000 });
+    const alerts = JSON.parse(ws.stdout.trim()) as Array<{ flowId: number; clientIp: string; types: string[]; url: string }>;
+    expect(alerts).toContainEqual(expect.objectContaining({ flowId: flow.id, clientIp: '10.77.0.2', types: expect.arrayContaining(['imei']) }));
   }, 60000);
 
   test('curl over HTTPS with the CA trusted: intercepted, decrypted body recorded', async () => {
