@@ -158,6 +158,34 @@ test('a 20 MB download through the tunnel arrives intact (backpressure to the ph
   expect(sha256(res.body)).toBe(patternSha256(n));
 }, 60_000);
 
+test('an upload to a server that does not read: the phone sees the window close, the tunnel holds one buffer', async () => {
+  const upload = crypto.randomBytes(24 * 1024 * 1024); // more than loopback's socket buffers soak up
+  const received: Buffer[] = [];
+  let server: net.Socket | undefined;
+  const sink = net.createServer((s) => {
+    server = s;
+    s.pause();
+    s.on('data', (c: Buffer) => received.push(c));
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  try {
+    const stream = await phoneConnect('127.0.0.1', (sink.address() as net.AddressInfo).port);
+    stream.end(upload);
+    // Nobody reads upstream: the relay stops reading the phone, whose window then closes.
+    await waitFor(() => (stream.conn.stats.windowProbes > 0 ? true : undefined), 20_000);
+    const held = tunnel.stats()[phone.ipv4].heldBytes;
+    expect(held).toBeGreaterThan(64 * 1024);
+    expect(held).toBeLessThanOrEqual(256 * 1024);
+    expect(stream.conn.bufferedToSend).toBeGreaterThan(0);
+    server!.resume();
+    await waitFor(() => (received.reduce((n, c) => n + c.length, 0) >= upload.length ? true : undefined), 30_000);
+    expect(sha256(Buffer.concat(received))).toBe(sha256(upload));
+  } finally {
+    server?.destroy();
+    sink.close();
+  }
+}, 60_000);
+
 test('per-phone stats count connections, bytes, refusals and drops; strays get RST', async () => {
   // The phone's last ACKs of the download may still be on their way.
   const before = await waitFor(() => {
