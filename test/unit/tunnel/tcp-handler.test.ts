@@ -112,3 +112,28 @@ test('data a closed connection left unread goes back to the phone\'s budget', ()
   clock.run(() => tunnel.stats()[peer.ipv4].open === 0);
   expect(tunnel.stats()[peer.ipv4]).toMatchObject({ bytesFromPhone: 50_000, heldBytes: 0, open: 0 });
 });
+
+test('connections in TIME_WAIT do not count against the limit; at 4x the limit the oldest gives way', () => {
+  const clock = new SimClock();
+  const tunnel = new TcpTunnel({ clock, maxConnectionsPerPeer: 1, onConnection: (c) => {
+    const s = c.accept();
+    s.on('error', () => undefined);
+    s.conn.end();
+  } });
+  const phones: TcpConnection[] = [];
+  for (let i = 0; i < 6; i++) {
+    const toPhone = (s: TcpSegment) => clock.setTimeout(() => c.onSegment(s), 5);
+    const c: TcpConnection = TcpConnection.connect({ ip: peer.ipv4, port: 6000 + i }, { ip: '192.0.2.9', port: 443 }, 4, { clock, mss: 1380 }, {
+      output: (s) => clock.setTimeout(() => tunnel.onSegment(peer, s, toPhone), 5),
+    });
+    clock.run(() => c.state === 'CLOSE_WAIT' || c.state === 'CLOSED');
+    expect(c.state).toBe('CLOSE_WAIT'); // accepted despite the limit of 1: the others are in TIME_WAIT
+    c.end();
+    clock.run(() => c.state === 'CLOSED');
+    phones.push(c);
+  }
+  const s = tunnel.stats()[peer.ipv4];
+  expect(s.connections).toBe(6);
+  expect(s.drops).toBe(0);
+  expect(s.open).toBe(4); // the table stays at 4x the limit
+});

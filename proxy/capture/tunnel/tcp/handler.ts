@@ -44,7 +44,10 @@ export interface PeerTcpStats {
 export interface TcpTunnelOptions {
   /** Tunnel MTU (default 1420, WireGuard's): MSS is MTU - 40 (IPv4) or - 60 (IPv6). */
   mtu?: number;
-  /** Connections per phone, TIME_WAIT included (default 1024); further SYNs get RST. */
+  /**
+   * Open connections per phone (default 1024); further SYNs get RST. Connections in TIME_WAIT (no
+   * buffers) do not count, but at 4x the limit the oldest of them makes room for a new one.
+   */
   maxConnectionsPerPeer?: number;
   /** Bytes a phone's connections together hold for slow readers (default 32 MiB): windows shrink beyond. */
   receiveBudgetPerPeer?: number;
@@ -108,12 +111,20 @@ export class TcpTunnel implements TcpSegmentHandler {
       if (!(seg.flags & TCP_RST)) send(resetFor(seg));
       return;
     }
-    if (ps.conns.size >= (this.opts.maxConnectionsPerPeer ?? 1024)) {
+    const limit = this.opts.maxConnectionsPerPeer ?? 1024;
+    let active = 0;
+    let oldestTimeWait: Entry | undefined;
+    for (const e of ps.conns) {
+      if (e.conn.state === 'TIME_WAIT') oldestTimeWait ??= e;
+      else active++;
+    }
+    if (active >= limit) {
       ps.stats.drops++;
-      if (this.limitLogs++ % 1000 === 0) this.opts.log?.(`phone ${peer.name} (${peer.ipv4}) is at its TCP connection limit (${ps.conns.size}); resetting new connections`);
+      if (this.limitLogs++ % 1000 === 0) this.opts.log?.(`phone ${peer.name} (${peer.ipv4}) is at its TCP connection limit (${active}); resetting new connections`);
       send(resetFor(seg));
       return;
     }
+    if (ps.conns.size >= limit * 4 && oldestTimeWait) oldestTimeWait.conn.abort();
     this.open(key, peer, ps, seg, send);
   }
 
