@@ -3,12 +3,15 @@
  * pipeline fed by the proxy's onFlow, and the dashboard (REST + WebSocket). Tests and benchmarks
  * start exactly what a user starts.
  */
+import * as dns from 'dns';
 import { CertificateAuthority } from '../certs/ca';
 import { LeafMinter } from '../certs/leaf';
 import { serveSetupPage } from './capture/setup-page';
 import { ProxyServer, ProxyServerOptions } from './capture/proxy-server';
 import type { Logger } from './capture/recording';
-import { consoleLogger } from './capture/recording';
+import { consoleLogger, FlowRecorder } from './capture/recording';
+import { startVpn, VpnEndpoint, VpnOptions } from './capture/tunnel';
+import { createTcpInterception } from './capture/tunnel/tcp/intercept-tcp';
 import { ensureDataDir } from './data-dir';
 import type { Flow } from './flow';
 import { Store } from './store';
@@ -42,6 +45,8 @@ export interface PhonehomeOptions {
   log?: Logger;
   /** Tuning and test hooks passed to the proxy as they are. */
   proxy?: Pick<ProxyServerOptions, 'idleTimeoutMs' | 'sniffTimeoutMs' | 'connectTimeoutMs' | 'maxHeaderSize' | 'upstreamCa' | 'lookup'>;
+  /** VPN mode (`--wireguard`): the WireGuard endpoint on this UDP port (default 51820). */
+  wireguard?: { port?: number; listenHost?: string; dnsUpstreams?: string[] } & Pick<VpnOptions, 'createIpLayer' | 'peersPollMs'>;
 }
 
 export interface Phonehome {
@@ -56,6 +61,8 @@ export interface Phonehome {
   dashboardToken?: string;
   pipeline: AnalysisPipeline | null;
   live: LiveServices;
+  /** Set with the `wireguard` option. */
+  vpn?: VpnEndpoint;
   close(): Promise<void>;
 }
 
@@ -89,10 +96,28 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     setupPage: (req, res, proxyHost, proxyPort) => serveSetupPage(req, res, { ca, proxyHost, proxyPort, dashboardUrl: dashboardUrl ?? '' }),
     ...opts.proxy,
   });
+  let vpn: VpnEndpoint | undefined;
   try {
     const { port } = await proxy.listen();
     const listenHost = opts.listenHost ?? '0.0.0.0';
     const proxyHost = listenHost === '0.0.0.0' || listenHost === '::' ? (lanAddresses()[0] ?? '127.0.0.1') : listenHost;
+    if (opts.wireguard) {
+      const wgHost = opts.wireguard.listenHost ?? listenHost;
+      vpn = await startVpn({
+        dataDir,
+        port: opts.wireguard.port,
+        listenHost: wgHost === '::' ? '0.0.0.0' : wgHost,
+        endpointHost: proxyHost,
+        dnsUpstreams: opts.wireguard.dnsUpstreams?.length ? opts.wireguard.dnsUpstreams : dns.getServers(),
+        recorder: new FlowRecorder(store, log, onFlow),
+        store,
+        log,
+        tcp: createTcpInterception(proxy.runtime),
+        createIpLayer: opts.wireguard.createIpLayer,
+        peersPollMs: opts.wireguard.peersPollMs,
+      });
+    }
+    const vpnRunning = vpn;
     const proxyBase = `http://${proxyHost.includes(':') ? `[${proxyHost}]` : proxyHost}:${port}`;
     live = await startLive({
       store,
@@ -100,7 +125,10 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       profiles: opts.profiles,
       analysis: opts.analysis,
       pipeline: opts.pipeline,
-      setupInfo: { proxyHost, proxyPort: port, setupUrl: `${proxyBase}/`, caUrl: `${proxyBase}/ca.pem` },
+      setupInfo: {
+        proxyHost, proxyPort: port, setupUrl: `${proxyBase}/`, caUrl: `${proxyBase}/ca.pem`,
+        wireguard: vpnRunning && (() => vpnRunning.setupView()),
+      },
       log,
     });
     if (live.dashboard) dashboardUrl = live.dashboard.url.replace(/\/(\?token=.*)?$/, '');
@@ -116,14 +144,17 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       dashboardToken: running.dashboard?.token,
       pipeline: running.pipeline,
       live: running,
+      vpn,
       async close() {
         await proxy.close();
+        if (vpnRunning) await vpnRunning.close();
         await running.close();
         await store.closeAsync();
       },
     };
   } catch (err) {
     await proxy.close().catch(() => undefined);
+    if (vpn) await vpn.close().catch(() => undefined);
     if (live) await live.close().catch(() => undefined);
     await store.closeAsync();
     throw err;

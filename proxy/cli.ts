@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Command> = {
   start: () => require('./commands/start').command,
   ca: () => require('./commands/ca').command,
   analyze: () => require('./commands/analyze').command,
+  wireguard: () => require('./commands/wireguard').command,
 };
 
 function topHelp(): string {
@@ -25,7 +26,7 @@ function topHelp(): string {
     } catch {
       summary = '(not available in this build)';
     }
-    lines.push(`  ${name.padEnd(9)} ${summary}`);
+    lines.push(`  ${name.padEnd(10)} ${summary}`);
   }
   lines.push('', "Run 'phonehome <command> --help' for the options of each command.");
   return lines.join('\n') + '\n';

@@ -19,7 +19,7 @@ export class BadRequest extends Error {}
 export interface ApiOptions {
   store: Store;
   queries: DashboardQueries;
-  setup(): SetupView | null;
+  setup(): SetupView | null | Promise<SetupView | null>;
   stats(): unknown;
   /** Extra profile check (e.g. the analyser's compileProfile); throws with a message on a bad profile. */
   validateProfile?(profile: DeviceProfile): void;
@@ -146,8 +146,8 @@ export function apiRouter(opts: ApiOptions): Router {
     res.json({ queued: info.changes });
   });
 
-  r.get('/setup', (_req, res) => {
-    const s = opts.setup();
+  r.get('/setup', async (_req, res) => {
+    const s = await opts.setup();
     if (!s) {
       res.status(404).json({ error: 'no proxy is running with this dashboard' });
       return;

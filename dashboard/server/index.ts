@@ -72,7 +72,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   app.use(accessGuard(policy));
   app.use(
     '/api',
-    apiRouter({ store: opts.store, queries, setup: () => setup, stats, validateProfile: opts.validateProfile, onProfileChanged: opts.onProfileChanged }),
+    apiRouter({ store: opts.store, queries, setup: async () => (setup && opts.setupInfo?.wireguard ? { ...setup, wireguard: await opts.setupInfo.wireguard() } : setup), stats, validateProfile: opts.validateProfile, onProfileChanged: opts.onProfileChanged }),
   );
   app.use(express.static(opts.publicDir ?? defaultPublicDir(), { index: 'index.html', dotfiles: 'ignore' }));
   app.use((_req: express.Request, res: express.Response) => {

@@ -12,9 +12,25 @@ export interface SetupInfo {
   addresses?: string[];
   setupUrl: string;
   caUrl: string;
+  /** VPN mode: each phone's WireGuard config with its QR code, read on every request (phones added while running show up). */
+  wireguard?: () => Promise<WireGuardSetup>;
 }
 
-export interface SetupView extends Required<SetupInfo> {
+export interface WireGuardSetup {
+  port: number;
+  phones: Array<{
+    peer: { name: string; ipv4: string; ipv6: string };
+    config: string;
+    qr: string;
+    /** Whether the phone is connected: its last handshake (epoch ms) and where it came from. */
+    status: { lastHandshakeAt?: number; endpoint?: string; rxBytes: number; txBytes: number };
+  }>;
+  /** Datagrams the endpoint refused, by reason (only reasons that happened). */
+  dropped: Record<string, number>;
+}
+
+export interface SetupView extends Required<Omit<SetupInfo, 'wireguard'>> {
+  wireguard?: WireGuardSetup;
   qr: { setup: string; ca: string };
   steps: { android: string[]; ios: string[] };
 }
@@ -34,9 +50,11 @@ async function qrDataUrl(text: string): Promise<string> {
 
 export async function buildSetupView(info: SetupInfo): Promise<SetupView> {
   const addresses = info.addresses ?? lanAddresses();
+  const { wireguard, ...rest } = info;
   return {
-    ...info,
+    ...rest,
     addresses,
+    wireguard: wireguard && (await wireguard()),
     qr: { setup: await qrDataUrl(info.setupUrl), ca: await qrDataUrl(info.caUrl) },
     steps: {
       android: [

@@ -88,6 +88,14 @@ export function resolveRequest(req: http.IncomingMessage, info: ConnectionInfo, 
 
 export const SETUP_HOST = 'phonehome.setup';
 
+function hostOfAuthority(authority: string): string | undefined {
+  try {
+    return parseAuthority(authority, 1).host;
+  } catch {
+    return undefined;
+  }
+}
+
 function formatAuthorityOf(t: Target, defaultPort: number): string {
   return formatAuthority(t.host, t.port, defaultPort);
 }
@@ -95,7 +103,7 @@ function formatAuthorityOf(t: Target, defaultPort: number): string {
 export function baseFlow(info: ConnectionInfo, startedAt: number): Flow {
   return {
     kind: 'http',
-    source: 'proxy',
+    source: info.source ?? 'proxy',
     startedAt,
     clientIp: info.clientIp,
     clientPort: info.clientPort,
@@ -170,6 +178,8 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
   flow.scheme = resolved.scheme;
   flow.host = resolved.target.host;
   flow.port = resolved.target.port;
+  // VPN mode dials the IP the phone chose; the name it meant is in the Host header.
+  if (info.source === 'vpn' && resolved.target.isIp) flow.host = hostOfAuthority(resolved.urlHost) ?? flow.host;
   flow.url = resolved.url;
   if (resolved.scheme === 'https' && !info.tunnel) flow.tls = false; // absolute https:// URL sent in clear to the proxy
   const ignored = rt.ignoreHosts.matches(resolved.target.host);

@@ -125,6 +125,11 @@ export class ProxyServer {
     return this.boundPort;
   }
 
+  /** The interception state, shared with VPN mode's tunnelled TCP (tunnel/tcp/intercept-tcp.ts). */
+  get runtime(): ProxyRuntime {
+    return this.rt;
+  }
+
   /** Sockets currently open (client and upstream): for tests and diagnostics. */
   openSocketCount(): number {
     return this.sockets.size;

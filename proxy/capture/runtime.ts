@@ -6,6 +6,7 @@ import type * as http from 'http';
 import type * as https from 'https';
 import type * as net from 'net';
 import type * as tls from 'tls';
+import type { FlowSource } from '../flow';
 import type { FlowRecorder, Logger } from './recording';
 import type { HostPatternList, Target } from './target';
 import type { TunnelHttpAgent, TunnelHttpsAgent, UpstreamOptions } from './upstream';
@@ -24,6 +25,8 @@ export interface TunnelInfo {
 }
 
 export interface ConnectionInfo {
+  /** How the phone's traffic reached us (default 'proxy'; VPN mode's tunnelled TCP sets 'vpn'). */
+  source?: FlowSource;
   clientIp: string;
   clientPort?: number;
   tunnel?: TunnelInfo;

@@ -16,6 +16,7 @@ import { DATA_DIR_FLAG, UsageError } from './args';
 import { resolveDataDir } from '../data-dir';
 import { JudgeConfigError, loadJudgeSettings, type JudgeSettings } from '../judge-config';
 import { prepareGeoCache } from '../geo';
+import { terminalQr } from '../capture/tunnel/wireguard/client-config';
 
 const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
 then open http://phonehome.setup/ to install the CA certificate (see docs/phone-setup.md).
@@ -39,6 +40,9 @@ export const command: Command = {
       { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
       { name: 'home-country', type: 'string', placeholder: 'CC', description: "the phones' home country (ISO code, e.g. NO) when profile and traffic do not tell it" },
       { name: 'rules', type: 'string', placeholder: 'FILE', description: 'severity overrides (JSON rules, see README)' },
+      { name: 'wireguard', type: 'boolean', description: 'VPN mode: also run a WireGuard endpoint the phone\'s WireGuard app connects to (prints its config and QR code)' },
+      { name: 'wireguard-port', type: 'int', min: 0, max: 65535, default: 51820, placeholder: 'PORT', description: 'UDP port of the WireGuard endpoint' },
+      { name: 'dns-upstream', type: 'list', placeholder: 'ADDR,...', description: "resolvers the phone's DNS queries are forwarded to in VPN mode (default: this laptop's)" },
     ],
     details: DETAILS,
   },
@@ -92,11 +96,14 @@ export const command: Command = {
         ignoreHosts,
         bodyLimit: args.flags['body-limit'] as number,
         upstreamInsecure: args.flags['upstream-insecure'] === true,
+        wireguard: args.flags['wireguard'] === true
+          ? { port: args.flags['wireguard-port'] as number, dnsUpstreams: args.flags['dns-upstream'] as string[] | undefined }
+          : undefined,
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') {
-        process.stderr.write(`phonehome start: port already in use (${e.message}); pick another with --port / --dashboard-port\n`);
+        process.stderr.write(`phonehome start: port already in use (${e.message}); pick another with --port / --dashboard-port${args.flags['wireguard'] === true ? ' / --wireguard-port' : ''}\n`);
         return 1;
       }
       if (e.code === 'EADDRNOTAVAIL') {
@@ -134,6 +141,15 @@ export const command: Command = {
     for (const [ip, p] of profiles.devices) out(`  profile for ${ip}: ${p.name ?? '(unnamed)'}`);
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
     if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
+    if (app.vpn) {
+      out(`  VPN (WireGuard):   UDP port ${app.vpn.port}; import a config below in the phone's WireGuard app`);
+      out(`                    (more phones: phonehome wireguard add NAME; they are picked up while running)`);
+      for (const c of app.vpn.configs()) {
+        out(`# WireGuard config for '${c.peer.name}' (${c.peer.ipv4}, ${c.peer.ipv6})`);
+        out(c.config);
+        out(await terminalQr(c.config));
+      }
+    }
     out('Press Ctrl+C to stop.');
     process.stdout.write(lines.join('\n') + '\n');
     await stopped;

@@ -7,6 +7,7 @@ import type { Flow } from '../../flow';
 import type { DecodeResult } from '../types';
 import { DecodeContext, type Position } from './context';
 import { DEFAULT_DECODE_LIMITS, resolveLimits, type DecodeLimits } from './limits';
+import { decodeDnsName } from './dns-name';
 import { decodeBody, decodeRequest } from './request';
 import { ALL_DECODERS } from './walk';
 
@@ -31,7 +32,10 @@ function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeCo
 
 /** Fields of everything the phone sent in this flow: URL, request headers, request body. */
 export function decodeFlow(flow: Flow, limits?: Partial<DecodeLimits>): DecodeResult {
-  return guarded(limits, (ctx) => decodeRequest(ctx, flow));
+  return guarded(limits, (ctx) => {
+    decodeRequest(ctx, flow);
+    if (flow.kind === 'dns') decodeDnsName(ctx, flow);
+  });
 }
 
 /** Fields of one payload, as if it were a request body with this Content-Type (and Content-Encoding). */
@@ -51,6 +55,8 @@ const STRUCTURAL_WORDS: Record<string, string> = {
   path: 'a segment of the URL path',
   cookie: 'a cookie',
   grpc: 'a gRPC message frame',
+  dns: 'a label of a DNS name the phone looked up',
+  base32: 'base32 text (RFC 4648), as used to fit bytes into DNS labels',
 };
 
 export type { Position };

@@ -45,7 +45,34 @@ function renderSetup(s) {
     el('section', { class: 'steps' },
       stepList('Android', steps.android),
       stepList('iPhone / iPad', steps.ios)),
+    s.wireguard ? renderWireGuard(s.wireguard) : null,
   ];
+}
+
+// VPN mode: one QR code per phone, scanned in the WireGuard app ("+" → "Scan from QR code").
+function renderWireGuard(wg) {
+  const phones = Array.isArray(wg.phones) ? wg.phones : [];
+  return el('section', { class: 'wireguard' },
+    el('h2', null, 'VPN mode (WireGuard)'),
+    el('p', null, `Install the WireGuard app, tap + → Scan from QR code, scan the phone's code and switch the tunnel on. UDP port ${String(wg.port ?? '')}.`),
+    el('p', { class: 'muted' }, 'All of the phone\'s traffic (IPv4 and IPv6, any app) then goes through this laptop. More phones: phonehome wireguard add NAME.'),
+    el('div', { class: 'qr-row' }, phones.map((p) => el('div', { class: 'wg-phone' },
+      qr(`${String(p.peer && p.peer.name)} (${String(p.peer && p.peer.ipv4)})`, p.qr, ''),
+      el('p', { class: 'wg-status muted' }, phoneStatus(p.status))))),
+    phones.map((p) => el('details', null, el('summary', null, `Config text for ${String(p.peer && p.peer.name)}`), el('pre', { class: 'mono' }, String(p.config || '')))),
+    droppedLine(wg.dropped));
+}
+
+function phoneStatus(st) {
+  if (!st || typeof st.lastHandshakeAt !== 'number') return 'not connected yet';
+  const secs = Math.max(0, Math.round((Date.now() - st.lastHandshakeAt) / 1000));
+  return `connected: last handshake ${secs} s ago${st.endpoint ? ` from ${String(st.endpoint)}` : ''}`;
+}
+
+function droppedLine(dropped) {
+  const entries = Object.entries(dropped || {}).filter(([, n]) => Number(n) > 0);
+  if (!entries.length) return null;
+  return el('p', { class: 'muted wg-dropped' }, `Refused datagrams: ${entries.map(([k, n]) => `${k} ${Number(n)}`).join(', ')}`);
 }
 
 function stepList(title, items) {

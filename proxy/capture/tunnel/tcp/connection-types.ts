@@ -1,0 +1,98 @@
+/**
+ * The shapes around one TCP connection: its states, options, events and counters, kept apart from
+ * the machine (connection.ts) so the tunnel's handler and the tests read them without its internals.
+ */
+import type { TcpSegment } from '../types';
+import type { TcpClock } from './clock';
+
+export type TcpState =
+  | 'SYN_PENDING'
+  | 'SYN_SENT'
+  | 'SYN_RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN_WAIT_1'
+  | 'FIN_WAIT_2'
+  | 'CLOSING'
+  | 'TIME_WAIT'
+  | 'CLOSE_WAIT'
+  | 'LAST_ACK'
+  | 'CLOSED';
+
+/** Why a connection reached CLOSED. */
+export type TcpCloseReason = 'normal' | 'reset' | 'timeout' | 'aborted' | 'refused';
+
+export interface TcpEndpoint {
+  ip: string;
+  port: number;
+}
+
+export interface TcpConnectionOptions {
+  clock: TcpClock;
+  /** The MSS we advertise (tunnel MTU minus IP and TCP headers). */
+  mss: number;
+  /** Receive buffer: the most bytes held for the reader, in order or not (default 256 KiB). */
+  receiveBuffer?: number;
+  /** Send buffer: write() reports backpressure beyond this (default 256 KiB). */
+  sendBuffer?: number;
+  /** Offer window scaling in our SYN / accept it in the peer's (default true). */
+  windowScaling?: boolean;
+  /** Initial send sequence number (default random). */
+  iss?: number;
+  delayedAckMs?: number;
+  minRtoMs?: number;
+  maxRtoMs?: number;
+  initialRtoMs?: number;
+  /** TIME_WAIT length (2 MSL; default 30 s). */
+  timeWaitMs?: number;
+  /** How long a closed-by-us (orphaned) connection waits in FIN_WAIT_2 for the peer's FIN (default 60 s). */
+  finWait2Ms?: number;
+  /** Retransmissions of one segment before the connection is given up (default 12). */
+  maxRetries?: number;
+  /** SYN or SYN-ACK retransmissions before giving up (default 5). */
+  maxSynRetries?: number;
+  /** Shared receive-side byte budget of all the phone's connections (optional). */
+  budget?: ByteBudget;
+}
+
+/** Bytes held by several connections together (one phone's receive buffers). */
+export interface ByteBudget {
+  used: number;
+  limit: number;
+}
+
+export interface TcpConnectionEvents {
+  /** A segment to send to the peer. */
+  output(segment: TcpSegment): void;
+  /** The handshake completed. */
+  established?(): void;
+  /** In-order data or the peer's end of stream became available to read(). */
+  readable?(): void;
+  /** The send buffer went below its size again after write() returned false. */
+  drain?(): void;
+  /** The connection reached CLOSED (after TIME_WAIT for a normal close). */
+  closed?(reason: TcpCloseReason): void;
+}
+
+export interface TcpConnectionStats {
+  segmentsIn: number;
+  segmentsOut: number;
+  /** Payload bytes delivered in order to the reader / acknowledged by the peer. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Segments sent again (timeouts, fast retransmits, partial ACKs in recovery). */
+  retransmissions: number;
+  fastRetransmits: number;
+  timeouts: number;
+  /** Zero-window probes sent by the persist timer. */
+  windowProbes: number;
+  /** Segments received ahead of a hole. */
+  outOfOrder: number;
+  /** Segments received that carried only data we already had. */
+  duplicates: number;
+  /** Segments (or parts) dropped: out of window, unacceptable, or beyond the reassembly limit. */
+  dropped: number;
+}
+
+export function newStats(): TcpConnectionStats {
+  return { segmentsIn: 0, segmentsOut: 0, bytesIn: 0, bytesOut: 0, retransmissions: 0, fastRetransmits: 0, timeouts: 0, windowProbes: 0, outOfOrder: 0, duplicates: 0, dropped: 0 };
+}

@@ -1,0 +1,81 @@
+/**
+ * Out-of-order segments held until the hole before them is filled: kept sorted and without
+ * overlap (a retransmission that overlaps what we hold is trimmed), bounded by the caller's receive
+ * window and by a segment count, and drained in order as soon as they become contiguous.
+ */
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq';
+
+interface Piece {
+  seq: number;
+  data: Buffer;
+}
+
+export class Reassembly {
+  private pieces: Piece[] = [];
+  bytes = 0;
+  /** Sequence number of the peer's FIN when it arrived ahead of data still missing. */
+  finSeq: number | undefined;
+
+  constructor(private readonly maxPieces = 2048) {}
+
+  get size(): number {
+    return this.pieces.length;
+  }
+
+  /** Keeps `data` at `seq` (known to be after rcvNxt); returns false when it was dropped (limit). */
+  insert(seq: number, data: Buffer, fin: boolean): boolean {
+    if (fin) this.finSeq = seqAdd(seq, data.length);
+    if (data.length === 0) return true;
+    let start = seq;
+    let end = seqAdd(seq, data.length);
+    let i = 0;
+    while (i < this.pieces.length && seqLe(seqAdd(this.pieces[i].seq, this.pieces[i].data.length), start)) i++;
+    const parts: Piece[] = [];
+    // Fill only the gaps between held pieces that the new data covers.
+    while (seqLt(start, end)) {
+      const next = this.pieces[i];
+      if (!next || seqGe(next.seq, end)) {
+        parts.push({ seq: start, data: data.subarray(seqDiff(start, seq), seqDiff(end, seq)) });
+        break;
+      }
+      if (seqLt(start, next.seq)) parts.push({ seq: start, data: data.subarray(seqDiff(start, seq), seqDiff(next.seq, seq)) });
+      start = seqAdd(next.seq, next.data.length);
+      i++;
+    }
+    if (parts.length === 0) return true;
+    if (this.pieces.length + parts.length > this.maxPieces) return false;
+    for (const p of parts) {
+      // Copy: the payload may be a view of a larger packet buffer we must not keep alive.
+      const piece = { seq: p.seq, data: Buffer.from(p.data) };
+      let at = this.pieces.findIndex((q) => seqGt(q.seq, piece.seq));
+      if (at < 0) at = this.pieces.length;
+      this.pieces.splice(at, 0, piece);
+      this.bytes += piece.data.length;
+    }
+    return true;
+  }
+
+  /** Removes and returns the data contiguous from `rcvNxt` (trimming what is already received). */
+  take(rcvNxt: number): Buffer[] {
+    const out: Buffer[] = [];
+    let next = rcvNxt;
+    while (this.pieces.length) {
+      const p = this.pieces[0];
+      if (seqGt(p.seq, next)) break;
+      this.pieces.shift();
+      this.bytes -= p.data.length;
+      const skip = seqDiff(next, p.seq);
+      if (skip >= p.data.length) continue;
+      const data = skip > 0 ? p.data.subarray(skip) : p.data;
+      out.push(data);
+      next = seqAdd(next, data.length);
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.pieces = [];
+    this.bytes = 0;
+    this.finSeq = undefined;
+  }
+}
