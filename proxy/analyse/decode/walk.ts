@@ -68,6 +68,21 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
     walkValue(ctx, out.data, next, { contentType: out.contentType });
     return;
   }
+  if (out.kind === 'placed') {
+    /* All entries of one document share one chain array: extend it once. */
+    let entryChain: string[] | null = null;
+    let chain = pos.chain;
+    for (const e of out.entries) {
+      if (ctx.stopped) return;
+      if (e.chain !== entryChain) {
+        entryChain = e.chain;
+        chain = [...pos.chain, ...e.chain];
+      }
+      if (e.scalar) ctx.emitPlaced(e.path, e.key, e.keyPath, e.value, chain, e.group);
+      else walkValue(ctx, e.value, { path: e.path, key: e.key, keyPath: e.keyPath, chain, group: e.group }, NO_HINT);
+    }
+    return;
+  }
   /* Entries of one document share their chain and, record by record, their group: build each once. */
   const shared: SharedParts = { entryChain: null, chain: [], groupSegment: null, group: '' };
   for (const entry of out.entries) {
@@ -141,6 +156,7 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     return;
   }
   ctx.at = pos.path || 'body';
+  ctx.position = pos;
   if (typeof value !== 'string') {
     walkBytes(ctx, value, pos, hint);
     return;
