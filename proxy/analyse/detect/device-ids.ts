@@ -9,7 +9,7 @@ import type { Candidate } from './candidate';
 import { keyOf } from './candidate';
 import type { KeyClass, KeyInfo } from './keys';
 import {
-  isAllSameChar, isPlaceholderDigits, isPlaceholderWord, isUuid, luhnCheckDigit, luhnValid, plausibleTac, splitImsi,
+  currentTac, isAllSameChar, isPlaceholderDigits, isPlaceholderWord, isUuid, luhnCheckDigit, luhnValid, plausibleTac, splitImsi,
 } from './validate';
 
 type Emit = (c: Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] }) => void;
@@ -166,7 +166,7 @@ export function detectDeviceIdsByPattern(field: DecodedField, key: KeyInfo, emit
     const run = match[0];
     if (isPlaceholderDigits(run)) continue;
     if (run.length === 15) {
-      if (luhnValid(run) && plausibleTac(run)) {
+      if (luhnValid(run) && currentTac(run)) {
         emit({ type: 'imei', value: run, detector: 'pattern', confidence: 0.7, span: run, evidence: 'Luhn-valid, with a real TAC prefix' });
         continue;
       }

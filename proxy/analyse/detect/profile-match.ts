@@ -54,10 +54,12 @@ const NO_HITS: ProfileHit[] = [];
 
 export function detectProfileValues(field: DecodedField, profile: CompiledProfile, emit: Emit, cache?: ProfileMatchCache): void {
   const whole = field.value.trim();
-  let hits = cache?.get(whole);
+  /* Texts no longer than the shortest variant are not cut into tokens: cheaper to look up than to memoize. */
+  const memo = cache && whole.length > profile.minVariantLength ? cache : undefined;
+  let hits = memo?.get(whole);
   if (!hits) {
     hits = profileHits(whole, profile);
-    cache?.set(whole, hits);
+    memo?.set(whole, hits);
   }
   for (const h of hits) emit({ type: h.type, value: h.value, detector: 'profile', confidence: 1, span: h.span, evidence: h.evidence });
 }
