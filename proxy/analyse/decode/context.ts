@@ -23,6 +23,8 @@ export class DecodeContext {
   decodedBytes = 0;
   /** Path of the value being decoded now (for notes). */
   at = '';
+  /** Position of the value being decoded now: decoders that place their entries build on it. */
+  position: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
   /** Set once fields or time ran out: nothing more is decoded for this flow. */
   stopped = false;
   /**
@@ -68,6 +70,11 @@ export class DecodeContext {
   }
 
   emit(pos: Position, value: string): void {
+    this.emitPlaced(pos.path, pos.key, pos.keyPath, value, pos.chain, pos.group);
+  }
+
+  /** emit() for a scalar of a placed entry, without a Position in between. */
+  emitPlaced(path: string, key: string | null, keyPath: string[], value: string, chain: string[], group: string): void {
     if (this.stopped) return;
     if (this.fields.length >= this.limits.maxFields) {
       this.stopped = true;
@@ -77,9 +84,9 @@ export class DecodeContext {
     let text = value;
     if (text.length > this.limits.maxFieldLength) {
       text = text.slice(0, this.limits.maxFieldLength);
-      this.hit('maxFieldLength', `value at ${pos.path} cut to ${this.limits.maxFieldLength} characters (it had ${value.length})`);
+      this.hit('maxFieldLength', `value at ${path} cut to ${this.limits.maxFieldLength} characters (it had ${value.length})`);
     }
-    this.fields.push({ path: pos.path, key: pos.key, keyPath: pos.keyPath, value: text, chain: pos.chain, group: pos.group });
+    this.fields.push({ path, key, keyPath, value: text, chain, group });
   }
 }
 

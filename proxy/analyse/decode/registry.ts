@@ -32,11 +32,28 @@ export interface Entry {
   contentType?: string;
 }
 
+/**
+ * One value of a document a decoder read already placed (it knew the position it decoded at, from
+ * DecodeContext.position): full path, group and key path, so the walker joins nothing per value.
+ */
+export interface PlacedEntry {
+  path: string;
+  group: string;
+  /** Decoder types this entry adds to the chain; one array shared by all entries of a document. */
+  chain: string[];
+  key: string | null;
+  keyPath: string[];
+  value: string;
+  scalar: boolean;
+}
+
 export type DecoderOutput =
   /** The same value, unwrapped one layer (base64 → bytes, gzip → bytes, percent → text). */
   | { kind: 'transform'; data: Payload; contentType?: string }
   /** A document split into values. */
-  | { kind: 'fields'; entries: Entry[] };
+  | { kind: 'fields'; entries: Entry[] }
+  /** A document split into values, each already placed. */
+  | { kind: 'placed'; entries: PlacedEntry[] };
 
 export interface Decoder {
   type: string;

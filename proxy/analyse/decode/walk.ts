@@ -21,6 +21,8 @@ import { firstSignificant, isMostlyPrintable } from './text';
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
 /** Tried on bytes that are not text. */
 export const BYTE_DECODERS: Decoder[] = [gzipDecoder, deflateDecoder, multipartDecoder, protobufDecoder];
+/** What can read text made only of hex digits and dashes: the others need braces, '<', '=', '%', '://', 'eyJ' or letters beyond f. */
+const HEX_ONLY: Decoder[] = [hexDecoder];
 /** Every decoder, for the dashboard's explanations. */
 export const ALL_DECODERS: Decoder[] = [...TEXT_DECODERS, gzipDecoder, deflateDecoder, brotliDecoder, multipartDecoder, protobufDecoder];
 
@@ -66,6 +68,25 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
   if (out.kind === 'transform') {
     const next: Position = { ...pos, path: join(pos.path, decoder.type), chain: [...pos.chain, decoder.type] };
     walkValue(ctx, out.data, next, { contentType: out.contentType });
+    return;
+  }
+  if (out.kind === 'placed') {
+    /* All entries of one document share one chain array: extend it once. */
+    let entryChain: string[] | null = null;
+    let chain = pos.chain;
+    for (const e of out.entries) {
+      if (ctx.stopped) return;
+      if (e.chain !== entryChain) {
+        entryChain = e.chain;
+        chain = [...pos.chain, ...e.chain];
+      }
+      if (e.scalar) ctx.emitPlaced(e.path, e.key, e.keyPath, e.value, chain, e.group);
+      else if (chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
+        /* What walkValue would do with it, without a Position: keep it as a leaf. */
+        if (ctx.outOfTime()) return;
+        if (firstSignificant(e.value) >= 0) ctx.emitPlaced(e.path, e.key, e.keyPath, e.value, chain, e.group);
+      } else walkValue(ctx, e.value, { path: e.path, key: e.key, keyPath: e.keyPath, chain, group: e.group }, NO_HINT);
+    }
     return;
   }
   /* Entries of one document share their chain and, record by record, their group: build each once. */
@@ -132,6 +153,22 @@ function mightBeEncoded(text: string): boolean {
   return false;
 }
 
+/** True for text no text decoder can read: short plain tokens, UUIDs, digit strings, odd-length hex. */
+function undecodable(text: string): boolean {
+  if (!mightBeEncoded(text)) return true;
+  if (!onlyHexDigitsOrDashes(text)) return false;
+  /* Of all text decoders only hex reads such text, and only an even number (8 or more) of hex digits. */
+  return text.length < 8 || text.length % 2 === 1 || text.indexOf('-') >= 0;
+}
+
+function onlyHexDigitsOrDashes(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d)) return false;
+  }
+  return true;
+}
+
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
 export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = {}): void {
   if (ctx.stopped || ctx.outOfTime()) return;
@@ -141,6 +178,7 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     return;
   }
   ctx.at = pos.path || 'body';
+  ctx.position = pos;
   if (typeof value !== 'string') {
     walkBytes(ctx, value, pos, hint);
     return;
@@ -154,7 +192,10 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
-  const memoable = !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
+  /* Hashes, UUIDs and digit strings (most long values of a batch): of all text decoders only hex can read them. */
+  const hexShaped = !hint.contentType && onlyHexDigitsOrDashes(value);
+  const sniffers = hexShaped ? HEX_ONLY : TEXT_DECODERS;
+  const memoable = !hexShaped && !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
   if (memoable && ctx.undecodableTexts.has(value)) {
     emitLeaf(ctx, value, pos);
     return;
@@ -162,7 +203,7 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   const notesBefore = ctx.notes.length;
   const hitsBefore = ctx.limitsHit.length;
   const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
-  for (const decoder of TEXT_DECODERS) {
+  for (const decoder of sniffers) {
     if (declared.length && declared.includes(decoder)) continue;
     const out = safeTry(decoder, value, ctx, sniffHint);
     if (!out) continue;

@@ -37,13 +37,24 @@ export interface DetectContext {
   profile?: CompiledProfile;
 }
 
+/** The nearest key that is a name, not a number (a protobuf field number or array index says nothing). */
 export function keyOf(field: DecodedField): string | null {
-  if (field.key !== null && !/^\d+$/.test(field.key)) return field.key;
+  if (field.key !== null && !isDigits(field.key)) return field.key;
   for (let i = field.keyPath.length - 1; i >= 0; i--) {
     const k = field.keyPath[i];
-    if (k !== undefined && !/^\d+$/.test(k)) return k;
+    if (k !== undefined && !isDigits(k)) return k;
   }
   return field.key;
+}
+
+/** /^\d+$/ without a regex. */
+export function isDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 export const DETECTOR_RANK: Record<Detector, number> = { profile: 3, key: 2, pattern: 1 };

@@ -7,10 +7,9 @@
 import type { DecodedField } from '../types';
 import type { Candidate } from './candidate';
 import { keyOf } from './candidate';
-import type { KeyClass } from './keys';
-import { isNonIdentifierKey } from './keys';
+import type { KeyClass, KeyInfo } from './keys';
 import {
-  isAllSameChar, isPlaceholderDigits, isPlaceholderWord, isUuid, luhnCheckDigit, luhnValid, plausibleTac, splitImsi,
+  currentTac, isAllSameChar, isPlaceholderDigits, isPlaceholderWord, isUuid, luhnCheckDigit, luhnValid, plausibleTac, splitImsi,
 } from './validate';
 
 type Emit = (c: Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] }) => void;
@@ -143,21 +142,31 @@ function hasNoMeaningfulKey(field: DecodedField): boolean {
   return field.key === null || /^\d+$/.test(field.key);
 }
 
-const HAS_LONG_DIGIT_RUN = /\d{14}/;
+/** True when the text has `n` digits in a row (what /\d{n}/ tests, without the regex). */
+function hasDigitRun(text: string, n: number): boolean {
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      if (++run >= n) return true;
+    } else run = 0;
+  }
+  return false;
+}
 
 /** Digit runs not glued to letters, base64 text or a decimal point. */
 const DIGIT_RUN = /(?<![A-Za-z0-9+/.])\d{14,20}(?![A-Za-z0-9+/]|\.\d)/g;
 
 /** Pattern-only detection: strong formats only, and never under a key that names something else. */
-export function detectDeviceIdsByPattern(field: DecodedField, emit: Emit): void {
+export function detectDeviceIdsByPattern(field: DecodedField, key: KeyInfo, emit: Emit): void {
   const value = field.value;
-  if (value.length < 14 || !HAS_LONG_DIGIT_RUN.test(value) || isNonIdentifierKey(keyOf(field))) return;
+  if (value.length < 14 || !hasDigitRun(value, 14) || key.nonIdentifier) return;
   const whole = value.trim();
   for (const match of value.matchAll(DIGIT_RUN)) {
     const run = match[0];
     if (isPlaceholderDigits(run)) continue;
     if (run.length === 15) {
-      if (luhnValid(run) && plausibleTac(run)) {
+      if (luhnValid(run) && currentTac(run)) {
         emit({ type: 'imei', value: run, detector: 'pattern', confidence: 0.7, span: run, evidence: 'Luhn-valid, with a real TAC prefix' });
         continue;
       }

@@ -6,10 +6,8 @@
 import type { DecodedField, Detector, IdentifierType } from '../types';
 import type { CompiledProfile } from '../profile';
 import type { Candidate, DetectContext } from './candidate';
-import { DETECTOR_RANK, keyOf } from './candidate';
-import {
-  classifyKey, COUNTRY_KEY, LAC_KEY, LATITUDE_E7_KEY, LATITUDE_KEY, LOCALE_KEY, LONGITUDE_E7_KEY, LONGITUDE_KEY, MCC_KEY, MNC_KEY, normalizeKey,
-} from './keys';
+import { DETECTOR_RANK, isDigits, keyOf } from './candidate';
+import { COUNTRY_KEY, keyInfo, type KeyInfo, LOCALE_KEY, normalizeKey } from './keys';
 import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
 import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
 import { detectLocationInGroup, detectLocationInText } from './location';
@@ -53,19 +51,8 @@ function countryFromFields(fields: DecodedField[]): string | undefined {
 
 const TEL_SCHEME = /tel:/i;
 
-/** Keys whose siblings matter: coordinates pair up, cell IDs need MCC/MNC/LAC beside them. */
-const SIBLING_CONTEXT_KEY = new RegExp([LATITUDE_KEY, LONGITUDE_KEY, LATITUDE_E7_KEY, LONGITUDE_E7_KEY, MCC_KEY, MNC_KEY, LAC_KEY].map((r) => r.source).join('|'));
-
-/** Only the fields other detectors look up as siblings, grouped by their containing object. */
-function groupContextFields(fields: DecodedField[]): Map<string, DecodedField[]> {
-  const groups = new Map<string, DecodedField[]>();
-  for (const f of fields) {
-    if (!f.key || !SIBLING_CONTEXT_KEY.test(normalizeKey(f.key))) continue;
-    const list = groups.get(f.group);
-    if (list) list.push(f);
-    else groups.set(f.group, [f]);
-  }
-  return groups;
+function hasTelScheme(value: string): boolean {
+  return value.indexOf(':') >= 0 && TEL_SCHEME.test(value);
 }
 
 /** "354…437,354…445" under `imei` (dual SIM) is two values: a telling key covers each item of a short list. */
@@ -81,8 +68,35 @@ function better(a: Candidate, b: Candidate): boolean {
   return rank !== 0 ? rank > 0 : a.confidence > b.confidence;
 }
 
+/** What the detectors need of a field's key, from the per-key cache. */
+function fieldKeyInfo(field: DecodedField): KeyInfo {
+  return keyInfo(field.key !== null && !isDigits(field.key) ? field.key : keyOf(field));
+}
+
+type Proposal = Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] };
+
 export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
-  const ctx: DetectContext = { groups: groupContextFields(fields), profile };
+  /* One pass over the keys: each field's key facts, and the fields other detectors look up as siblings. */
+  const infos: KeyInfo[] = new Array(fields.length);
+  const groups = new Map<string, DecodedField[]>();
+  let telAnywhere = false;
+  const contactFields: DecodedField[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    const info = fieldKeyInfo(field);
+    infos[i] = info;
+    /* Siblings are matched on the field's own key (a numeric key is never a sibling's). */
+    if (info.siblingContext && field.key === info.key) {
+      const list = groups.get(field.group);
+      if (list) list.push(field);
+      else groups.set(field.group, [field]);
+    }
+    const value = field.value;
+    const tel = hasTelScheme(value);
+    if (tel) telAnywhere = true;
+    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || value.indexOf('@') >= 0)) contactFields.push(field);
+  }
+  const ctx: DetectContext = { groups, profile };
   /** Best candidate per (field, matched text). */
   const best = new Map<string, Candidate>();
   const offer = (c: Candidate): void => {
@@ -90,16 +104,21 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
     const current = best.get(slot);
     if (!current || better(c, current)) best.set(slot, c);
   };
-  const emitterFor = (field: DecodedField) => (c: Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] }) =>
-    offer({ subject: 'device', ...c, field });
+  const emitterFor = (field: DecodedField) => (c: Proposal) => offer({ subject: 'device', ...c, field });
+  /* The field being examined: one emitter for all fields instead of a closure per field. */
+  let current: DecodedField | undefined;
+  const emit = (c: Proposal): void => offer({ subject: 'device', ...c, field: current! });
+  const emitSurroundings = (c: Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] }): void => offer({ subject: 'surroundings', ...c });
 
   const profileCache: ProfileMatchCache = new Map();
   const deferredPhones: DecodedField[] = [];
-  for (const field of fields) {
-    const emit = emitterFor(field);
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    current = field;
     if (profile) detectProfileValues(field, profile, emit, profileCache);
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
-    const cls = classifyKey(keyOf(field));
+    const info = infos[i]!;
+    const cls = info.cls;
     if (cls) {
       for (const part of listedValues(field)) {
         detectDeviceIdsByKey(part, cls, emit);
@@ -108,23 +127,19 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
         if (cls === 'phone') deferredPhones.push(part);
       }
     }
-    detectDeviceIdsByPattern(field, emit);
+    detectDeviceIdsByPattern(field, info, emit);
     detectMacByPattern(field, emit);
-    detectLocationInText(field, ctx, (c) => offer({ subject: 'surroundings', ...c }));
+    detectLocationInText(field, info, emitSurroundings);
   }
-  for (const group of ctx.groups.values()) detectLocationInGroup(group, (c) => offer({ subject: 'surroundings', ...c }));
+  for (const group of groups.values()) detectLocationInGroup(group, emitSurroundings);
 
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
   let imsiCountry: string | undefined;
   for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
-  const needsCountry = deferredPhones.length > 0 || fields.some((f) => TEL_SCHEME.test(f.value));
+  const needsCountry = deferredPhones.length > 0 || telAnywhere;
   ctx.country = profile?.country ?? imsiCountry ?? (needsCountry ? countryFromFields(fields) : undefined);
   for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
-  for (const field of fields) {
-    if (field.value.length <= MAX_SCANNED_FIELD_LENGTH && (field.value.includes('@') || TEL_SCHEME.test(field.value))) {
-      detectContactsByPattern(field, ctx, emitterFor(field));
-    }
-  }
+  for (const field of contactFields) detectContactsByPattern(field, ctx, emitterFor(field));
 
   return dedupe([...best.values()]);
 }

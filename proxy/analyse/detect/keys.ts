@@ -89,3 +89,46 @@ export const CELL_CONTEXT = /cell|tower|radio|lte|gsm|umts|wcdma|nr|bts|enb|gnb|
 
 export const COUNTRY_KEY = /^(country|countrycode|countryiso|simcountryiso|networkcountryiso|simcountry|cc|region|regioncode|usercountry|devicecountry)$/;
 export const LOCALE_KEY = /^(locale|lang|language|devicelocale|userlocale|acceptlanguage|hl|lc)$/;
+
+/** Keys whose siblings matter: coordinates pair up, cell IDs need MCC/MNC/LAC beside them. */
+const SIBLING_CONTEXT_KEY = new RegExp([LATITUDE_KEY, LONGITUDE_KEY, LATITUDE_E7_KEY, LONGITUDE_E7_KEY, MCC_KEY, MNC_KEY, LAC_KEY].map((r) => r.source).join('|'));
+
+/**
+ * Everything detectors ask of a key, worked out once per distinct key instead of once per field and
+ * detector: a batch of 45 events repeats the same dozen keys.
+ */
+export interface KeyInfo {
+  /** The key itself (the nearest non-numeric key of a field, see keyOf). */
+  key: string | null;
+  normalized: string;
+  cls: KeyClass | undefined;
+  /** Names something that is not an identifier (order_id, ts, sha1...). */
+  nonIdentifier: boolean;
+  /** lat/lon/MCC/MNC/LAC...: other detectors look this field up as a sibling. */
+  siblingContext: boolean;
+  /** Holds a "lat,lng" text (ll, location, coords...). */
+  latLngText: boolean;
+}
+
+const NO_KEY: KeyInfo = Object.freeze({ key: null, normalized: '', cls: undefined, nonIdentifier: false, siblingContext: false, latLngText: false });
+
+const keyInfoCache = new Map<string, KeyInfo>();
+
+export function keyInfo(key: string | null | undefined): KeyInfo {
+  if (!key) return key === null || key === undefined ? NO_KEY : { ...NO_KEY, key };
+  let info = keyInfoCache.get(key);
+  if (info === undefined) {
+    const normalized = normalizeKey(key);
+    info = {
+      key,
+      normalized,
+      cls: classifyKey(key),
+      nonIdentifier: isNonIdentifierKey(key),
+      siblingContext: SIBLING_CONTEXT_KEY.test(normalized),
+      latLngText: LATLNG_STRING_KEY.test(normalized),
+    };
+    if (keyInfoCache.size >= CACHE_LIMIT) keyInfoCache.clear();
+    keyInfoCache.set(key, info);
+  }
+  return info;
+}

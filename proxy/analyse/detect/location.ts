@@ -4,9 +4,8 @@
  * (`"price": 48.8566`) are ignored because no location key vouches for them.
  */
 import type { DecodedField } from '../types';
-import type { Candidate, DetectContext } from './candidate';
-import { keyOf } from './candidate';
-import { LATITUDE_E7_KEY, LATITUDE_KEY, LATLNG_STRING_KEY, LONGITUDE_E7_KEY, LONGITUDE_KEY, normalizeKey } from './keys';
+import type { Candidate } from './candidate';
+import { type KeyInfo, LATITUDE_E7_KEY, LATITUDE_KEY, LONGITUDE_E7_KEY, LONGITUDE_KEY, normalizeKey } from './keys';
 
 type Emit = (c: Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] }) => void;
 
@@ -61,15 +60,15 @@ const LATLNG_TEXT = /^\s*\(?\s*(-?\d{1,2}\.\d{2,})\s*[,;\s]\s*(-?\d{1,3}\.\d{2,}
 const GEO_URI = /geo:(-?\d{1,2}\.\d{2,}),(-?\d{1,3}\.\d{2,})/g;
 
 /** "lat,lng" under a location key, and geo: URIs anywhere. */
-export function detectLocationInText(field: DecodedField, ctx: DetectContext, emit: Emit): void {
-  void ctx;
-  const k = normalizeKey(keyOf(field));
+export function detectLocationInText(field: DecodedField, key: KeyInfo, emit: Emit): void {
+  const geo = field.value.includes('geo:');
+  if (!key.latLngText && !geo) return;
   const pairs: Array<[string, string, string, 'key' | 'pattern']> = [];
-  if (LATLNG_STRING_KEY.test(k)) {
+  if (key.latLngText) {
     const m = LATLNG_TEXT.exec(field.value);
     if (m) pairs.push([m[1]!, m[2]!, field.value.trim(), 'key']);
   }
-  if (field.value.includes('geo:')) for (const m of field.value.matchAll(GEO_URI)) pairs.push([m[1]!, m[2]!, m[0], 'pattern']);
+  if (geo) for (const m of field.value.matchAll(GEO_URI)) pairs.push([m[1]!, m[2]!, m[0], 'pattern']);
   for (const [latText, lonText, span, detector] of pairs) {
     const lat = Number(latText);
     const lon = Number(lonText);

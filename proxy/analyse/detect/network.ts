@@ -43,8 +43,20 @@ export function detectMacByKey(field: DecodedField, cls: KeyClass, emit: Emit): 
 
 const MAC_IN_TEXT = /(?<![0-9A-Fa-f:\-])[0-9A-Fa-f]{2}([:\-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:\-])/g;
 
+/**
+ * True when some ':' or '-' is followed by the same separator 3, 6, 9 and 12 characters on: the
+ * skeleton of xx:xx:xx:xx:xx:xx, checked before the regex (UUIDs, dates and URLs fail it at once).
+ */
+function hasMacSkeleton(text: string): boolean {
+  for (let i = 2; i + 12 < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c === 0x3a || c === 0x2d) && text.charCodeAt(i + 3) === c && text.charCodeAt(i + 6) === c && text.charCodeAt(i + 9) === c && text.charCodeAt(i + 12) === c) return true;
+  }
+  return false;
+}
+
 export function detectMacByPattern(field: DecodedField, emit: Emit): void {
-  if (field.value.length < 17 || (!field.value.includes(':') && !field.value.includes('-'))) return;
+  if (field.value.length < 17 || (!field.value.includes(':') && !field.value.includes('-')) || !hasMacSkeleton(field.value)) return;
   for (const match of field.value.matchAll(MAC_IN_TEXT)) {
     const mac = normalizeMac(match[0], false);
     if (!mac) continue;

@@ -3,23 +3,36 @@
  * to collect (large batches cost far less), numbers keep their exact digits (ICCIDs sent as
  * numbers), it stops once the field budget is reached, and a body cut short by the capture limit
  * still yields the fields before the cut. Text that is not JSON (or not only JSON) is rejected.
+ * Analytics batches repeat one record shape many times, so the reader allocates as little as it
+ * can per value: each leaf's full path is one concatenation onto its container's, the container's
+ * path is the group of all its leaves, and key paths are shared by every record of the same shape.
  */
 import type { DecodeContext } from '../context';
-import type { Entry } from '../registry';
+import type { PlacedEntry } from '../registry';
 
 /** Containers nested deeper than this are skipped (hostile `[[[[...]]]]`). */
 export const MAX_JSON_NESTING = 64;
 
-const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$-]*$/;
-const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+/** True for keys written `.key` in a locator: [A-Za-z_$][A-Za-z0-9_$-]* (others are written `["key"]`). */
+function isPlainKey(key: string): boolean {
+  const n = key.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x24;
+    if (!letter && (i === 0 || !((c >= 0x30 && c <= 0x39) || c === 0x2d))) return false;
+  }
+  return true;
+}
 
 export function jsonKeySegment(parent: string, key: string): string {
-  return PLAIN_KEY.test(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;
+  return isPlainKey(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;
 }
 
 interface Frame {
   isArray: boolean;
-  locator: string;
+  /** Full path of this container (the group of its leaves), e.g. `body>json:$.batch[3]`. */
+  path: string;
   keyPath: string[];
   index: number;
   key: string;
@@ -29,6 +42,9 @@ type Expect = 'firstKeyOrEnd' | 'key' | 'firstValueOrEnd' | 'value' | 'commaOrEn
 
 class NotJson extends Error {}
 
+/** Index just after the string last read by readString (kept here so reading a string allocates only the string). */
+let stringEnd = 0;
+
 function skipWs(text: string, i: number): number {
   for (; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -37,8 +53,8 @@ function skipWs(text: string, i: number): number {
   return i;
 }
 
-/** Reads the string starting at the quote at `i`: [value, index after it], or null if the text ends first. */
-function readString(text: string, i: number): [string, number] | null {
+/** Reads the string starting at the quote at `i` (its end goes to stringEnd), or null if the text ends first. */
+function readString(text: string, i: number): string | null {
   let j = i + 1;
   let escaped = false;
   for (;;) {
@@ -48,10 +64,10 @@ function readString(text: string, i: number): [string, number] | null {
     for (let k = q - 1; k > i && text.charCodeAt(k) === 0x5c; k--) backslashes++;
     if (backslashes > 0) escaped = true;
     if (backslashes % 2 === 0) {
-      const raw = text.slice(i + 1, q);
-      if (!escaped && raw.indexOf('\\') < 0) return [raw, q + 1];
+      stringEnd = q + 1;
+      if (!escaped && !hasBackslash(text, i + 1, q)) return text.slice(i + 1, q);
       try {
-        return [JSON.parse(text.slice(i, q + 1)) as string, q + 1];
+        return JSON.parse(text.slice(i, q + 1)) as string;
       } catch {
         throw new NotJson();
       }
@@ -60,15 +76,51 @@ function readString(text: string, i: number): [string, number] | null {
   }
 }
 
+/** Index just after the JSON number starting at `i` (-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?), or -1 if none starts there. */
+function numberEnd(text: string, i: number): number {
+  let j = i;
+  if (text.charCodeAt(j) === 0x2d) j++;
+  const first = text.charCodeAt(j);
+  if (first === 0x30) j++;
+  else if (first >= 0x31 && first <= 0x39) {
+    j++;
+    while (isDigit(text.charCodeAt(j))) j++;
+  } else return -1;
+  if (text.charCodeAt(j) === 0x2e && isDigit(text.charCodeAt(j + 1))) {
+    j += 2;
+    while (isDigit(text.charCodeAt(j))) j++;
+  }
+  const e = text.charCodeAt(j);
+  if (e === 0x65 || e === 0x45) {
+    let k = j + 1;
+    const sign = text.charCodeAt(k);
+    if (sign === 0x2b || sign === 0x2d) k++;
+    if (isDigit(text.charCodeAt(k))) {
+      k++;
+      while (isDigit(text.charCodeAt(k))) k++;
+      j = k;
+    }
+  }
+  return j;
+}
+
+function hasBackslash(text: string, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (text.charCodeAt(k) === 0x5c) return true;
+  return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
 /** Index just after the value starting at `i` (a container being skipped), or text.length if cut. */
 function skipValue(text: string, i: number): number {
   let depth = 0;
   for (let j = i; j < text.length; j++) {
     const c = text.charCodeAt(j);
     if (c === 0x22) {
-      const s = readString(text, j);
-      if (!s) return text.length;
-      j = s[1] - 1;
+      if (readString(text, j) === null) return text.length;
+      j = stringEnd - 1;
     } else if (c === 0x7b || c === 0x5b) depth++;
     else if (c === 0x7d || c === 0x5d) {
       if (--depth === 0) return j + 1;
@@ -78,24 +130,42 @@ function skipValue(text: string, i: number): number {
 }
 
 export interface ScannedJson {
-  entries: Entry[];
+  entries: PlacedEntry[];
   /** False when the text ended inside the document (a truncated body). */
   complete: boolean;
 }
 
-/** Leaves of the JSON document `text`; null when it is not JSON. `limit` caps the entries produced. */
-export function scanJson(text: string, type: string, ctx: DecodeContext, limit: number): ScannedJson | null {
+/** Where the document sits: the path and key path of the value being decoded. */
+export interface JsonBase {
+  path: string;
+  keyPath: string[];
+}
+
+/**
+ * Leaves of the JSON document `text`, placed under `base`; null when it is not JSON. `limit` caps
+ * the entries produced.
+ */
+export function scanJson(text: string, type: string, ctx: DecodeContext, limit: number, base: JsonBase): ScannedJson | null {
   const chain = [type];
-  const entries: Entry[] = [];
+  const entries: PlacedEntry[] = [];
   const frames: Frame[] = [];
+  /* Key paths per (parent key path, key): every record of a batch shares them. */
+  const childKeyPaths = new Map<string[], Map<string, string[]>>();
+  const keyPathOf = (parent: string[], key: string): string[] => {
+    let byKey = childKeyPaths.get(parent);
+    if (!byKey) childKeyPaths.set(parent, (byKey = new Map()));
+    let kp = byKey.get(key);
+    if (!kp) byKey.set(key, (kp = [...parent, key]));
+    return kp;
+  };
   let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
-  const open = (isArray: boolean, locator: string, keyPath: string[]) => {
-    frames.push({ isArray, locator, keyPath, index: 0, key: '' });
+  const open = (isArray: boolean, path: string, keyPath: string[]) => {
+    frames.push({ isArray, path, keyPath, index: 0, key: '' });
     return isArray ? 'firstValueOrEnd' : 'firstKeyOrEnd';
   };
   const first = text.charCodeAt(i);
   if (first !== 0x7b && first !== 0x5b) return null;
-  let expect: Expect = open(first === 0x5b, '$', []);
+  let expect: Expect = open(first === 0x5b, base.path ? `${base.path}>${type}:$` : `${type}:$`, base.keyPath);
   i++;
   let nestingNoted = false;
   try {
@@ -126,10 +196,10 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       }
       if (expect === 'key') {
         if (c !== 0x22) throw new NotJson();
-        const s = readString(text, i);
-        if (!s) return entries.length ? { entries, complete: false } : null;
-        top.key = s[0];
-        i = skipWs(text, s[1]);
+        const k = readString(text, i);
+        if (k === null) return entries.length ? { entries, complete: false } : null;
+        top.key = k;
+        i = skipWs(text, stringEnd);
         if (i >= text.length) return entries.length ? { entries, complete: false } : null;
         if (text.charCodeAt(i) !== 0x3a) throw new NotJson();
         i++;
@@ -137,17 +207,17 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
         continue;
       }
       /* a value */
-      let locator: string;
+      let path: string;
       let key: string | null;
       let keyPath: string[];
       if (top.isArray) {
-        locator = `${top.locator}[${top.index++}]`;
+        path = `${top.path}[${top.index++}]`;
         key = top.keyPath.length ? top.keyPath[top.keyPath.length - 1] : null;
         keyPath = top.keyPath;
       } else {
-        locator = jsonKeySegment(top.locator, top.key);
+        path = jsonKeySegment(top.path, top.key);
         key = top.key;
-        keyPath = [...top.keyPath, top.key];
+        keyPath = keyPathOf(top.keyPath, top.key);
       }
       expect = 'commaOrEnd';
       if (c === 0x7b || c === 0x5b) {
@@ -157,33 +227,34 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
           i = skipValue(text, i);
           continue;
         }
-        expect = open(c === 0x5b, locator, keyPath);
+        expect = open(c === 0x5b, path, keyPath);
         i++;
         continue;
       }
       let value: string;
       let scalar = true;
       if (c === 0x22) {
-        const s = readString(text, i);
-        if (!s) return entries.length ? { entries, complete: false } : null;
-        value = s[0];
+        const v = readString(text, i);
+        if (v === null) return entries.length ? { entries, complete: false } : null;
+        value = v;
         scalar = false;
-        i = s[1];
+        i = stringEnd;
       } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-        NUMBER.lastIndex = i;
-        const m = NUMBER.exec(text);
-        if (!m) throw new NotJson();
-        value = m[0];
-        i += value.length;
-      } else if (text.startsWith('true', i) || text.startsWith('null', i)) {
-        value = text.slice(i, i + 4);
+        const end = numberEnd(text, i);
+        if (end < 0) throw new NotJson();
+        value = text.slice(i, end);
+        i = end;
+      } else if (text.startsWith('true', i)) {
+        value = 'true';
         i += 4;
+      } else if (text.startsWith('null', i)) {
+        i += 4;
+        continue;
       } else if (text.startsWith('false', i)) {
         value = 'false';
         i += 5;
       } else throw new NotJson();
-      if (value === 'null' && scalar) continue;
-      entries.push({ segment: `${type}:${locator}`, groupSegment: `${type}:${top.locator}`, chain, key, keyPath, value, scalar });
+      entries.push({ path, group: top.path, chain, key, keyPath, value, scalar });
     }
   } catch (err) {
     if (err instanceof NotJson) return null;

@@ -15,10 +15,10 @@ export const jsonDecoder: Decoder = {
   decode(input: Payload, ctx: DecodeContext): DecoderOutput | null {
     if (typeof input !== 'string') return null;
     /* One more than the field budget, so that the budget's note is written when it is exceeded. */
-    const scanned = scanJson(input, 'json', ctx, ctx.limits.maxFields + 1);
+    const scanned = scanJson(input, 'json', ctx, ctx.limits.maxFields + 1, ctx.position);
     if (!scanned) return null;
     if (!scanned.complete) ctx.note(`JSON at ${ctx.at} ends before the document does (cut short?); the values before the cut were kept`);
-    return { kind: 'fields', entries: scanned.entries };
+    return { kind: 'placed', entries: scanned.entries };
   },
   explain: () => 'a JSON document, read key by key',
 };

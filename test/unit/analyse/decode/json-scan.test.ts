@@ -59,3 +59,27 @@ test.each([
   const r = decodeBytes(Buffer.from(text), 'text/plain');
   expect(r.fields.some((f) => f.chain.includes('json'))).toBe(false);
 });
+
+test('numbers: every JSON number is kept digit for digit, and a malformed one makes the text not JSON', () => {
+  const rand = prng(13);
+  const pieces = ['-', '0', '1', '9', '07', '.', '.5', 'e', 'E', '+', '-', '12', '3e', '0.0'];
+  let valid = 0;
+  for (let n = 0; n < 2000; n++) {
+    const number = Array.from({ length: 1 + Math.floor(rand() * 5) }, () => pieces[Math.floor(rand() * pieces.length)]).join('');
+    const text = `{"n":${number},"k":"v"}`;
+    let parsed = true;
+    try {
+      JSON.parse(text);
+    } catch {
+      parsed = false;
+    }
+    const fields = decodeBytes(Buffer.from(text), 'application/json').fields.filter((f) => f.path.startsWith('body>json:'));
+    if (parsed) {
+      valid++;
+      expect({ text, leaves: fields.map((f) => f.value) }).toEqual({ text, leaves: [number, 'v'] });
+    } else {
+      expect({ text, leaves: fields.map((f) => f.path) }).toEqual({ text, leaves: [] });
+    }
+  }
+  expect(valid).toBeGreaterThan(200);
+});

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { compileProfile, matchProfileText, normalizeProfileValue, ProfileValueError } from '../../../../proxy/analyse/profile';
 import { detectFields } from '../../../../proxy/analyse/detect';
+import { prng, randomHex, randomPick } from '../../../../scripts/fixtures/random';
 import { jsonField, luhn, textField } from './fields';
 
 const IMEI = luhn('35420109876543');
@@ -116,3 +117,51 @@ describe('profile detection', () => {
     expect(found.map((d) => [d.type, d.value, d.detector])).toEqual([['phone', '+4791234567', 'key']]);
   });
 });
+
+/**
+ * The tokens a text is cut into, written as the plain regexes they stand for: the detector scans
+ * with hand-written loops and a signature filter instead, and must find exactly the same variants.
+ */
+function tokensByRegex(text: string): string[] {
+  const tokens = [text];
+  if (/^(?=(?:\D*\d){7})[+\d\s\-().\/]{7,24}$/.test(text)) tokens.push(text.replace(/[\s\-().\/]/g, ''));
+  if (text.length <= profile.minVariantLength) return tokens;
+  /* Each shape beyond alphanumeric runs is tried only when the text holds the punctuation it needs. */
+  const shapes: Array<[RegExp, RegExp]> = [
+    [/./, /[A-Za-z0-9]+/g],
+    [/[+\/_=\-]/, /[A-Za-z0-9+\/_\-]+={0,2}/g],
+    [/[+@.\-]/, /\+?[A-Za-z0-9@._\-]+/g],
+    [/[:\-]/, /(?:[0-9A-Fa-f]{2}[:\-]){5}[0-9A-Fa-f]{2}/g],
+  ];
+  for (const [needs, re] of shapes) if (needs.test(text)) for (const m of text.matchAll(re)) tokens.push(m[0]);
+  return tokens;
+}
+
+describe('profile values inside longer text', () => {
+  it('are found exactly where a regex tokenizer finds them (seeded random texts of variants, hex and punctuation)', () => {
+    const rand = prng(31);
+    const variants = [...profile.variants.keys()];
+    const glue = [' ', '-', '+', '=', '==', '/', '_', '@', '.', ':', ',', ';', '|', '(', ')', '"', '+47 ', 'é', '\t', '%'];
+    let withHits = 0;
+    for (let i = 0; i < 3000; i++) {
+      const parts: string[] = [];
+      for (let j = 0, n = 1 + Math.floor(rand() * 4); j < n; j++) {
+        parts.push(rand() < 0.5 ? randomPick(rand, variants) : randomHex(rand, 1 + Math.floor(rand() * 40)));
+        if (rand() < 0.6) parts.push(randomPick(rand, glue));
+      }
+      let text = parts.join('');
+      if (rand() < 0.3) text = text.toUpperCase();
+      text = text.trim();
+      const expected = new Set<string>();
+      for (const t of tokensByRegex(text)) {
+        const m = matchProfileText(profile, t);
+        if (m) expected.add(`${m.type} ${m.value}`);
+      }
+      const found = new Set(detectFields([textField(text)], profile).filter((d) => d.detector === 'profile').map((d) => `${d.type} ${d.value}`));
+      expect({ text, found: [...found].sort() }).toEqual({ text, found: [...expected].sort() });
+      if (expected.size) withHits++;
+    }
+    expect(withHits).toBeGreaterThan(1000);
+  });
+});
+
