@@ -1,0 +1,189 @@
+/**
+ * Turns a pcap/pcapng file into Flows, streaming: packets → IP → TCP connections (HTTP requests,
+ * TLS ClientHellos, raw TCP) and UDP DNS, each flow handed to the caller as soon as it is complete
+ * so nothing but open connections stays in memory. `phonehome analyze` and `phonehome import`
+ * both run on this. A corrupt tail ends the import with an error naming its offset; every flow
+ * before it is still delivered.
+ */
+import * as fs from 'node:fs';
+import type { Flow } from '../../../flow';
+import { CaptureError, readPackets, type CaptureFormat, type Packet } from './file-reader';
+import { addressText, NetworkDecoder, SUPPORTED_LINK_TYPES, type IpDatagram } from './network';
+import { TcpConnection, type ConnectionContext } from './tcp-connection';
+import type { DnsRecord } from '../../../store/dns';
+import { UdpDnsReader } from './udp-dns';
+
+export interface CaptureImportOptions {
+  /** Bytes kept of each body (default 1 MiB, like the proxy's --body-limit). */
+  bodyLimit?: number;
+  /** Progress: bytes of the file read so far, and its size. */
+  onProgress?(bytesRead: number, totalBytes: number): void;
+}
+
+export interface CapturedFlow {
+  flow: Flow;
+  /** 0-based index of the HTTP request in capture order (HTTP flows only). */
+  requestIndex?: number;
+  /** For kind 'dns': the query and its answers, for the dns table. */
+  dns?: DnsRecord;
+}
+
+export interface CaptureImportResult {
+  format: CaptureFormat | null;
+  fileBytes: number;
+  packets: number;
+  httpRequests: number;
+  tlsConnections: number;
+  rawConnections: number;
+  dnsQueries: number;
+  /** Set when the file is corrupt or truncated: everything before `offset` was used. */
+  error?: { offset: number; message: string };
+  /** Things the user should know (unsupported link types, fragments dropped, gaps). */
+  notes: string[];
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** A connection with no packet for this long (capture time) is considered over. */
+export const CONNECTION_IDLE_MS = 10 * 60 * 1000;
+/** After FIN or RST in both directions, late retransmissions are still accepted this long. */
+export const CONNECTION_LINGER_MS = 5_000;
+/** Open connections tracked at once; beyond it the least recently started one is closed. */
+export const MAX_OPEN_CONNECTIONS = 20_000;
+
+const SYN = 0x02;
+const FIN = 0x01;
+const RST = 0x04;
+const ACK = 0x10;
+
+interface Entry {
+  conn: TcpConnection;
+  side: 0 | 1;
+}
+
+export function importCapture(file: string, onFlow: (f: CapturedFlow) => void, opts: CaptureImportOptions = {}): CaptureImportResult {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return importFd(fd, fs.fstatSync(fd).size, onFlow, opts);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, opts: CaptureImportOptions): CaptureImportResult {
+  const result: CaptureImportResult = { format: null, fileBytes: size, packets: 0, httpRequests: 0, tlsConnections: 0, rawConnections: 0, dnsQueries: 0, notes: [] };
+  const net = new NetworkDecoder();
+  const conns = new Map<string, Entry>();
+  /** Open connections (oldest first) and their two lookup keys. */
+  const open = new Map<TcpConnection, [string, string]>();
+  const unsupported = new Set<number>();
+  let requestIndex = 0;
+  let lastTs = 0;
+  let gapBytes = 0;
+  const ctx: ConnectionContext = {
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    nextRequestIndex: () => requestIndex++,
+    emit(flow, index) {
+      if (flow.kind === 'http') result.httpRequests++;
+      else if (flow.scheme === 'tls') result.tlsConnections++;
+      else result.rawConnections++;
+      onFlow({ flow, requestIndex: index });
+    },
+  };
+  const dns = new UdpDnsReader((captured) => {
+    result.dnsQueries++;
+    onFlow(captured);
+  });
+
+  const close = (c: TcpConnection, ts: number) => {
+    c.close(ts);
+    gapBytes += c.dirs[0].gapBytes + c.dirs[1].gapBytes;
+    open.delete(c);
+    for (const side of [0, 1] as const) {
+      const key = tupleKey(c.ends[side].ip, c.ends[side].port, c.ends[1 - side].ip, c.ends[1 - side].port);
+      if (conns.get(key)?.conn === c) conns.delete(key);
+    }
+  };
+  const sweep = (now: number) => {
+    for (const c of open.keys()) {
+      const finished = (c.fin[0] && c.fin[1]) || c.closed;
+      if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
+    }
+    net.fragments.expire(now);
+  };
+
+  const tcp = (ip: IpDatagram, ts: number) => {
+    const t = ip.payload;
+    if (t.length < 20) return;
+    const sport = t.readUInt16BE(0);
+    const dport = t.readUInt16BE(2);
+    const seq = t.readUInt32BE(4);
+    const dataOff = (t[12] >> 4) * 4;
+    const flags = t[13];
+    if (dataOff < 20 || dataOff > t.length) return;
+    const key = tupleKey(ip.src, sport, ip.dst, dport);
+    let e = conns.get(key);
+    const synOnly = (flags & (SYN | ACK)) === SYN;
+    if (e && synOnly && (e.conn.fin[0] || e.conn.fin[1]) ) {
+      /* A new connection reusing the same addresses and ports. */
+      close(e.conn, ts);
+      e = undefined;
+    }
+    if (!e) {
+      if (open.size >= MAX_OPEN_CONNECTIONS) close(open.keys().next().value as TcpConnection, ts);
+      const a = { ip: addressText(ip.src, ip.v6), port: sport };
+      const b = { ip: addressText(ip.dst, ip.v6), port: dport };
+      const conn = new TcpConnection(a, b, ts, ctx);
+      const back = tupleKey(ip.dst, dport, ip.src, sport);
+      open.set(conn, [key, back]);
+      e = { conn, side: 0 };
+      conns.set(key, e);
+      conns.set(back, { conn, side: 1 });
+    }
+    const { conn, side } = e;
+    conn.lastTs = ts;
+    const dir = conn.dirs[side];
+    let dataSeq = seq;
+    if (flags & SYN) {
+      if (!conn.knowsClient) conn.setClient(flags & ACK ? ((1 - side) as 0 | 1) : side);
+      dir.syn(seq);
+      dataSeq = (seq + 1) >>> 0;
+    }
+    if (t.length > dataOff) dir.segment(dataSeq, t.subarray(dataOff), ts);
+    if (flags & (FIN | RST)) {
+      conn.fin[side] = true;
+      if (flags & RST) conn.fin[1 - side] = true;
+    }
+  };
+
+  const onPacket = (p: Packet) => {
+    result.packets++;
+    const ts = p.ts || lastTs;
+    if (ts > lastTs) lastTs = ts;
+    const ip = net.decode(p.data, p.linkType, ts);
+    if (!ip) {
+      if (!SUPPORTED_LINK_TYPES.includes(p.linkType)) unsupported.add(p.linkType);
+      return;
+    }
+    if (ip.proto === 6) tcp(ip, ts);
+    else if (ip.proto === 17) dns.datagram(ip, ts);
+    if ((result.packets & 4095) === 0) sweep(lastTs);
+  };
+
+  try {
+    result.format = readPackets(fd, onPacket, opts.onProgress ? (off) => opts.onProgress!(off, size) : undefined);
+  } catch (err) {
+    if (!(err instanceof CaptureError)) throw err;
+    result.error = { offset: err.offset, message: err.message };
+  }
+  for (const c of [...open.keys()]) close(c, Math.max(c.lastTs, lastTs));
+  dns.flush();
+  opts.onProgress?.(size, size);
+  if (unsupported.size) result.notes.push(`packets of unsupported link type ${[...unsupported].join(', ')} were skipped`);
+  if (net.fragments.dropped) result.notes.push(`${net.fragments.dropped} fragmented IP datagrams could not be reassembled`);
+  if (gapBytes) result.notes.push(`${gapBytes} bytes of TCP data were missing from the capture (gaps; the requests around them are marked)`);
+  return result;
+}
+
+function tupleKey(src: string, sport: number, dst: string, dport: number): string {
+  return `${src} ${sport} ${dst} ${dport}`;
+}
