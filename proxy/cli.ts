@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Command> = {
   start: () => require('./commands/start').command,
   ca: () => require('./commands/ca').command,
   analyze: () => require('./commands/analyze').command,
+  import: () => require('./commands/import').command,
 };
 
 function topHelp(): string {
