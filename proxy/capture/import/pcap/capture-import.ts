@@ -148,6 +148,8 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       dir.syn(seq);
       dataSeq = (seq + 1) >>> 0;
     }
+    /* The acknowledgement first: it speaks of data sent before this packet (and may reveal a gap the reply follows). */
+    if (flags & ACK) conn.dirs[1 - side].acked(t.readUInt32BE(8));
     if (t.length > dataOff) dir.segment(dataSeq, t.subarray(dataOff), ts);
     if (flags & (FIN | RST)) {
       conn.fin[side] = true;

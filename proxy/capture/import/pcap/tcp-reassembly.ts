@@ -58,6 +58,15 @@ export class TcpDirection {
     if (this.waitingBytes > MAX_OUT_OF_ORDER_BYTES || this.waiting.length > MAX_OUT_OF_ORDER_SEGMENTS) this.skipHole();
   }
 
+  /**
+   * The peer acknowledged up to `ack`: if bytes before it are missing while later ones wait, the
+   * peer did receive them and the capture did not, so the hole is a gap now (not after the buffer fills).
+   */
+  acked(ack: number): void {
+    if (!this.waiting.length || this.next < 0) return;
+    while (this.waiting.length && seqDiff(ack, this.next) > 0 && seqDiff(this.waiting[0].seq, this.next) > 0) this.skipHole();
+  }
+
   /** End of the connection or of the capture: whatever waits is delivered, holes as gaps. */
   flush(): void {
     while (this.waiting.length) this.skipHole();
