@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import type { Flow } from '../../../flow';
 import { CaptureError, readPackets, type CaptureFormat, type Packet } from './file-reader';
-import { addressText, NetworkDecoder, SUPPORTED_LINK_TYPES, type IpDatagram } from './network';
+import { addressText, NetworkDecoder, SUPPORTED_LINK_TYPES, type AddressKey, type IpDatagram } from './network';
 import { TcpConnection, type ConnectionContext } from './tcp-connection';
 import type { DnsRecord } from '../../../store/dns';
 import { UdpDnsReader } from './udp-dns';
@@ -60,6 +60,45 @@ interface Entry {
   side: 0 | 1;
 }
 
+/**
+ * Connections by (source, port, destination, port), both directions. IPv4 tuples are looked up by
+ * two numbers (address * 65536 + port: exact below 2^53) rather than by a string built per packet.
+ */
+class ConnectionTable {
+  private readonly v4 = new Map<number, Map<number, Entry>>();
+  private readonly v6 = new Map<string, Entry>();
+
+  get(src: AddressKey, sport: number, dst: AddressKey, dport: number): Entry | undefined {
+    if (typeof src === 'number' && typeof dst === 'number') return this.v4.get(src * 65536 + sport)?.get(dst * 65536 + dport);
+    return this.v6.get(`${src} ${sport} ${dst} ${dport}`);
+  }
+
+  set(src: AddressKey, sport: number, dst: AddressKey, dport: number, e: Entry): void {
+    if (typeof src === 'number' && typeof dst === 'number') {
+      const a = src * 65536 + sport;
+      let inner = this.v4.get(a);
+      if (!inner) this.v4.set(a, (inner = new Map()));
+      inner.set(dst * 65536 + dport, e);
+    } else this.v6.set(`${src} ${sport} ${dst} ${dport}`, e);
+  }
+
+  /** Removes the tuple if it still points at this connection. */
+  delete(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection): void {
+    if (typeof src === 'number' && typeof dst === 'number') {
+      const a = src * 65536 + sport;
+      const inner = this.v4.get(a);
+      if (inner?.get(dst * 65536 + dport)?.conn !== conn) return;
+      inner.delete(dst * 65536 + dport);
+      if (inner.size === 0) this.v4.delete(a);
+    } else {
+      const key = `${src} ${sport} ${dst} ${dport}`;
+      if (this.v6.get(key)?.conn === conn) this.v6.delete(key);
+    }
+  }
+}
+
+type Tuple = [src: AddressKey, sport: number, dst: AddressKey, dport: number];
+
 export function importCapture(file: string, onFlow: (f: CapturedFlow) => void, opts: CaptureImportOptions = {}): CaptureImportResult {
   const fd = fs.openSync(file, 'r');
   try {
@@ -72,9 +111,9 @@ export function importCapture(file: string, onFlow: (f: CapturedFlow) => void, o
 function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, opts: CaptureImportOptions): CaptureImportResult {
   const result: CaptureImportResult = { format: null, fileBytes: size, packets: 0, httpRequests: 0, tlsConnections: 0, rawConnections: 0, dnsQueries: 0, notes: [] };
   const net = new NetworkDecoder();
-  const conns = new Map<string, Entry>();
-  /** Open connections (oldest first) and their two lookup keys. */
-  const open = new Map<TcpConnection, [string, string]>();
+  const conns = new ConnectionTable();
+  /** Open connections (oldest first) and the tuple they were first seen with. */
+  const open = new Map<TcpConnection, Tuple>();
   const unsupported = new Set<number>();
   let requestIndex = 0;
   let lastTs = 0;
@@ -94,14 +133,19 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     onFlow(captured);
   });
 
-  const close = (c: TcpConnection, ts: number) => {
+  const finish = (c: TcpConnection, ts: number) => {
+    if (c.closed) return;
     c.close(ts);
     gapBytes += c.dirs[0].gapBytes + c.dirs[1].gapBytes;
-    open.delete(c);
-    for (const side of [0, 1] as const) {
-      const key = tupleKey(c.ends[side].ip, c.ends[side].port, c.ends[1 - side].ip, c.ends[1 - side].port);
-      if (conns.get(key)?.conn === c) conns.delete(key);
+  };
+  const close = (c: TcpConnection, ts: number) => {
+    finish(c, ts);
+    const t = open.get(c);
+    if (t) {
+      conns.delete(t[0], t[1], t[2], t[3], c);
+      conns.delete(t[2], t[3], t[0], t[1], c);
     }
+    open.delete(c);
   };
   const sweep = (now: number) => {
     for (const c of open.keys()) {
@@ -120,8 +164,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     const dataOff = (t[12] >> 4) * 4;
     const flags = t[13];
     if (dataOff < 20 || dataOff > t.length) return;
-    const key = tupleKey(ip.src, sport, ip.dst, dport);
-    let e = conns.get(key);
+    let e = conns.get(ip.src, sport, ip.dst, dport);
     const synOnly = (flags & (SYN | ACK)) === SYN;
     if (e && synOnly && (e.conn.fin[0] || e.conn.fin[1]) ) {
       /* A new connection reusing the same addresses and ports. */
@@ -133,11 +176,10 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       const a = { ip: addressText(ip.src, ip.v6), port: sport };
       const b = { ip: addressText(ip.dst, ip.v6), port: dport };
       const conn = new TcpConnection(a, b, ts, ctx);
-      const back = tupleKey(ip.dst, dport, ip.src, sport);
-      open.set(conn, [key, back]);
+      open.set(conn, [ip.src, sport, ip.dst, dport]);
       e = { conn, side: 0 };
-      conns.set(key, e);
-      conns.set(back, { conn, side: 1 });
+      conns.set(ip.src, sport, ip.dst, dport, e);
+      conns.set(ip.dst, dport, ip.src, sport, { conn, side: 1 });
     }
     const { conn, side } = e;
     conn.lastTs = ts;
@@ -154,6 +196,8 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     if (flags & (FIN | RST)) {
       conn.fin[side] = true;
       if (flags & RST) conn.fin[1 - side] = true;
+      /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
+      if (conn.fin[0] && conn.fin[1] && conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
     }
   };
 
@@ -184,8 +228,4 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   if (net.fragments.dropped) result.notes.push(`${net.fragments.dropped} fragmented IP datagrams could not be reassembled`);
   if (gapBytes) result.notes.push(`${gapBytes} bytes of TCP data were missing from the capture (gaps; the requests around them are marked)`);
   return result;
-}
-
-function tupleKey(src: string, sport: number, dst: string, dport: number): string {
-  return `${src} ${sport} ${dst} ${dport}`;
 }

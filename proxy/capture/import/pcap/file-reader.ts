@@ -115,6 +115,7 @@ function readPcap(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset: n
   /* The upper bits of the link-type field carry FCS flags (pcap spec, "LinkType and additional information"). */
   const linkType = u32(20) & 0x0fffffff;
   const fracToMs = nano ? 1e-6 : 1e-3;
+  const packet: Packet = { ts: 0, linkType, data: w.buf, offset: 0 };
   w.pos = 24;
   let packets = 0;
   while (w.ensure(1)) {
@@ -129,7 +130,11 @@ function readPcap(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset: n
     if (!w.ensure(16 + incl)) throw truncated(w, 'packet data', start, 16 + incl);
     const q = w.pos + 16;
     w.pos = q + incl;
-    onPacket({ ts: sec * 1000 + frac * fracToMs, linkType, data: w.buf.subarray(q, q + incl), offset: start });
+    /* One Packet object reused for every record: the callee must not keep it (nor its data view). */
+    packet.ts = sec * 1000 + frac * fracToMs;
+    packet.data = w.buf.subarray(q, q + incl);
+    packet.offset = start;
+    onPacket(packet);
     if (onBytes && (++packets & 1023) === 0) onBytes(w.offset);
   }
 }

@@ -19,11 +19,13 @@ export const LINKTYPE = {
 
 export const SUPPORTED_LINK_TYPES: readonly number[] = Object.values(LINKTYPE);
 
+/** An address as a cheap lookup key: the 32-bit number for IPv4, 32 hex digits for IPv6 (see addressText). */
+export type AddressKey = number | string;
+
 export interface IpDatagram {
   v6: boolean;
-  /** Address keys: dotted text for IPv4, 32 hex digits for IPv6 (see addressText). */
-  src: string;
-  dst: string;
+  src: AddressKey;
+  dst: AddressKey;
   /** IP protocol number of the payload (6 TCP, 17 UDP). */
   proto: number;
   payload: Buffer;
@@ -75,8 +77,8 @@ export class NetworkDecoder {
     const o = linkPayload(frame, linkType);
     if (o < 0 || o >= frame.length) return null;
     const version = frame[o] >> 4;
-    if (version === 4) return this.ipv4(frame.subarray(o), ts);
-    if (version === 6) return this.ipv6(frame.subarray(o), ts);
+    if (version === 4) return this.ipv4(o === 0 ? frame : frame.subarray(o), ts);
+    if (version === 6) return this.ipv6(o === 0 ? frame : frame.subarray(o), ts);
     return null;
   }
 
@@ -88,8 +90,8 @@ export class NetworkDecoder {
     /* Ethernet pads short frames; a snap length cuts long ones (then keep what was captured). */
     const end = Math.min(total, b.length);
     if (end < ihl) return null;
-    const src = `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-    const dst = `${b[16]}.${b[17]}.${b[18]}.${b[19]}`;
+    const src = b.readUInt32BE(12);
+    const dst = b.readUInt32BE(16);
     const proto = b[9];
     const flags = b.readUInt16BE(6);
     const more = (flags & 0x2000) !== 0;
@@ -143,7 +145,8 @@ export class NetworkDecoder {
 }
 
 /** Printable form of an address key: IPv4 as is, IPv6 in RFC 5952 form (longest zero run as ::). */
-export function addressText(key: string, v6: boolean): string {
+export function addressText(key: AddressKey, v6: boolean): string {
+  if (typeof key === 'number') return `${key >>> 24}.${(key >>> 16) & 255}.${(key >>> 8) & 255}.${key & 255}`;
   if (!v6) return key;
   const groups: number[] = [];
   for (let i = 0; i < 32; i += 4) groups.push(parseInt(key.slice(i, i + 4), 16));

@@ -85,6 +85,7 @@ export class TcpConnection {
   }
 
   private data(side: 0 | 1, bytes: Buffer, ts: number): void {
+    if (this.closed) return; // a late retransmission after both FINs
     this.lastTs = ts;
     if (this.mode === 'http') {
       this.parsers[side]?.feed(bytes, ts);

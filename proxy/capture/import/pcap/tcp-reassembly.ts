@@ -31,6 +31,11 @@ export class TcpDirection {
 
   constructor(private readonly sink: StreamSink) {}
 
+  /** True when no out-of-order bytes wait for a hole to fill. */
+  get settled(): boolean {
+    return this.waiting.length === 0;
+  }
+
   get started(): boolean {
     return this.next >= 0;
   }
