@@ -103,7 +103,7 @@ export const command: Command = {
   async run(args) {
     const format = args.flags.format;
     if (format !== 'jsonl' && format !== 'table') throw new UsageError(`--format must be jsonl or table (got '${String(format)}')`);
-    if (!args.positionals.length) throw new UsageError('give at least one HAR or capture file (see phonehome analyze --help)');
+    if (!args.positionals.length) throw new UsageError('give at least one HAR file or pcap/pcapng capture (see phonehome analyze --help)');
     const profile = typeof args.flags.profile === 'string' ? loadProfile(args.flags.profile) : undefined;
     const problems: string[] = [];
     const geo = loadGeo((text) => problems.push(text));

@@ -75,6 +75,19 @@ function stop(child: ChildProcess): Promise<void> {
   });
 }
 
+/** Waits (up to 15 s) until `file` contains `needle` at least `count` times. */
+async function waitForBytes(file: string, needle: Buffer, count: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const data = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+    let seen = 0;
+    for (let i = data.indexOf(needle); i >= 0; i = data.indexOf(needle, i + 1)) seen++;
+    if (seen >= count) return;
+    if (Date.now() > deadline) throw new Error(`${file}: tcpdump wrote ${seen} of ${count} expected packets`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function phonehome(...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -162,7 +175,8 @@ describeIfCapture('captures made with tcpdump in a network namespace', () => {
     /* 6. A DNS lookup through node's resolver (c-ares). */
     inNs(process.execPath, ['-e', "const r=new (require('dns').promises.Resolver)();r.setServers(['127.0.0.1']);r.resolve4('zzhc.vnet.cn').then(a=>console.log(a.join()))"]);
 
-    await new Promise((r) => setTimeout(r, 300));
+    /* tcpdump drops what it has not written yet when stopped: wait until both files hold the DNS answer (the last exchange). */
+    for (const file of [pcapMicro, pcapNano]) await waitForBytes(file, Buffer.from('\x04zzhc\x04vnet\x02cn', 'latin1'), 2);
     await stop(tcpdumpMicro);
     await stop(tcpdumpNano);
     await stop(server);
@@ -221,6 +235,18 @@ describeIfCapture('captures made with tcpdump in a network namespace', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/CRITICAL/);
     expect(r.stdout).toMatch(/lo\.pcap: 6 HTTP requests; 1 TLS connection \(not decrypted\): phone\.example; 1 DNS lookup: zzhc\.vnet\.cn/);
+  }, 60_000);
+
+  test('a truncated capture: the error names the byte offset, the requests before it are still analysed', () => {
+    const cut = path.join(tmp, 'cut.pcap');
+    const whole = fs.readFileSync(pcapMicro);
+    /* Cut inside the last record: everything but the final packets is intact. */
+    fs.writeFileSync(cut, whole.subarray(0, whole.length - 10));
+    const r = phonehome('analyze', cut, '--format', 'jsonl');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/cut\.pcap: capture truncated: .* at byte offset \d+; the \d+ packets before it were analysed/);
+    const recs = jsonl(r.stdout);
+    expect(recs.find((x) => x.entry === 0 && x.type === 'imei')).toMatchObject({ value: IMEI, url: `http://127.0.0.1:${HTTP_PORT}/zzhc/register` });
   }, 60_000);
 
   test('import stores the flows with real ports, the TLS server name and the DNS answer', () => {
