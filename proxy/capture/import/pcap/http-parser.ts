@@ -87,6 +87,8 @@ export class HttpStreamParser {
   private bodyOut: BodyCollector | null = null;
   private remaining = 0;
   private line = '';
+  /** Capture time of the first byte of the head being read. */
+  private headTs = 0;
   messages = 0;
   skippedBytes = 0;
 
@@ -268,10 +270,9 @@ export class HttpStreamParser {
     return consumed;
   }
 
-  private headTs = 0;
-
   private startMessage(head: string, ts: number): void {
-    const lines = head.split(/\r?\n/);
+    const lines = head.split('\n');
+    for (let i = 0; i < lines.length; i++) if (lines[i].endsWith('\r')) lines[i] = lines[i].slice(0, -1);
     while (lines.length && lines[lines.length - 1] === '') lines.pop();
     const first = lines[0] ?? '';
     let msg: HttpMessage;
