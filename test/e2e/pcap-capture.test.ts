@@ -249,6 +249,22 @@ describeIfCapture('captures made with tcpdump in a network namespace', () => {
     expect(recs.find((x) => x.entry === 0 && x.type === 'imei')).toMatchObject({ value: IMEI, url: `http://127.0.0.1:${HTTP_PORT}/zzhc/register` });
   }, 60_000);
 
+  test('import also takes the HAR, and a file that is neither is an error naming it', () => {
+    const dataDir = path.join(tmp, 'data-har');
+    const junk = path.join(tmp, 'junk.bin');
+    fs.writeFileSync(junk, 'neither a capture nor JSON');
+    const r = phonehome('import', har, junk, '--data-dir', dataDir);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/junk\.bin: not a HAR file .*\(nor a pcap\/pcapng capture\)/);
+    const db = new Database(path.join(dataDir, 'phonehome.db'), { readonly: true });
+    try {
+      expect(db.prepare("SELECT COUNT(*) AS n FROM flows WHERE source = 'har' AND analysis_state = 1").get()).toEqual({ n: 6 });
+    } finally {
+      db.close();
+    }
+    expect(phonehome('import', junk, '--data-dir', dataDir).status).toBe(1);
+  }, 60_000);
+
   test('import stores the flows with real ports, the TLS server name and the DNS answer', () => {
     const dataDir = path.join(tmp, 'data');
     const r = phonehome('import', pcapng, '--device', 'Test phone', '--data-dir', dataDir);
