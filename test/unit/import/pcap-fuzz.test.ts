@@ -140,3 +140,13 @@ test('a flood of half-open connections and out-of-order segments stays bounded',
   expect(result.notes.join()).toMatch(/bytes of TCP data were missing/);
   expect(ms).toBeLessThan(5000);
 });
+
+test('hostile slicing stays linear: a head in one-byte segments, a datagram in hundreds of 8-byte fragments', () => {
+  const head = Buffer.from(`GET /${'a'.repeat(30_000)} HTTP/1.1\r\nHost: slow.example\r\n${'X-Pad: y\r\n'.repeat(3000)}\r\n`);
+  const conv = tcpConversation({ ip: '10.2.0.2', port: 40000 }, { ip: '10.2.0.1', port: 80 }, [{ from: 'c', data: head }], { t0: T0, mss: 1 });
+  const frags = [];
+  for (let k = 0; k < 1000; k++) frags.push({ ts: T0, data: ipv4('10.2.0.3', '10.2.0.1', 17, Buffer.alloc(8), { id: 9, fragOffset: k * 8, more: true }) });
+  const { flows, ms } = run(pcapFile([...conv, ...frags], { linkType: 101 }));
+  expect(flows.map((f) => f.flow.host)).toEqual(['slow.example']);
+  expect(ms).toBeLessThan(15_000);
+});

@@ -7,6 +7,8 @@
 export const MAX_PENDING_DATAGRAMS = 256;
 export const MAX_DATAGRAM_BYTES = 65535;
 export const FRAGMENT_TIMEOUT_MS = 30_000;
+/** A 64 KiB datagram over a 1280-byte MTU is ~52 fragments; far more is an attack on the reassembler. */
+export const MAX_FRAGMENTS_PER_DATAGRAM = 128;
 
 interface Pending {
   pieces: Array<{ off: number; data: Buffer }>;
@@ -31,7 +33,7 @@ export class FragmentReassembler {
       p = { pieces: [], total: -1, bytes: 0, firstTs: ts };
       this.pending.set(key, p);
     }
-    if (off + data.length > MAX_DATAGRAM_BYTES) {
+    if (off + data.length > MAX_DATAGRAM_BYTES || p.pieces.length >= MAX_FRAGMENTS_PER_DATAGRAM) {
       this.pending.delete(key);
       this.dropped++;
       return null;

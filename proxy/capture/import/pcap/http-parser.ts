@@ -60,6 +60,41 @@ const enum State {
   Stopped,
 }
 
+/** Bytes carried over between segments (an unfinished head or line), kept as parts: never re-copied per segment. */
+class Carry {
+  private parts: Buffer[] = [];
+  len = 0;
+  get empty(): boolean {
+    return this.len === 0;
+  }
+  add(b: Buffer): void {
+    if (!b.length) return;
+    this.parts.push(Buffer.from(b));
+    this.len += b.length;
+  }
+  take(): Buffer {
+    const out = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.len);
+    this.clear();
+    return out;
+  }
+  clear(): void {
+    this.parts = [];
+    this.len = 0;
+  }
+  /** The last n bytes (fewer if there are not that many). */
+  tail(n: number): Buffer {
+    const out: Buffer[] = [];
+    let need = n;
+    for (let i = this.parts.length - 1; i >= 0 && need > 0; i--) {
+      const p = this.parts[i];
+      const piece = p.subarray(Math.max(0, p.length - need));
+      out.unshift(piece);
+      need -= piece.length;
+    }
+    return Buffer.concat(out);
+  }
+}
+
 class BodyCollector {
   private chunks: Buffer[] = [];
   private kept = 0;
@@ -82,7 +117,7 @@ class BodyCollector {
 export class HttpStreamParser {
   private state: State;
   /** Head bytes (or the unfinished resync line) carried over from earlier data. */
-  private carry: Buffer | null = null;
+  private readonly carry = new Carry();
   private msg: HttpMessage | null = null;
   private bodyOut: BodyCollector | null = null;
   private remaining = 0;
@@ -108,14 +143,14 @@ export class HttpStreamParser {
 
   stop(): void {
     this.state = State.Stopped;
-    this.carry = null;
+    this.carry.clear();
     this.msg = null;
   }
 
   /** Forget the current message and look for the next start line (used after a protocol switch is refused, etc.). */
   resync(): void {
     if (this.state !== State.Stopped) this.state = State.Resync;
-    this.carry = null;
+    this.carry.clear();
   }
 
   feed(data: Buffer, ts: number): void {
@@ -173,7 +208,7 @@ export class HttpStreamParser {
     }
     this.msg = null;
     this.bodyOut = null;
-    this.carry = null;
+    this.carry.clear();
     this.state = State.Resync;
   }
 
@@ -192,28 +227,26 @@ export class HttpStreamParser {
     while (o < data.length) {
       const nl = data.indexOf(10, o);
       const stop = nl < 0 ? data.length : nl;
-      if (!this.carry && !(data[o] >= 65 && data[o] <= 90)) {
+      if (this.carry.empty && !(data[o] >= 65 && data[o] <= 90)) {
         /* Start lines begin with an uppercase letter: skip other lines without decoding them. */
         this.skippedBytes += stop - o + (nl < 0 ? 0 : 1);
         if (nl < 0) return data.length;
         o = nl + 1;
         continue;
       }
-      let text = data.toString('latin1', o, stop);
-      const start = o;
-      if (this.carry) {
-        text = this.carry.toString('latin1') + text;
-        this.carry = null;
-      }
       if (nl < 0) {
-        /* An unfinished line: keep its start for the next data (if it could be a start line). */
-        if (text.length <= MAX_RESYNC_LINE && /^[A-Z]/.test(text)) {
-          if (start === o && text.length === stop - start) this.headTs = ts;
-          this.carry = Buffer.from(text, 'latin1');
+        /* An unfinished line that could be a start line: keep it (bounded) for the next data. */
+        if (this.carry.len + (stop - o) <= MAX_RESYNC_LINE) {
+          if (this.carry.empty) this.headTs = ts;
+          this.carry.add(data.subarray(o, stop));
+        } else {
+          this.skippedBytes += this.carry.len + stop - o;
+          this.carry.clear();
         }
-        else this.skippedBytes += text.length;
         return data.length;
       }
+      const carried = this.carry.empty ? null : this.carry.take();
+      const text = carried ? carried.toString('latin1') + data.toString('latin1', o, stop) : data.toString('latin1', o, stop);
       const role = this.matchStart(text);
       if (role) {
         if (this.role === null) {
@@ -221,10 +254,10 @@ export class HttpStreamParser {
           this.hooks.roleFound?.(role);
         }
         this.state = State.Head;
-        /* Re-parse the line as the start of a head: put the carried-over part back in front. */
-        const carried = text.length - (stop - start);
-        if (carried > 0) this.carry = Buffer.from(text.slice(0, carried), 'latin1');
-        return start;
+        /* The line is re-read as the start of a head: what was carried over goes back in front. */
+        if (carried) this.carry.add(carried);
+        else this.headTs = ts;
+        return o;
       }
       this.skippedBytes += text.length + 1;
       o = nl + 1;
@@ -239,35 +272,34 @@ export class HttpStreamParser {
   }
 
   private head(data: Buffer, o: number, ts: number): number {
-    let buf: Buffer;
-    let searchFrom: number;
-    let base: number;
-    if (this.carry) {
-      searchFrom = Math.max(0, this.carry.length - 3);
-      buf = Buffer.concat([this.carry, data.subarray(o)]);
-      base = this.carry.length;
-    } else {
+    if (this.carry.empty) {
       /* Blank lines before a request line are allowed (RFC 9112 §2.2). */
       while (o < data.length && (data[o] === 13 || data[o] === 10)) o++;
       if (o === data.length) return o;
-      buf = data.subarray(o);
-      searchFrom = 0;
-      base = 0;
       this.headTs = ts;
+      const end = headEnd(data, o);
+      if (end >= 0) {
+        this.startMessage(data.toString('latin1', o, end), ts);
+        return end;
+      }
+    } else {
+      /* Only the new bytes (and the last three carried) are searched: a head in many tiny segments stays linear. */
+      const tail = this.carry.tail(3);
+      const probe = Buffer.concat([tail, data.subarray(o)]);
+      const e = headEnd(probe, 0);
+      if (e >= 0) {
+        const inData = e - tail.length;
+        const head = Buffer.concat([this.carry.take(), data.subarray(o, o + inData)]);
+        this.startMessage(head.toString('latin1'), ts);
+        return o + inData;
+      }
     }
-    const end = headEnd(buf, searchFrom);
-    if (end < 0) {
-      if (buf.length > MAX_HEAD_BYTES) {
-        this.skippedBytes += buf.length;
-        this.carry = null;
-        this.state = State.Resync;
-      } else this.carry = Buffer.from(buf);
-      return data.length;
-    }
-    this.carry = null;
-    const consumed = o + end.valueOf() - base;
-    this.startMessage(buf.toString('latin1', 0, end), ts);
-    return consumed;
+    if (this.carry.len + data.length - o > MAX_HEAD_BYTES) {
+      this.skippedBytes += this.carry.len + data.length - o;
+      this.carry.clear();
+      this.state = State.Resync;
+    } else this.carry.add(data.subarray(o));
+    return data.length;
   }
 
   private startMessage(head: string, ts: number): void {

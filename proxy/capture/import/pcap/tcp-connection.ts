@@ -179,13 +179,18 @@ export class TcpConnection {
   /** End of the connection (FIN/RST both ways, idle, or end of capture): everything still open is recorded. */
   close(ts: number): void {
     if (this.closed) return;
-    this.closed = true;
+    /* What still waits behind holes is delivered (as gaps) before the connection counts as closed. */
     this.dirs[0].flush();
     this.dirs[1].flush();
+    this.closed = true;
     for (const p of this.parsers) p?.end(ts);
     for (const req of this.pending.splice(0)) this.emitRequest(req, undefined, 'no response seen in the capture');
     if (this.mode === 'tls' && !this.tlsEmitted) this.readHello(ts, true);
     if ((this.mode === 'detect' || (this.mode === 'http' && this.httpMessages === 0)) && (this.first[0].size || this.first[1].size)) this.emitRaw(ts);
+    /* The entry may linger to absorb late retransmissions: keep nothing large alive. */
+    this.parsers = [null, null];
+    this.first[0].free();
+    this.first[1].free();
   }
 
   private emitRaw(ts: number): void {
