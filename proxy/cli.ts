@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Command> = {
   ca: () => require('./commands/ca').command,
   analyze: () => require('./commands/analyze').command,
   wireguard: () => require('./commands/wireguard').command,
+  import: () => require('./commands/import').command,
 };
 
 function topHelp(): string {

@@ -1,6 +1,7 @@
 /**
- * `phonehome analyze FILE.har …`: the same analysis the live proxy runs, over HAR files exported
- * from browsers, mitmproxy, HTTP Toolkit or Charles. Prints one finding per line (JSONL, the public
+ * `phonehome analyze FILE.har|FILE.pcap …`: the same analysis the live proxy runs, over HAR files
+ * exported from browsers, mitmproxy, HTTP Toolkit or Charles, and over pcap/pcapng captures
+ * (tcpdump, Wireshark, PCAPdroid; recognised by their magic bytes, not their name). Prints one finding per line (JSONL, the public
  * record of DESIGN.md) or a table grouped by destination host. Broken files and entries are reported
  * and skipped; the rest is still analysed.
  */
@@ -15,14 +16,19 @@ import { loadProfileFile, ProfileFileError } from '../profile-file';
 import type { Finding, Destination } from '../analyse/types';
 import { readHar } from '../capture/import/har';
 import { DATA_DIR_FLAG, UsageError } from './args';
-import { formatTable, type FindingRecord } from './analyze-format';
+import { formatTable, terminalSafe, type FindingRecord } from './analyze-format';
+import { analyseCapture, isCaptureFile } from './analyze-capture';
 
 export type { FindingRecord } from './analyze-format';
 
 const DETAILS = `Reads HAR 1.2 files (as exported by Chrome/Firefox devtools, mitmproxy, HTTP Toolkit,
-Charles), decodes every request and reports the device and user identifiers it carries.
+Charles) and pcap/pcapng captures (tcpdump, Wireshark, PCAPdroid), decodes every request and
+reports the device and user identifiers it carries. In a capture, HTTP/1.x is read on any port;
+TLS connections cannot be decrypted, so their server names (SNI) are listed instead, with the
+DNS lookups; a corrupt or truncated capture is analysed up to the byte offset named on stderr.
 
---format jsonl prints one JSON object per finding: file, entry (0-based HAR entry index), type,
+--format jsonl prints one JSON object per finding: file, entry (0-based HAR entry index; for a
+capture, 0-based index of the HTTP request in capture order), type,
 value (normalized), path, chain, detector, confidence, explanation, severity, key, host, method,
 url, cleartext, and the destination: server_ip, country, asn, org, domain (registrable), local,
 tracker (true/false, with tracker_company and tracker_category), home_country, cross_border
@@ -49,7 +55,7 @@ Each request gets up to 2 s of decoding (the live proxy allows 100 ms); the othe
 on stderr.
 
 Exit status: 0 when the analysis ran (whatever it found, even if some files or entries were
-broken: those are reported on stderr); 1 when none of the files could be read as HAR; 2 for usage
+broken: those are reported on stderr); 1 when none of the files could be read; 2 for usage
 errors (no file, unknown option, unreadable or invalid profile).`;
 
 /** Offline there is no live latency to protect: each request may take longer to decode than in the proxy. */
@@ -112,8 +118,8 @@ function toRecord(file: string, entry: number, method: string | undefined, url: 
 export const command: Command = {
   spec: {
     name: 'analyze',
-    summary: 'find phone and user identifiers in HAR files',
-    usage: 'phonehome analyze FILE.har [FILE.har …] [--profile FILE] [--format jsonl|table] [--home-country CC] [--rules FILE]',
+    summary: 'find phone and user identifiers in HAR files and pcap/pcapng captures',
+    usage: 'phonehome analyze FILE.har|FILE.pcap|FILE.pcapng [FILE …] [--profile FILE] [--format jsonl|table] [--home-country CC] [--rules FILE]',
     flags: [
       { name: 'profile', type: 'string', placeholder: 'FILE', description: "the phone's own identifiers (JSON device profile)" },
       { name: 'format', type: 'string', placeholder: 'jsonl|table', description: 'output format', default: 'table' },
@@ -126,7 +132,7 @@ export const command: Command = {
   async run(args) {
     const format = args.flags.format;
     if (format !== 'jsonl' && format !== 'table') throw new UsageError(`--format must be jsonl or table (got '${String(format)}')`);
-    if (!args.positionals.length) throw new UsageError('give at least one HAR file (see phonehome analyze --help)');
+    if (!args.positionals.length) throw new UsageError('give at least one HAR file or pcap/pcapng capture (see phonehome analyze --help)');
     const profile = typeof args.flags.profile === 'string' ? loadProfile(args.flags.profile) : undefined;
     const problems: string[] = [];
     let settings: JudgeSettings;
@@ -145,8 +151,19 @@ export const command: Command = {
     const records: FindingRecord[] = [];
     let filesRead = 0;
     let entries = 0;
+    const captureSummaries: string[] = [];
     for (const file of args.positionals) {
       const base = path.basename(file);
+      if (isCaptureFile(file)) {
+        const cap = analyseCapture(file, base, { ...judge, profile, geo, limits: OFFLINE_LIMITS }, toRecord);
+        problems.push(...cap.problems);
+        if (!cap.read) continue;
+        filesRead++;
+        entries += cap.requests;
+        records.push(...cap.records);
+        captureSummaries.push(cap.summary);
+        continue;
+      }
       let text: string;
       try {
         text = fs.readFileSync(file, 'utf8');
@@ -174,6 +191,7 @@ export const command: Command = {
       for (const r of records) process.stdout.write(JSON.stringify(r) + '\n');
     } else {
       process.stdout.write(formatTable(records, { files: filesRead, entries }));
+      for (const line of captureSummaries) process.stdout.write(terminalSafe(line) + '\n');
     }
     return filesRead === 0 ? 1 : 0;
   },

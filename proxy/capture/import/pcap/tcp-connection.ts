@@ -1,0 +1,278 @@
+/**
+ * One captured TCP connection, both directions: decides who is the client (the SYN, else the side
+ * that sends a request line), then reads it as HTTP (requests paired with responses in order,
+ * pipelining included), as TLS (the ClientHello's SNI and ALPN: the host the phone talked to, even
+ * though the content cannot be read), or records it as raw TCP with its first bytes.
+ */
+import type { Flow, Header } from '../../../flow';
+import { emptyBody, headerValue } from '../../../flow';
+import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
+import { HttpStreamParser, type HttpMessage, type HttpRole } from './http-parser';
+import { TcpDirection } from './tcp-reassembly';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+export interface ConnectionContext {
+  bodyLimit: number;
+  /** Next request index in capture order. */
+  nextRequestIndex(): number;
+  emit(flow: Flow, requestIndex?: number): void;
+}
+
+/** Requests waiting for their response, per connection; beyond it the oldest is recorded unanswered. */
+export const MAX_PENDING_REQUESTS = 64;
+/** First bytes kept of each direction of a connection that is neither HTTP nor TLS. */
+export const RAW_KEEP_BYTES = 4096;
+
+type Mode = 'detect' | 'http' | 'tls' | 'raw';
+
+class FirstBytes {
+  chunks: Buffer[] = [];
+  kept = 0;
+  size = 0;
+  limit = RAW_KEEP_BYTES;
+  add(data: Buffer): void {
+    this.size += data.length;
+    if (this.kept >= this.limit) return;
+    const part = data.subarray(0, this.limit - this.kept);
+    this.chunks.push(Buffer.from(part));
+    this.kept += part.length;
+  }
+  bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
+  }
+  free(): void {
+    this.chunks = [];
+  }
+}
+
+export class TcpConnection {
+  /** Side 0 = the endpoint that sent the first packet seen; `clientSide` once known. */
+  readonly ends: [Endpoint, Endpoint];
+  readonly dirs: [TcpDirection, TcpDirection];
+  private clientSide: 0 | 1 | -1 = -1;
+  private mode: Mode = 'detect';
+  private parsers: [HttpStreamParser | null, HttpStreamParser | null] = [null, null];
+  private readonly first: [FirstBytes, FirstBytes] = [new FirstBytes(), new FirstBytes()];
+  private readonly pending: HttpMessage[] = [];
+  private httpMessages = 0;
+  private tlsEmitted = false;
+  readonly startTs: number;
+  lastTs: number;
+  fin: [boolean, boolean] = [false, false];
+  closed = false;
+
+  constructor(a: Endpoint, b: Endpoint, ts: number, private readonly ctx: ConnectionContext) {
+    this.ends = [a, b];
+    this.startTs = ts;
+    this.lastTs = ts;
+    this.dirs = [0, 1].map((side) => new TcpDirection({
+      data: (bytes, t) => this.data(side as 0 | 1, bytes, t),
+      gap: (missing, t) => this.parsers[side]?.gap(missing, t),
+    })) as [TcpDirection, TcpDirection];
+  }
+
+  /** A SYN (without ACK) from `side` makes it the client; a SYN-ACK makes it the server. */
+  setClient(side: 0 | 1): void {
+    if (this.clientSide === -1) this.clientSide = side;
+  }
+
+  get knowsClient(): boolean {
+    return this.clientSide !== -1;
+  }
+
+  private data(side: 0 | 1, bytes: Buffer, ts: number): void {
+    if (this.closed) return; // a late retransmission after both FINs
+    this.lastTs = ts;
+    if (this.mode === 'http') {
+      this.parsers[side]?.feed(bytes, ts);
+      /* The first bytes are only needed if this never turns out to be HTTP (then it is recorded as raw TCP). */
+      if (this.httpMessages === 0) this.first[side].add(bytes);
+      return;
+    }
+    if (this.mode === 'tls' && this.tlsEmitted) return;
+    this.first[side].add(bytes);
+    if (this.mode === 'detect') this.detect(side, bytes, ts);
+    else if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
+  }
+
+  private detect(side: 0 | 1, bytes: Buffer, ts: number): void {
+    if (this.clientSide === -1) {
+      /* Capture started mid-connection: both sides look for a start line; the first one found sets the roles. */
+      this.mode = 'http';
+      this.parsers = [this.parser(null, 0), this.parser(null, 1)];
+      this.parsers[side]!.feed(bytes, ts);
+      return;
+    }
+    if (side !== this.clientSide) return; // the server speaks first: wait for the client (its bytes are kept)
+    if (bytes[0] === 0x16 && (bytes.length < 2 || bytes[1] === 0x03)) {
+      this.mode = 'tls';
+      this.first[side].limit = MAX_CLIENT_HELLO_BYTES;
+      this.readHello(ts, false);
+      return;
+    }
+    this.mode = 'http';
+    const server = (1 - side) as 0 | 1;
+    this.parsers[side] = this.parser('request', side);
+    this.parsers[server] = this.parser('response', server);
+    this.parsers[side]!.feed(bytes, ts);
+    /* What the server sent before the client spoke (a banner) is not HTTP: the response parser starts after it. */
+  }
+
+  private parser(role: HttpRole | null, side: 0 | 1): HttpStreamParser {
+    return new HttpStreamParser(role, this.ctx.bodyLimit, {
+      message: (m) => this.message(m),
+      nextIndex: () => this.ctx.nextRequestIndex(),
+      requestMethod: () => this.pending[0]?.method,
+      upgraded: () => this.parsers.forEach((p) => p?.stop()),
+      roleFound: (role) => this.roleFound(side, role),
+    });
+  }
+
+  private roleFound(side: 0 | 1, role: HttpRole): void {
+    const other = (1 - side) as 0 | 1;
+    this.clientSide = role === 'request' ? side : other;
+    const otherParser = this.parsers[other];
+    if (otherParser && otherParser.role === null) otherParser.role = role === 'request' ? 'response' : 'request';
+  }
+
+  private message(m: HttpMessage): void {
+    this.httpMessages++;
+    if (m.role === 'request') {
+      this.pending.push(m);
+      if (this.pending.length > MAX_PENDING_REQUESTS) this.emitRequest(this.pending.shift()!, undefined, 'no response seen (too many requests waiting on this connection)');
+      return;
+    }
+    /* A response that started before the waiting request was sent answers a request the capture missed. */
+    const req = this.pending[0];
+    if (!req || m.startTs < req.startTs) return;
+    this.pending.shift();
+    this.emitRequest(req, m);
+  }
+
+  private readHello(ts: number, closing: boolean): void {
+    const first = this.first[this.clientSide as 0 | 1];
+    const r = first.size > first.kept ? { status: 'invalid' as const, reason: 'ClientHello too large' } : parseClientHello(first.bytes());
+    if (r.status === 'need-more' && !closing) return;
+    this.tlsEmitted = true;
+    const flow = this.baseFlow('raw', 'tls', this.startTs);
+    flow.endedAt = ts;
+    flow.tls = true;
+    flow.tags.push('tls-not-decrypted');
+    if (r.status === 'ok') {
+      flow.sni = r.hello.sni;
+      flow.alpn = r.hello.alpn.length ? r.hello.alpn.join(',') : undefined;
+      flow.tlsVersion = r.hello.version;
+      if (r.hello.sni) flow.host = r.hello.sni;
+    } else {
+      flow.error = r.status === 'invalid' ? `unreadable TLS ClientHello: ${r.reason}` : 'TLS ClientHello incomplete in the capture';
+    }
+    flow.url = `tls://${urlHost(flow.host)}:${flow.port}`;
+    this.first[0].free();
+    this.first[1].free();
+    this.ctx.emit(flow);
+  }
+
+  /** End of the connection (FIN/RST both ways, idle, or end of capture): everything still open is recorded. */
+  close(ts: number): void {
+    if (this.closed) return;
+    /* What still waits behind holes is delivered (as gaps) before the connection counts as closed. */
+    this.dirs[0].flush();
+    this.dirs[1].flush();
+    this.closed = true;
+    for (const p of this.parsers) p?.end(ts);
+    for (const req of this.pending.splice(0)) this.emitRequest(req, undefined, 'no response seen in the capture');
+    if (this.mode === 'tls' && !this.tlsEmitted) this.readHello(ts, true);
+    if ((this.mode === 'detect' || (this.mode === 'http' && this.httpMessages === 0)) && (this.first[0].size || this.first[1].size)) this.emitRaw(ts);
+    /* The entry may linger to absorb late retransmissions: keep nothing large alive. */
+    this.parsers = [null, null];
+    this.first[0].free();
+    this.first[1].free();
+  }
+
+  private emitRaw(ts: number): void {
+    /* Roles unknown: the side with the higher (ephemeral) port is most likely the client. */
+    if (this.clientSide === -1) this.clientSide = this.ends[0].port >= this.ends[1].port ? 0 : 1;
+    const flow = this.baseFlow('raw', 'tcp', this.startTs);
+    const c = this.first[this.clientSide];
+    const s = this.first[1 - this.clientSide];
+    flow.requestBody = { bytes: c.bytes(), size: c.size, truncated: c.size > c.kept };
+    flow.responseBody = { bytes: s.bytes(), size: s.size, truncated: s.size > s.kept };
+    flow.endedAt = ts;
+    flow.url = `tcp://${urlHost(flow.host)}:${flow.port}`;
+    flow.tags.push('not-http');
+    this.ctx.emit(flow);
+  }
+
+  private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number): Flow {
+    const client = this.ends[this.clientSide === -1 ? 0 : this.clientSide];
+    const server = this.ends[this.clientSide === 1 ? 0 : 1];
+    return {
+      kind,
+      source: 'pcap',
+      startedAt: ts,
+      clientIp: client.ip,
+      clientPort: client.port,
+      scheme,
+      host: server.ip,
+      port: server.port,
+      serverIp: server.ip,
+      tls: false,
+      requestHeaders: [],
+      requestBody: emptyBody(),
+      responseHeaders: [],
+      responseBody: emptyBody(),
+      timings: {},
+      tags: ['imported-pcap'],
+    };
+  }
+
+  private emitRequest(req: HttpMessage, res: HttpMessage | undefined, missing?: string): void {
+    const flow = this.baseFlow('http', 'http', req.startTs);
+    const hostHeader = headerValue(req.headers, 'host');
+    const target = req.target ?? '/';
+    let url: URL | undefined;
+    try {
+      url = /^https?:\/\//i.test(target) ? new URL(target) : hostHeader ? new URL(`http://${hostHeader}${target.startsWith('/') ? target : '/' + target}`) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (url) flow.host = url.hostname.replace(/^\[|\]$/g, '');
+    flow.url = url?.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
+    if (url && !url.port && flow.port !== 80 && !/^https?:\/\//i.test(target)) {
+      /* The Host header had no port: the URL names the port the client connected to. */
+      url.port = String(flow.port);
+      flow.url = url.href;
+    }
+    flow.method = req.method;
+    flow.httpVersion = req.version;
+    flow.requestHeaders = req.headers as Header[];
+    flow.requestBody = req.body;
+    flow.timings = { requestSentMs: req.endTs - req.startTs };
+    const errors: string[] = [];
+    if (req.error) errors.push(req.error);
+    if (res) {
+      flow.responseStatus = res.status;
+      flow.responseHeaders = res.headers;
+      flow.responseBody = res.body;
+      flow.endedAt = res.endTs;
+      flow.timings.firstByteMs = res.startTs - req.startTs;
+      flow.timings.totalMs = res.endTs - req.startTs;
+      if (res.error) errors.push(res.error);
+    } else {
+      flow.endedAt = req.endTs;
+      if (missing) errors.push(missing);
+    }
+    if (errors.length) flow.error = errors.join('; ');
+    if (req.error?.startsWith('capture gap') || res?.error?.startsWith('capture gap')) flow.tags.push('capture-gap');
+    if (flow.requestBody.truncated || flow.responseBody.truncated) flow.tags.push('body-truncated');
+    this.ctx.emit(flow, req.index);
+  }
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
