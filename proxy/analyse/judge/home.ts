@@ -2,12 +2,15 @@
  * Why: "abroad" depends on where the phone is at home. In order of trust: the country written in
  * the device profile; the Mobile Country Code of the SIM's IMSI (profiled, else found in the
  * flow); the country code of the phone number (profiled, else found); the `--home-country`
- * setting. Nothing known: no cross-border verdict (never a guess).
+ * setting. Nothing known: no cross-border verdict (never a guess). A value found in the flow counts
+ * only when a key vouched for it (confidence >= LOW_CONFIDENCE): a bare 15-digit number that merely
+ * parses as an IMSI must not move the phone's home to Montserrat.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { MCC_COUNTRY } from '../detect/mcc';
 import type { CompiledProfile } from '../profile';
 import type { Finding } from '../types';
+import { LOW_CONFIDENCE } from './severity';
 
 export type HomeSource = 'profile' | 'imsi' | 'phone' | 'configured';
 
@@ -28,7 +31,7 @@ const phoneCountry = (e164: string): string | undefined => {
 export function homeCountryOf(profile: CompiledProfile | undefined, findings: readonly Finding[], configured?: string): HomeCountry | undefined {
   if (profile?.homeCountry) return { country: profile.homeCountry, from: 'profile' };
   const profiled = (type: string) => profile?.values.filter((v) => v.type === type).map((v) => v.value) ?? [];
-  const found = (type: string) => findings.filter((f) => f.type === type).map((f) => f.value);
+  const found = (type: string) => findings.filter((f) => f.type === type && f.confidence >= LOW_CONFIDENCE).map((f) => f.value);
   for (const imsi of [...profiled('imsi'), ...found('imsi')]) {
     const c = imsiCountry(imsi);
     if (c) return { country: c, from: 'imsi' };

@@ -38,9 +38,15 @@ function destinationFacts(d: Destination): string {
 export function alertSentence(types: Iterable<IdentifierType>, d: Destination, opts: { dns?: boolean } = {}): string {
   const what = listTypes(types);
   if (!what) return '';
-  const how = opts.dns ? 'in cleartext in a DNS query' : d.cleartext ? 'in cleartext' : 'over TLS';
+  const how = d.cleartext ? 'in cleartext' : 'over TLS';
   const notes: string[] = [];
   if (d.crossBorder) notes.push(`outside your home region${d.homeCountry ? ` (${d.homeCountry})` : ''}`);
   if (d.tracker) notes.push(`a known ${d.tracker.category} service`);
-  return `${capitalise(what)} sent ${how} to ${d.host} (${destinationFacts(d)})${notes.length ? ` — ${notes.join('; ')}` : ''}`;
+  const tail = notes.length ? ` — ${notes.join('; ')}` : '';
+  // A DNS flow's host is the name looked up; its server address is the resolver's, so say so.
+  if (opts.dns) {
+    const via = d.serverIp ? ` via resolver ${d.serverIp} (${destinationFacts(d)})` : '';
+    return `${capitalise(what)} sent in cleartext in a DNS lookup of ${d.host}${via}${tail}`;
+  }
+  return `${capitalise(what)} sent ${how} to ${d.host} (${destinationFacts(d)})${tail}`;
 }

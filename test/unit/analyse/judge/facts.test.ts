@@ -104,6 +104,13 @@ describe('homeCountryOf', () => {
     expect(homeCountryOf(undefined, [])).toBeUndefined();
   });
 
+  it('ignores values found by their pattern alone: a bare 15-digit number is no evidence of the SIM country', () => {
+    const bare: Finding = { ...finding('imsi', '354726080000004'), detector: 'pattern', confidence: 0.4 };
+    expect(homeCountryOf(undefined, [bare], 'NO')).toEqual({ country: 'NO', from: 'configured' });
+    expect(homeCountryOf(undefined, [bare])).toBeUndefined();
+    expect(homeCountryOf(undefined, [{ ...bare, confidence: 0.9, detector: 'key' }])).toEqual({ country: 'MS', from: 'imsi' });
+  });
+
   it('a profile country must be a two-letter code', () => {
     expect(() => compileProfile({ country: 'Norway' })).toThrow(/two-letter ISO 3166/);
   });

@@ -144,7 +144,10 @@ describe('alertSentence', () => {
       tracker: { company: 'China Telecom', category: 'activation', domain: 'vnet.cn' } }))
       .toBe('IMEI, ICCID and cell ID sent in cleartext to zzhc.vnet.cn (China Telecom, AS4134, CN) — outside your home region; a known activation service');
     expect(alertSentence(['phone'], { host: 'x.example', cleartext: false })).toBe('Phone number sent over TLS to x.example (country unknown)');
-    expect(alertSentence(['imei'], { host: 'abc.example', cleartext: true }, { dns: true })).toBe('IMEI sent in cleartext in a DNS query to abc.example (country unknown)');
+    expect(alertSentence(['imei'], { host: 'abc.example', cleartext: true }, { dns: true })).toBe('IMEI sent in cleartext in a DNS lookup of abc.example');
+    // A DNS flow's server is the resolver, not the owner of the name: the sentence says which is which.
+    expect(alertSentence(['imei'], { host: '354031090123453.t.example', serverIp: '8.8.8.8', cleartext: true, country: 'US', asn: 15169, org: 'Google LLC' }, { dns: true }))
+      .toBe('IMEI sent in cleartext in a DNS lookup of 354031090123453.t.example via resolver 8.8.8.8 (Google LLC, AS15169, US)');
     expect(alertSentence([], { host: 'x', cleartext: true })).toBe('');
   });
 });
