@@ -1,16 +1,19 @@
 /**
  * The live analysis pipeline: capture stores a flow and hands it here; it is analysed off the
- * request path (worker thread), and its findings, fields and messages are written in one transaction
- * and broadcast. The in-memory queue is bounded (flows and body bytes): when full, the flow stays `pending` in SQLite
- * and the catch-up loop analyses it later (also after a restart). Nothing is dropped silently.
+ * request path (worker thread), which also writes its findings, fields and messages in one
+ * transaction on its own connection; the main thread only broadcasts the committed messages, in seq
+ * order (sequencer.ts). The in-memory queue is bounded (flows and body bytes): when full, the flow
+ * stays `pending` in SQLite and the catch-up loop analyses it later (also after a restart). Nothing
+ * is dropped silently.
  */
 import type { DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import type { Store } from '../store';
 import type { StoredEvent } from '../store/events';
-import { Analyser, WorkerAnalyser } from './analyser';
+import { Analyser, StoreWriteError, WorkerAnalyser, WorkerAnalyserOptions } from './analyser';
 import { Broadcaster } from './broadcaster';
 import { AnalysisOutcome, AnalysisRecorder } from './recorder';
+import { EventSequencer } from './sequencer';
 
 /** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
 export const DEFAULT_QUEUE_LIMIT = 5000;
@@ -51,6 +54,7 @@ export interface PipelineStats {
 export class AnalysisPipeline {
   readonly broadcaster: Broadcaster;
   readonly recorder: AnalysisRecorder;
+  readonly sequencer: EventSequencer;
   defaultProfile: DeviceProfile | null;
   private readonly analyser: Analyser;
   /** replace: the flow may carry findings from an earlier analysis (it came from SQLite, not from capture). */
@@ -77,9 +81,10 @@ export class AnalysisPipeline {
   constructor(private readonly opts: PipelineOptions) {
     this.broadcaster = opts.broadcaster ?? new Broadcaster();
     this.recorder = new AnalysisRecorder(opts.store);
+    this.sequencer = new EventSequencer(opts.store.events, this.broadcaster);
     this.defaultProfile = opts.defaultProfile ?? null;
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
-    this.analyser = opts.analyser ?? new WorkerAnalyser({ onCrash: (reason) => this.log(reason) });
+    this.analyser = opts.analyser ?? new WorkerAnalyser(defaultWorkerOptions(opts.store, (reason) => this.log(reason)));
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
     this.maxInFlight = opts.inFlight ?? DEFAULT_IN_FLIGHT;
@@ -141,6 +146,7 @@ export class AnalysisPipeline {
     const deadline = Date.now() + 5000;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await this.analyser.close();
+    this.sequencer.close();
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
@@ -152,17 +158,21 @@ export class AnalysisPipeline {
     while (!this.closed && this.inFlight < this.maxInFlight && this.queue.length) {
       const { flow, replace } = this.queue.shift()!;
       this.inFlight++;
-      const profile = this.profileFor(flow.clientIp);
-      this.analyser.analyse(flow, profile).then(
-        (out) => this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace }),
+      const { profile, device } = this.deviceOf(flow.clientIp);
+      this.analyser.analyse({ flow, profile, device, replace }).then(
+        (out) => {
+          if (out.kind === 'result') this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace, device });
+          else this.stored(flow, out.failed, out.events);
+        },
         (err: Error) => {
-          if (this.closed) {
-            // Shutting down: the flow stays pending in SQLite and is analysed on the next start.
-            this.inFlight--;
-            this.release(flow);
+          if (this.closed || err instanceof StoreWriteError) {
+            // Shutting down, or the worker could not write: the flow stays pending in SQLite and is
+            // analysed later (the catch-up loop, or the next start).
+            if (!this.closed) this.writeFailed(flow, err);
+            this.done(flow);
             return;
           }
-          this.enqueueWrite({ flow, error: err.message, replace });
+          this.enqueueWrite({ flow, error: err.message, replace, device });
         },
       );
     }
@@ -188,14 +198,29 @@ export class AnalysisPipeline {
         // One bad write must not sink the others: retry them one by one.
         events = batch.flatMap((o) => this.writeOne(o));
       }
-      for (const e of events) this.broadcaster.publish(e);
+      this.sequencer.committed(events);
     }
-    for (const o of batch) {
-      this.inFlight--;
-      this.release(o.flow);
-    }
+    for (const o of batch) this.done(o.flow);
+  }
+
+  /** The analyser stored the outcome itself: count it and broadcast its messages. */
+  private stored(flow: Flow, failed: boolean, events: StoredEvent[]): void {
+    this.counts[failed ? 'failed' : 'analysed']++;
+    this.sequencer.committed(events);
+    this.done(flow);
+  }
+
+  /** A flow left the pipeline (stored, or left pending): make room and keep the worker fed. */
+  private done(flow: Flow): void {
+    this.inFlight--;
+    this.release(flow);
     if (this.queue.length) this.pump();
     else if (this.inFlight === 0) this.catchUp();
+  }
+
+  private writeFailed(flow: Flow, err: Error): void {
+    this.log(`could not store the analysis of flow ${flow.id}: ${err.message}`);
+    this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
   }
 
   private writeOne(o: AnalysisOutcome): StoredEvent[] {
@@ -205,17 +230,17 @@ export class AnalysisPipeline {
       return events;
     } catch (err) {
       // The flow stays pending in SQLite; the catch-up loop retries it later.
-      this.log(`could not store the analysis of flow ${o.flow.id}: ${(err as Error).message}`);
-      this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
+      this.writeFailed(o.flow, err as Error);
       return [];
     }
   }
 
-  private profileFor(clientIp: string): DeviceProfile | null {
+  /** The profile to analyse with and the name to announce (read here: the dashboard edits them on this connection). */
+  private deviceOf(clientIp: string): { profile: DeviceProfile | null; device: string | null } {
     try {
-      return this.opts.store.devices.profileOf(clientIp) ?? this.defaultProfile;
+      return { profile: this.opts.store.devices.profileOf(clientIp) ?? this.defaultProfile, device: this.opts.store.devices.nameOf(clientIp) };
     } catch {
-      return this.defaultProfile;
+      return { profile: this.defaultProfile, device: null };
     }
   }
 
@@ -244,10 +269,20 @@ export class AnalysisPipeline {
   }
 }
 
+/**
+ * The real analyser in a worker that stores its outcomes itself (a file store), and takes over the
+ * WAL checkpoints when the store runs them in a thread of its own (one V8 isolate less).
+ */
+function defaultWorkerOptions(store: Store, onCrash: (reason: string) => void): WorkerAnalyserOptions {
+  if (store.file === ':memory:') return { onCrash };
+  const checkpointIntervalMs = store.handOverCheckpoints();
+  return { onCrash, dbFile: store.file, writeGate: store.writeGate.buffer, checkpointIntervalMs };
+}
+
 function bodyBytes(flow: Flow): number {
   return flow.requestBody.bytes.length + flow.responseBody.bytes.length;
 }
 
 export { Broadcaster } from './broadcaster';
-export { WorkerAnalyser, InlineAnalyser } from './analyser';
+export { WorkerAnalyser, InlineAnalyser, StoreWriteError } from './analyser';
 export type { Analyser } from './analyser';
