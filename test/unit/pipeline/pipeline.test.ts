@@ -313,6 +313,30 @@ describe('pipeline with the real analyser in the worker', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('takes over the WAL checkpoints of a store that ran them in a thread of its own (one thread less)', async () => {
+    await pipeline.close();
+    store.close();
+    store = Store.open({ dataDir: dir, backgroundCheckpoint: true });
+    pipeline = new AnalysisPipeline({ store, log: () => {} });
+    expect(store.checkpointer).toBeUndefined();
+    const dbFile = path.join(dir, 'phonehome.db');
+    const sizeBefore = fs.statSync(dbFile).size;
+    // 10 MB of bodies: the proxy's connection never checkpoints, so only the worker can move them.
+    for (let i = 0; i < 40; i++) {
+      const f = formFlow(`n=${i}`, { responseBody: { bytes: Buffer.alloc(256 * 1024, i), size: 256 * 1024, truncated: false } });
+      store.flows.insert(f);
+      pipeline.submit(f);
+    }
+    await pipeline.idle();
+    const deadline = Date.now() + 10_000;
+    while (fs.statSync(dbFile).size < sizeBefore + 8 * 1024 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.statSync(dbFile).size).toBeGreaterThan(sizeBefore + 8 * 1024 * 1024);
+    await pipeline.close();
+    await store.closeAsync();
+    store = Store.open({ dataDir: dir });
+    expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+
   it('finds an IMEI in a form body, stores its field, and matches the device profile in base64', async () => {
     store.devices.setProfile('192.168.1.23', { name: 'Nokia 7 plus', iccid: '89470000000000000009' });
     const inner = Buffer.from(JSON.stringify({ SIM1ICCID: '89470000000000000009', SIM1CELLID: '2345' })).toString('base64');
