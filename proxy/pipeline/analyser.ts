@@ -110,11 +110,6 @@ export class WorkerAnalyser implements Analyser {
     this.watchdog.unref();
   }
 
-  /** Whether outcomes are stored by the worker (else they come back as results). */
-  get stores(): boolean {
-    return this.opts.dbFile !== undefined;
-  }
-
   analyse(job: AnalysisJob): Promise<AnalysisOutput> {
     if (this.closed) return Promise.reject(new Error('analyser closed'));
     return new Promise((resolve, reject) => {
@@ -148,6 +143,7 @@ export class WorkerAnalyser implements Analyser {
       runningJob: this.running.buffer,
     };
     this.running.stop();
+    this.watched = { jobId: 0, since: Date.now() };
     const w = new Worker(workerScriptPath(), { workerData, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.worker = w;
     w.on('message', (msg: WorkerReply[] | { ready: true }) => {
@@ -226,7 +222,7 @@ export class WorkerAnalyser implements Analyser {
  * copies cost little and send only the body's own bytes. (Not transferred: the job is re-posted
  * after a worker restart.)
  */
-function withOwnBodyBuffers(flow: Flow): Flow {
+export function withOwnBodyBuffers(flow: Flow): Flow {
   const own = (b: Buffer): Buffer => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
   const req = own(flow.requestBody.bytes);
   const res = own(flow.responseBody.bytes);

@@ -10,13 +10,16 @@ import type { DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import type { Store } from '../store';
 import type { StoredEvent } from '../store/events';
-import { Analyser, StoreWriteError, WorkerAnalyser, WorkerAnalyserOptions } from './analyser';
+import { Analyser, StoreWriteError, withOwnBodyBuffers, WorkerAnalyser, WorkerAnalyserOptions } from './analyser';
 import { Broadcaster } from './broadcaster';
 import { AnalysisOutcome, AnalysisRecorder } from './recorder';
 import { EventSequencer } from './sequencer';
 
-/** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
-export const DEFAULT_QUEUE_LIMIT = 5000;
+/**
+ * Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). About a
+ * second of analysis: a longer backlog in memory only costs memory, and SQLite holds it just as well.
+ */
+export const DEFAULT_QUEUE_LIMIT = 1000;
 /**
  * Body bytes held in memory by queued and in-flight flows; beyond this they wait in SQLite too.
  * Without it, 5000 queued flows with 1 MiB bodies would be 5 GB when analysis falls behind.
@@ -113,7 +116,9 @@ export class AnalysisPipeline {
   private hold(flow: Flow, replace: boolean): void {
     this.active.add(flow.id!);
     this.heldBytes += bodyBytes(flow);
-    this.queue.push({ flow, replace });
+    // A small body is a slice of one of Node's shared 8 KiB pool chunks: queued as is, it would keep
+    // the whole chunk alive (thousands of queued flows, thousands of chunks).
+    this.queue.push({ flow: withOwnBodyBuffers(flow), replace });
   }
 
   private release(flow: Flow): void {
