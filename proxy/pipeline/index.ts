@@ -27,6 +27,11 @@ export const DEFAULT_QUEUE_LIMIT = 1000;
 export const DEFAULT_QUEUE_BYTE_LIMIT = 32 * 1024 * 1024;
 /** Flows handed to the analyser at once (the worker runs them in order; this keeps it fed). */
 export const DEFAULT_IN_FLIGHT = 8;
+/**
+ * Body bytes handed to the analyser at once (one flow always goes): each posted body is copied into
+ * the message and again into the worker, so eight 1 MB bodies in flight are ~16 MB more resident.
+ */
+export const IN_FLIGHT_BYTE_LIMIT = 4 * 1024 * 1024;
 /** How often the catch-up loop looks for pending flows in SQLite. */
 export const DEFAULT_CATCH_UP_INTERVAL_MS = 1000;
 
@@ -68,6 +73,7 @@ export class AnalysisPipeline {
   /** Ids queued or being analysed, so the catch-up loop never takes a flow twice. */
   private readonly active = new Set<number>();
   private inFlight = 0;
+  private inFlightBytes = 0;
   private readonly queueLimit: number;
   private readonly queueByteLimit: number;
   /** Body bytes of the flows queued or in flight (see DEFAULT_QUEUE_BYTE_LIMIT). */
@@ -161,8 +167,11 @@ export class AnalysisPipeline {
 
   private pump(): void {
     while (!this.closed && this.inFlight < this.maxInFlight && this.queue.length) {
+      const size = bodyBytes(this.queue[0].flow);
+      if (this.inFlight > 0 && this.inFlightBytes + size > IN_FLIGHT_BYTE_LIMIT) break;
       const { flow, replace } = this.queue.shift()!;
       this.inFlight++;
+      this.inFlightBytes += size;
       const { profile, device } = this.deviceOf(flow.clientIp);
       this.analyser.analyse({ flow, profile, device, replace }).then(
         (out) => {
@@ -218,6 +227,7 @@ export class AnalysisPipeline {
   /** A flow left the pipeline (stored, or left pending): make room and keep the worker fed. */
   private done(flow: Flow): void {
     this.inFlight--;
+    this.inFlightBytes -= bodyBytes(flow);
     this.release(flow);
     if (this.queue.length) this.pump();
     else if (this.inFlight === 0) this.catchUp();
