@@ -1,10 +1,11 @@
 /**
- * Benchmarks of issue 4 (run: npm run bench:pipeline [-- --only=proxy|pipeline|queries] [--flows N] [--rate R] [--seconds S]):
+ * Benchmarks of issue 4 (run: npm run bench:pipeline [-- --only=proxy|pipeline|queries|writer] [--flows N] [--rate R] [--seconds S]):
  *  1. throughput through the proxy with the full pipeline (recording, analysis, findings, one WebSocket
  *     client) as a ratio of recording only, same run, medians of several rounds;
  *  2. latency from request completion (client got the response) to the WebSocket alert, p50/p99, at a
  *     paced 200 requests/s of leaking requests;
- *  3. the dashboard's REST queries on a database of 100k flows (median ms per query).
+ *  3. the dashboard's REST queries on a database of 100k flows (median ms per query);
+ *  4. (--only=writer) CPU per flow of the pipeline alone, by thread, analysis writes in the worker vs on the main thread.
  * Ratios are what to compare (shared 2-core machine); absolute numbers vary from run to run. The
  * throughput rounds also report phonehome's CPU per request: its main thread (the proxy's event loop)
  * and the whole process. `--cpu-prof DIR` runs the full-pipeline phonehome under `node --cpu-prof`.
@@ -20,6 +21,7 @@ import { mainThreadCpuMs, processCpuMs, stopChild } from './bench-lib';
 import { startDashboard } from '../dashboard/server';
 import type { Flow } from '../proxy/flow';
 import { startLive } from '../proxy/pipeline/live';
+import { AnalysisPipeline, WorkerAnalyser } from '../proxy/pipeline';
 import { Broadcaster } from '../proxy/pipeline/broadcaster';
 import { Store } from '../proxy/store';
 import { seedFlows } from './bench-dashboard-data';
@@ -122,6 +124,67 @@ export async function benchPipelineLatency(rate: number, seconds: number): Promi
     await live.close();
     store.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A leaking form POST as capture records it (n makes each one distinct). */
+function leakingFlow(n: number): Flow {
+  const body = `imei=490154203237518&SIM1CELLID=20817&iccid=89470000000000000009&model=Nokia+7+plus&n=${n}`;
+  const now = Date.now();
+  return {
+    kind: 'http', source: 'proxy', startedAt: now, endedAt: now, clientIp: '192.168.1.23', method: 'POST',
+    url: `http://zzhc.vnet.cn/register?req=c${n}`, scheme: 'http', host: 'zzhc.vnet.cn', port: 80, tls: false,
+    requestHeaders: [['Host', 'zzhc.vnet.cn'], ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]],
+    requestBody: { bytes: Buffer.from(body), size: body.length, truncated: false },
+    responseStatus: 200, responseHeaders: [['Content-Length', '2']], responseBody: { bytes: Buffer.from('ok'), size: 2, truncated: false }, timings: {}, tags: [],
+  };
+}
+
+/**
+ * CPU per flow of the pipeline alone, by thread, with the analysis writes in the worker (its own
+ * connection; the default) or on the main thread (a worker that returns results, as before): flows
+ * are recorded and submitted the way capture does, 50 per event-loop turn, as fast as the pipeline
+ * takes them. CPU time (not wall time) is what a loaded machine perturbs least.
+ */
+export async function benchWriterCpu(flows: number, rounds: number): Promise<void> {
+  const rows: { mode: string; main: number; worker: number; waited: number; rate: number }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const workerStores of round % 2 ? [false, true] : [true, false]) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-bench-w-'));
+      const store = Store.open({ dataDir: dir });
+      const analyser = new WorkerAnalyser(workerStores ? { dbFile: store.file, writeGate: store.writeGate.buffer } : {});
+      const pipeline = new AnalysisPipeline({ store, analyser, log: () => {} });
+      pipeline.broadcaster.subscribe((e) => JSON.stringify(e)); // a listener, as the WebSocket hub is
+      try {
+        const feed = async (from: number, n: number) => {
+          for (let i = from; i < from + n; i++) {
+            const f = leakingFlow(i);
+            store.flows.insert(f);
+            pipeline.submit(f);
+            if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+          }
+          await pipeline.idle();
+        };
+        await feed(0, 500); // warm-up: worker started, code optimised
+        const before = { main: mainThreadCpuMs(process.pid), all: processCpuMs(process.pid), waitedMs: store.writeGate.contention.waitedMs };
+        const t0 = performance.now();
+        await feed(500, flows);
+        const wall = performance.now() - t0;
+        const main = (mainThreadCpuMs(process.pid) - before.main) / flows;
+        const all = (processCpuMs(process.pid) - before.all) / flows;
+        const waited = (store.writeGate.contention.waitedMs - before.waitedMs) / flows;
+        rows.push({ mode: workerStores ? 'worker writes' : 'main writes', main, worker: all - main, waited, rate: (flows / wall) * 1000 });
+        console.log(`round ${round + 1} ${workerStores ? 'worker writes' : 'main writes  '}: CPU ms per flow: main thread ${main.toFixed(3)}, other threads ${(all - main).toFixed(3)}; main thread blocked on the write gate ${waited.toFixed(3)} ms per flow; ${((flows / wall) * 1000).toFixed(0)} flows/s`);
+      } finally {
+        await pipeline.close();
+        store.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  for (const mode of ['worker writes', 'main writes']) {
+    const of = (k: 'main' | 'worker' | 'waited' | 'rate') => median(rows.filter((r) => r.mode === mode).map((r) => r[k]));
+    console.log(`${mode} (medians of ${rounds}): CPU ms per flow: main thread ${of('main').toFixed(3)}, other threads ${of('worker').toFixed(3)}, total ${(of('main') + of('worker')).toFixed(3)}; main blocked on the gate ${of('waited').toFixed(3)} ms/flow; ${of('rate').toFixed(0)} flows/s`);
   }
 }
 
@@ -279,6 +342,7 @@ async function main(): Promise<void> {
   if (!only || only === 'proxy') await benchProxy(flag('rounds', 3), flag('seconds', 8), flag('concurrency', 16), flag('rate', 200), flag('latency-seconds', 15));
   if (!only || only === 'pipeline') await benchPipelineLatency(flag('rate', 200), flag('seconds', 10));
   if (!only || only === 'queries') await benchQueries(flag('flows', 100_000));
+  if (only === 'writer') await benchWriterCpu(flag('flows', 5000), flag('rounds', 3));
 }
 
 if (require.main === module) {

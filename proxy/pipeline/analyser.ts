@@ -1,7 +1,8 @@
 /**
  * Where analysis runs. WorkerAnalyser keeps one worker thread busy with the real analyser (so the
- * proxy's event loop never decodes payloads), restarts it when it crashes or overruns its time
- * budget, and fails only the flow that was being analysed — errors are data, never a lost flow.
+ * proxy's event loop never decodes payloads, nor writes what they contain), restarts it when it
+ * crashes or overruns its time budget, and fails only the flow that was being analysed — errors
+ * are data, never a lost flow.
  * InlineAnalyser runs an injected function in-process, for unit tests of the pipeline around it.
  */
 import * as fs from 'fs';
@@ -9,23 +10,41 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
-import type { WorkerJob, WorkerReply } from './worker-protocol';
+import type { StoredEvent } from '../store/events';
+import { WriteGate } from '../store/write-gate';
+import { RunningJobCell } from './running-job';
+import type { WorkerInit, WorkerJob, WorkerReply } from './worker-protocol';
 import type { JudgeSettings } from '../judge-config';
 
-export interface AnalysisOutput {
-  result: AnalysisResult;
-  /** Decoded fields the worker left out (beyond the per-flow cap) to keep messages small. */
-  omittedFields: number;
+/** What the pipeline hands the analyser for one flow. */
+export interface AnalysisJob {
+  flow: Flow;
+  profile: DeviceProfile | null;
+  /** The device's name, for the messages. */
+  device: string | null;
+  /** The flow may carry findings from an earlier analysis (it came from SQLite, not from capture). */
+  replace: boolean;
 }
 
+/**
+ * Either the result, for the caller to store (in-process analysers, a worker without the database
+ * file), or the outcome already committed by the analyser, with its messages in seq order.
+ * An analyser that stores never rejects for an analysis error (it stores the failure); it rejects
+ * with StoreWriteError when the outcome could not be written (the flow stays pending).
+ */
+export type AnalysisOutput =
+  | { kind: 'result'; result: AnalysisResult; omittedFields: number }
+  | { kind: 'stored'; failed: boolean; events: StoredEvent[] };
+
 export interface Analyser {
-  analyse(flow: Flow, profile: DeviceProfile | null): Promise<AnalysisOutput>;
+  analyse(job: AnalysisJob): Promise<AnalysisOutput>;
   /** How many times the analyser crashed (and was restarted) so far. */
   readonly crashes: number;
   close(): Promise<void>;
 }
 
 export class AnalysisCrashError extends Error {}
+export class StoreWriteError extends Error {}
 
 /**
  * The worker's heap: a small young generation keeps the proxy's resident memory low while capped
@@ -36,6 +55,8 @@ export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGener
 
 /** The time one flow may take in the worker before it is presumed stuck and the worker restarted. */
 export const DEFAULT_ANALYSIS_TIMEOUT_MS = 10_000;
+/** A job posted again to this many fresh workers (each died with no job running) is failed. */
+const MAX_ATTEMPTS = 3;
 
 /**
  * The compiled worker script. jest runs the TypeScript sources, but a worker thread needs JS, so
@@ -51,12 +72,18 @@ interface PendingJob {
   job: WorkerJob;
   resolve(o: AnalysisOutput): void;
   reject(e: Error): void;
-  startedAt: number;
+  attempts: number;
 }
 
 export interface WorkerAnalyserOptions {
   /** Module exporting analyseFlow (and optionally compileProfile); default the real analyser. */
   analyserModule?: string;
+  /** The SQLite file: the worker then stores each outcome through its own connection. */
+  dbFile?: string;
+  /** The store's write gate (Store.writeGate.buffer), so the two threads' writers queue without sleeping. */
+  writeGate?: SharedArrayBuffer;
+  /** The worker runs PASSIVE WAL checkpoints every N ms (when the store has no checkpoint thread of its own). */
+  checkpointIntervalMs?: number;
   timeoutMs?: number;
   onCrash?(reason: string): void;
   /** Home country, rules, user trackers and geo cache for the worker's judge (read once at start). */
@@ -73,6 +100,9 @@ export class WorkerAnalyser implements Analyser {
   private restartDelayMs = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private readonly timeoutMs: number;
+  private readonly running = new RunningJobCell();
+  /** The job the watchdog last saw running, and since when. */
+  private watched = { jobId: 0, since: 0 };
 
   constructor(private readonly opts: WorkerAnalyserOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_ANALYSIS_TIMEOUT_MS;
@@ -83,15 +113,12 @@ export class WorkerAnalyser implements Analyser {
     this.watchdog.unref();
   }
 
-  analyse(flow: Flow, profile: DeviceProfile | null): Promise<AnalysisOutput> {
+  analyse(job: AnalysisJob): Promise<AnalysisOutput> {
     if (this.closed) return Promise.reject(new Error('analyser closed'));
     return new Promise((resolve, reject) => {
-      const job: WorkerJob = { jobId: this.nextJobId++, flow: withOwnBodyBuffers(flow), profile };
-      const pending: PendingJob = { job, resolve, reject, startedAt: Date.now() };
-      const first = this.jobs.size === 0;
-      this.jobs.set(job.jobId, pending);
-      if (first) pending.startedAt = Date.now();
-      this.worker?.postMessage(job);
+      const posted: WorkerJob = { jobId: this.nextJobId++, ...job, flow: withOwnBodyBuffers(job.flow) };
+      this.jobs.set(posted.jobId, { job: posted, resolve, reject, attempts: 1 });
+      this.worker?.postMessage(posted);
     });
   }
 
@@ -103,43 +130,64 @@ export class WorkerAnalyser implements Analyser {
     this.jobs.clear();
     const w = this.worker;
     this.worker = null;
-    if (w) await w.terminate();
+    if (!w) return;
+    const threadId = w.threadId;
+    await w.terminate();
+    // Stopped mid-write: SQLite rolled the transaction back as the connection closed; free the gate too.
+    if (this.opts.writeGate) new WriteGate(this.opts.writeGate).releaseIfHeldBy(threadId);
   }
 
   private spawn(): void {
-    const w = new Worker(workerScriptPath(), { workerData: { analyserModule: this.opts.analyserModule, judge: this.opts.judge }, resourceLimits: WORKER_RESOURCE_LIMITS });
+    const workerData: WorkerInit & { runningJob: SharedArrayBuffer } = {
+      analyserModule: this.opts.analyserModule,
+      dbFile: this.opts.dbFile,
+      writeGate: this.opts.writeGate,
+      checkpointIntervalMs: this.opts.checkpointIntervalMs,
+      runningJob: this.running.buffer,
+      judge: this.opts.judge,
+    };
+    this.running.stop();
+    this.watched = { jobId: 0, since: Date.now() };
+    const w = new Worker(workerScriptPath(), { workerData, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.worker = w;
-    w.on('message', (msg: WorkerReply | { ready: true }) => {
-      if (!('jobId' in msg)) {
-        // Start-up time (loading the analyser) does not count against the first flow's time budget.
-        const head = this.jobs.values().next();
-        if (!head.done) head.value.startedAt = Date.now();
-        return;
-      }
-      const p = this.jobs.get(msg.jobId);
-      if (!p) return;
-      this.jobs.delete(msg.jobId);
+    w.on('message', (msg: WorkerReply[] | { ready: true }) => {
+      if (!Array.isArray(msg)) return;
       this.restartDelayMs = 0;
-      const head = this.jobs.values().next();
-      if (!head.done) head.value.startedAt = Date.now();
-      if (msg.ok) p.resolve({ result: msg.result, omittedFields: msg.omittedFields });
-      else p.reject(new Error(msg.error));
+      for (const reply of msg) this.settle(reply);
     });
     w.on('error', (err) => this.crashed(w, `analysis worker crashed: ${err.message}`));
     w.on('exit', (code) => this.crashed(w, `analysis worker exited with code ${code}`));
   }
 
-  /** The worker analyses jobs in order, so the oldest pending job is the one it was running. */
+  private settle(reply: WorkerReply): void {
+    const p = this.jobs.get(reply.jobId);
+    if (!p) return;
+    this.jobs.delete(reply.jobId);
+    if ('stored' in reply) {
+      if (reply.stored) p.resolve({ kind: 'stored', failed: reply.failed, events: reply.events });
+      else p.reject(new StoreWriteError(reply.error));
+    } else if (reply.ok) p.resolve({ kind: 'result', result: reply.result, omittedFields: reply.omittedFields });
+    else p.reject(new Error(reply.error));
+  }
+
+  /**
+   * The job the worker was running when it died is the one that killed it: it fails. The others
+   * (queued, or analysed and not yet written) go to the new worker, with replace set in case their
+   * outcome was committed just before the end.
+   */
   private crashed(w: Worker, reason: string): void {
     if (this.worker !== w || this.closed) return;
+    const culprit = this.running.current;
     this.worker = null;
     this.crashes++;
     this.opts.onCrash?.(reason);
+    if (this.opts.writeGate) new WriteGate(this.opts.writeGate).releaseIfHeldBy(w.threadId);
     void w.terminate();
-    const head = this.jobs.values().next();
-    if (!head.done) {
-      this.jobs.delete(head.value.job.jobId);
-      head.value.reject(new AnalysisCrashError(reason));
+    for (const [id, p] of this.jobs) {
+      if (id === culprit || p.attempts >= MAX_ATTEMPTS) {
+        this.jobs.delete(id);
+        p.reject(new AnalysisCrashError(reason));
+      }
     }
     // A worker that dies at once again and again (e.g. a broken build) is restarted with a growing delay.
     this.restartDelayMs = Math.min(5000, this.restartDelayMs ? this.restartDelayMs * 2 : 50);
@@ -147,20 +195,27 @@ export class WorkerAnalyser implements Analyser {
       this.restartTimer = null;
       if (this.closed) return;
       this.spawn();
-      const now = Date.now();
       for (const p of this.jobs.values()) {
-        p.startedAt = now;
+        p.attempts++;
+        p.job.replace = true;
         this.worker!.postMessage(p.job);
       }
     }, this.restartDelayMs);
   }
 
+  /** A job that has been running (per the shared cell) for longer than the timeout is stuck. */
   private checkStuck(): void {
     if (!this.worker) return;
-    const head = this.jobs.values().next();
-    if (head.done) return;
-    if (Date.now() - head.value.startedAt > this.timeoutMs) {
-      this.crashed(this.worker, `analysis took longer than ${this.timeoutMs} ms (flow ${head.value.job.flow.id}); worker restarted`);
+    const current = this.running.current;
+    const now = Date.now();
+    if (current !== this.watched.jobId) {
+      this.watched = { jobId: current, since: now };
+      return;
+    }
+    if (current !== 0 && now - this.watched.since > this.timeoutMs) {
+      const flowId = this.jobs.get(current)?.job.flow.id;
+      this.watched = { jobId: 0, since: now };
+      this.crashed(this.worker, `analysis took longer than ${this.timeoutMs} ms (flow ${flowId}); worker restarted`);
     }
   }
 }
@@ -171,7 +226,7 @@ export class WorkerAnalyser implements Analyser {
  * copies cost little and send only the body's own bytes. (Not transferred: the job is re-posted
  * after a worker restart.)
  */
-function withOwnBodyBuffers(flow: Flow): Flow {
+export function withOwnBodyBuffers(flow: Flow): Flow {
   const own = (b: Buffer): Buffer => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
   const req = own(flow.requestBody.bytes);
   const res = own(flow.responseBody.bytes);
@@ -179,12 +234,12 @@ function withOwnBodyBuffers(flow: Flow): Flow {
   return { ...flow, requestBody: { ...flow.requestBody, bytes: req }, responseBody: { ...flow.responseBody, bytes: res } };
 }
 
-/** Runs an analyse function in-process (unit tests of the pipeline). */
+/** Runs an analyse function in-process (unit tests of the pipeline); the pipeline stores its results. */
 export class InlineAnalyser implements Analyser {
   crashes = 0;
   constructor(private readonly fn: (flow: Flow, profile: DeviceProfile | null) => AnalysisResult | Promise<AnalysisResult>) {}
-  async analyse(flow: Flow, profile: DeviceProfile | null): Promise<AnalysisOutput> {
-    return { result: await this.fn(flow, profile), omittedFields: 0 };
+  async analyse(job: AnalysisJob): Promise<AnalysisOutput> {
+    return { kind: 'result', result: await this.fn(job.flow, job.profile), omittedFields: 0 };
   }
   async close(): Promise<void> {}
 }

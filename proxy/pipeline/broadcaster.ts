@@ -1,6 +1,7 @@
 /**
  * In-process fan-out of stored messages (flow, alert) from the pipeline to the dashboard's
- * WebSocket clients. Messages arrive in seq order because SQLite has one writer: the main thread.
+ * WebSocket clients. Messages arrive in seq order, without gaps: the pipeline publishes through its
+ * EventSequencer (sequencer.ts), whichever thread committed them.
  */
 import type { StoredEvent } from '../store/events';
 

@@ -1,20 +1,26 @@
 /**
  * The live analysis pipeline: capture stores a flow and hands it here; it is analysed off the
- * request path (worker thread), and its findings, fields and messages are written in one transaction
- * and broadcast. The in-memory queue is bounded (flows and body bytes): when full, the flow stays `pending` in SQLite
- * and the catch-up loop analyses it later (also after a restart). Nothing is dropped silently.
+ * request path (worker thread), which also writes its findings, fields and messages in one
+ * transaction on its own connection; the main thread only broadcasts the committed messages, in seq
+ * order (sequencer.ts). The in-memory queue is bounded (flows and body bytes): when full, the flow
+ * stays `pending` in SQLite and the catch-up loop analyses it later (also after a restart). Nothing
+ * is dropped silently.
  */
 import type { DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import type { Store } from '../store';
 import type { StoredEvent } from '../store/events';
-import { Analyser, WorkerAnalyser } from './analyser';
+import { Analyser, StoreWriteError, withOwnBodyBuffers, WorkerAnalyser, WorkerAnalyserOptions } from './analyser';
 import { Broadcaster } from './broadcaster';
 import { AnalysisOutcome, AnalysisRecorder } from './recorder';
 import type { JudgeSettings } from '../judge-config';
+import { EventSequencer } from './sequencer';
 
-/** Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). */
-export const DEFAULT_QUEUE_LIMIT = 5000;
+/**
+ * Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). About a
+ * second of analysis: a longer backlog in memory only costs memory, and SQLite holds it just as well.
+ */
+export const DEFAULT_QUEUE_LIMIT = 1000;
 /**
  * Body bytes held in memory by queued and in-flight flows; beyond this they wait in SQLite too.
  * Without it, 5000 queued flows with 1 MiB bodies would be 5 GB when analysis falls behind.
@@ -22,6 +28,11 @@ export const DEFAULT_QUEUE_LIMIT = 5000;
 export const DEFAULT_QUEUE_BYTE_LIMIT = 32 * 1024 * 1024;
 /** Flows handed to the analyser at once (the worker runs them in order; this keeps it fed). */
 export const DEFAULT_IN_FLIGHT = 8;
+/**
+ * Body bytes handed to the analyser at once (one flow always goes): each posted body is copied into
+ * the message and again into the worker, so eight 1 MB bodies in flight are ~16 MB more resident.
+ */
+export const IN_FLIGHT_BYTE_LIMIT = 4 * 1024 * 1024;
 /** How often the catch-up loop looks for pending flows in SQLite. */
 export const DEFAULT_CATCH_UP_INTERVAL_MS = 1000;
 
@@ -54,6 +65,7 @@ export interface PipelineStats {
 export class AnalysisPipeline {
   readonly broadcaster: Broadcaster;
   readonly recorder: AnalysisRecorder;
+  readonly sequencer: EventSequencer;
   defaultProfile: DeviceProfile | null;
   private readonly analyser: Analyser;
   /** replace: the flow may carry findings from an earlier analysis (it came from SQLite, not from capture). */
@@ -64,6 +76,7 @@ export class AnalysisPipeline {
   /** Ids queued or being analysed, so the catch-up loop never takes a flow twice. */
   private readonly active = new Set<number>();
   private inFlight = 0;
+  private inFlightBytes = 0;
   private readonly queueLimit: number;
   private readonly queueByteLimit: number;
   /** Body bytes of the flows queued or in flight (see DEFAULT_QUEUE_BYTE_LIMIT). */
@@ -80,9 +93,10 @@ export class AnalysisPipeline {
   constructor(private readonly opts: PipelineOptions) {
     this.broadcaster = opts.broadcaster ?? new Broadcaster();
     this.recorder = new AnalysisRecorder(opts.store);
+    this.sequencer = new EventSequencer(opts.store.events, this.broadcaster);
     this.defaultProfile = opts.defaultProfile ?? null;
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
-    this.analyser = opts.analyser ?? new WorkerAnalyser({ onCrash: (reason) => this.log(reason), judge: opts.judge });
+    this.analyser = opts.analyser ?? new WorkerAnalyser({ ...defaultWorkerOptions(opts.store, (reason) => this.log(reason)), judge: opts.judge });
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
     this.maxInFlight = opts.inFlight ?? DEFAULT_IN_FLIGHT;
@@ -111,7 +125,9 @@ export class AnalysisPipeline {
   private hold(flow: Flow, replace: boolean): void {
     this.active.add(flow.id!);
     this.heldBytes += bodyBytes(flow);
-    this.queue.push({ flow, replace });
+    // A small body is a slice of one of Node's shared 8 KiB pool chunks: queued as is, it would keep
+    // the whole chunk alive (thousands of queued flows, thousands of chunks).
+    this.queue.push({ flow: withOwnBodyBuffers(flow), replace });
   }
 
   private release(flow: Flow): void {
@@ -144,6 +160,7 @@ export class AnalysisPipeline {
     const deadline = Date.now() + 5000;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await this.analyser.close();
+    this.sequencer.close();
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
@@ -153,19 +170,26 @@ export class AnalysisPipeline {
 
   private pump(): void {
     while (!this.closed && this.inFlight < this.maxInFlight && this.queue.length) {
+      const size = bodyBytes(this.queue[0].flow);
+      if (this.inFlight > 0 && this.inFlightBytes + size > IN_FLIGHT_BYTE_LIMIT) break;
       const { flow, replace } = this.queue.shift()!;
       this.inFlight++;
-      const profile = this.profileFor(flow.clientIp);
-      this.analyser.analyse(flow, profile).then(
-        (out) => this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace }),
+      this.inFlightBytes += size;
+      const { profile, device } = this.deviceOf(flow.clientIp);
+      this.analyser.analyse({ flow, profile, device, replace }).then(
+        (out) => {
+          if (out.kind === 'result') this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace, device });
+          else this.stored(flow, out.failed, out.events);
+        },
         (err: Error) => {
-          if (this.closed) {
-            // Shutting down: the flow stays pending in SQLite and is analysed on the next start.
-            this.inFlight--;
-            this.release(flow);
+          if (this.closed || err instanceof StoreWriteError) {
+            // Shutting down, or the worker could not write: the flow stays pending in SQLite and is
+            // analysed later (the catch-up loop, or the next start).
+            if (!this.closed) this.writeFailed(flow, err);
+            this.done(flow);
             return;
           }
-          this.enqueueWrite({ flow, error: err.message, replace });
+          this.enqueueWrite({ flow, error: err.message, replace, device });
         },
       );
     }
@@ -191,14 +215,30 @@ export class AnalysisPipeline {
         // One bad write must not sink the others: retry them one by one.
         events = batch.flatMap((o) => this.writeOne(o));
       }
-      for (const e of events) this.broadcaster.publish(e);
+      this.sequencer.committed(events);
     }
-    for (const o of batch) {
-      this.inFlight--;
-      this.release(o.flow);
-    }
+    for (const o of batch) this.done(o.flow);
+  }
+
+  /** The analyser stored the outcome itself: count it and broadcast its messages. */
+  private stored(flow: Flow, failed: boolean, events: StoredEvent[]): void {
+    this.counts[failed ? 'failed' : 'analysed']++;
+    this.sequencer.committed(events);
+    this.done(flow);
+  }
+
+  /** A flow left the pipeline (stored, or left pending): make room and keep the worker fed. */
+  private done(flow: Flow): void {
+    this.inFlight--;
+    this.inFlightBytes -= bodyBytes(flow);
+    this.release(flow);
     if (this.queue.length) this.pump();
     else if (this.inFlight === 0) this.catchUp();
+  }
+
+  private writeFailed(flow: Flow, err: Error): void {
+    this.log(`could not store the analysis of flow ${flow.id}: ${err.message}`);
+    this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
   }
 
   private writeOne(o: AnalysisOutcome): StoredEvent[] {
@@ -208,17 +248,17 @@ export class AnalysisPipeline {
       return events;
     } catch (err) {
       // The flow stays pending in SQLite; the catch-up loop retries it later.
-      this.log(`could not store the analysis of flow ${o.flow.id}: ${(err as Error).message}`);
-      this.writeBackoffUntil = Date.now() + (this.opts.catchUpIntervalMs ?? DEFAULT_CATCH_UP_INTERVAL_MS);
+      this.writeFailed(o.flow, err as Error);
       return [];
     }
   }
 
-  private profileFor(clientIp: string): DeviceProfile | null {
+  /** The profile to analyse with and the name to announce (read here: the dashboard edits them on this connection). */
+  private deviceOf(clientIp: string): { profile: DeviceProfile | null; device: string | null } {
     try {
-      return this.opts.store.devices.profileOf(clientIp) ?? this.defaultProfile;
+      return { profile: this.opts.store.devices.profileOf(clientIp) ?? this.defaultProfile, device: this.opts.store.devices.nameOf(clientIp) };
     } catch {
-      return this.defaultProfile;
+      return { profile: this.defaultProfile, device: null };
     }
   }
 
@@ -247,10 +287,20 @@ export class AnalysisPipeline {
   }
 }
 
+/**
+ * The real analyser in a worker that stores its outcomes itself (a file store), and takes over the
+ * WAL checkpoints when the store runs them in a thread of its own (one V8 isolate less).
+ */
+function defaultWorkerOptions(store: Store, onCrash: (reason: string) => void): WorkerAnalyserOptions {
+  if (store.file === ':memory:') return { onCrash };
+  const checkpointIntervalMs = store.handOverCheckpoints();
+  return { onCrash, dbFile: store.file, writeGate: store.writeGate.buffer, checkpointIntervalMs };
+}
+
 function bodyBytes(flow: Flow): number {
   return flow.requestBody.bytes.length + flow.responseBody.bytes.length;
 }
 
 export { Broadcaster } from './broadcaster';
-export { WorkerAnalyser, InlineAnalyser } from './analyser';
+export { WorkerAnalyser, InlineAnalyser, StoreWriteError } from './analyser';
 export type { Analyser } from './analyser';

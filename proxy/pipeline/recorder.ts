@@ -2,12 +2,18 @@
  * Writes what analysis produced for one flow — findings, decoded fields, the flow's verdict, the
  * device's last-seen time and the WebSocket messages describing it — in one SQLite transaction, so a
  * crash never leaves a flow half analysed or an alert without its findings (several flows share one
- * transaction under load). Also reads back the flows still waiting for analysis (the catch-up loop).
+ * transaction under load). It runs in the analysis worker on the worker's own connection (the proxy's
+ * event loop then never waits on these writes), and on the main thread for in-process analysers and
+ * for flows whose worker died. Also reads back the flows still waiting for analysis (the catch-up loop).
  */
 import type Database from 'better-sqlite3';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
-import type { Store } from '../store';
+import type { DeviceStore } from '../store/devices';
+import type { EventStore } from '../store/events';
+import type { FieldStore } from '../store/fields';
+import type { FindingStore } from '../store/findings';
+import type { WriteGate } from '../store/write-gate';
 import type { StoredEvent } from '../store/events';
 import { MAX_FIELDS_PER_FLOW } from '../store/fields';
 import { severityRank } from '../store/findings';
@@ -19,6 +25,16 @@ export const ANALYSIS_PENDING = 0;
 export const ANALYSIS_DONE = 1;
 export const ANALYSIS_FAILED = 2;
 
+/** The parts of a store the recorder writes through (a Store, or the worker's own connection). */
+export interface RecorderStore {
+  db: Database.Database;
+  devices: Pick<DeviceStore, 'seen' | 'nameOf'>;
+  findings: Pick<FindingStore, 'insertForFlow'>;
+  fields: Pick<FieldStore, 'insertForFlow'>;
+  events: Pick<EventStore, 'append'>;
+  writeGate?: WriteGate;
+}
+
 export class AnalysisRecorder {
   private readonly updateStmt: Database.Statement;
   private readonly failStmt: Database.Statement;
@@ -26,38 +42,46 @@ export class AnalysisRecorder {
   private readonly deleteFieldsStmt: Database.Statement;
   private readonly pendingStmt: Database.Statement;
   private readonly pendingCountStmt: Database.Statement;
-  private readonly batchTx: (items: AnalysisOutcome[]) => StoredEvent[];
+  private readonly batchTx: (items: AnalysisOutcome[]) => StoredEvent[][];
 
-  constructor(private readonly store: Store) {
+  constructor(private readonly store: RecorderStore) {
     const db = store.db;
     this.updateStmt = db.prepare(`UPDATE flows SET analysis_state = ${ANALYSIS_DONE}, analysed_at = @now, analysis_error = NULL,
       analysis_notes = @notes, severity = @severity, severity_rank = @rank, finding_count = @count, finding_types = @types,
       dest_country = @country, dest_org = @org, dest_asn = @asn, dest_domain = @domain, dest_local = @local, tracker = @tracker,
       tracker_category = @trackerCategory, home_country = @homeCountry, cross_border = @crossBorder, sentence = @sentence WHERE id = @id`);
+    // Only a flow still waiting: a worker that died right after committing its analysis keeps that analysis.
     this.failStmt = db.prepare(`UPDATE flows SET analysis_state = ${ANALYSIS_FAILED}, analysed_at = @now, analysis_error = @error,
-      severity = 'info', severity_rank = 0, finding_count = 0, finding_types = '[]', sentence = NULL WHERE id = @id`);
+      severity = 'info', severity_rank = 0, finding_count = 0, finding_types = '[]', sentence = NULL WHERE id = @id AND analysis_state = ${ANALYSIS_PENDING}`);
     this.deleteFindingsStmt = db.prepare('DELETE FROM findings WHERE flow_id = ?');
     this.deleteFieldsStmt = db.prepare('DELETE FROM fields WHERE flow_id = ?');
     this.pendingStmt = db.prepare(`SELECT * FROM flows WHERE analysis_state = ${ANALYSIS_PENDING} ORDER BY id LIMIT ?`);
     this.pendingCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM flows WHERE analysis_state = ${ANALYSIS_PENDING}`);
-    this.batchTx = db.transaction((items: AnalysisOutcome[]) => {
+    const tx = db.transaction((items: AnalysisOutcome[]) => {
       this.markDevicesSeen(items);
-      return items.flatMap((i) => this.write(i));
+      return items.map((i) => this.write(i));
     });
+    const gate = store.writeGate;
+    this.batchTx = gate ? (items) => gate.run(() => tx(items)) : tx;
   }
 
   /** Stores the analysis of a stored flow; returns the messages to broadcast (flow, then alert when it has findings). */
   record(flow: Flow, result: AnalysisResult, omittedFields = 0, replace = true): StoredEvent[] {
-    return this.batchTx([{ flow, result, omittedFields, replace }]);
+    return this.batchTx([{ flow, result, omittedFields, replace }])[0];
   }
 
   /** Errors are data: an analysis that failed or crashed is recorded on the flow and still announced. */
   recordFailure(flow: Flow, error: string, replace = true): StoredEvent[] {
-    return this.batchTx([{ flow, error, replace }]);
+    return this.batchTx([{ flow, error, replace }])[0];
   }
 
   /** Several outcomes in one transaction (one commit under load); messages in order. */
   recordBatch(items: AnalysisOutcome[]): StoredEvent[] {
+    return this.batchTx(items).flat();
+  }
+
+  /** Like recordBatch, with each outcome's messages apart (the worker replies per flow). */
+  recordEach(items: AnalysisOutcome[]): StoredEvent[][] {
     return this.batchTx(items);
   }
 
@@ -79,10 +103,11 @@ export class AnalysisRecorder {
   }
 
   private write(i: AnalysisOutcome): StoredEvent[] {
-    return 'result' in i ? this.writeResult(i.flow, i.result, i.omittedFields ?? 0, i.replace) : this.writeFailure(i.flow, i.error, i.replace);
+    // The device's name as the caller knew it (the worker's connection has no view of the dashboard's edits).
+    const device = i.device !== undefined ? i.device : this.store.devices.nameOf(i.flow.clientIp);
+    return 'result' in i ? this.writeResult(i.flow, i.result, i.omittedFields ?? 0, i.replace, device) : this.writeFailure(i.flow, i.error, i.replace, device);
   }
 
-  /** Oldest flows still waiting for analysis. */
   /** Pending flows, oldest first, read one row at a time so a caller can stop early (bodies are large). */
   *pending(limit: number): Generator<Flow> {
     for (const row of this.pendingStmt.iterate(limit) as IterableIterator<FlowRow>) yield rowToFlow(row);
@@ -92,13 +117,12 @@ export class AnalysisRecorder {
     return (this.pendingCountStmt.get() as { n: number }).n;
   }
 
-  private writeResult(flow: Flow, result: AnalysisResult, omittedFields: number, replace: boolean): StoredEvent[] {
+  private writeResult(flow: Flow, result: AnalysisResult, omittedFields: number, replace: boolean, device: string | null): StoredEvent[] {
     const id = flow.id!;
     if (replace) {
       this.deleteFindingsStmt.run(id);
       this.deleteFieldsStmt.run(id);
     }
-    const device = this.store.devices.nameOf(flow.clientIp);
     const dest = result.destination ?? { host: flow.host, cleartext: !flow.tls };
     const findingRows = this.store.findings.insertForFlow(
       { flowId: id, host: flow.host, clientIp: flow.clientIp, tls: flow.tls, startedAt: flow.startedAt, destination: dest, sentence: result.sentence },
@@ -119,15 +143,15 @@ export class AnalysisRecorder {
     return this.announce(flow, ANALYSIS_DONE, verdict, device, findingRows, { dest, sentence: result.sentence });
   }
 
-  private writeFailure(flow: Flow, error: string, replace: boolean): StoredEvent[] {
+  private writeFailure(flow: Flow, error: string, replace: boolean, device: string | null): StoredEvent[] {
     const id = flow.id!;
+    if (this.failStmt.run({ id, now: Date.now(), error }).changes === 0) return [];
     if (replace) {
       this.deleteFindingsStmt.run(id);
       this.deleteFieldsStmt.run(id);
     }
-    this.failStmt.run({ id, now: Date.now(), error });
     const verdict = { severity: 'info', count: 0, types: '[]', country: null, org: null, asn: null };
-    return this.announce(flow, ANALYSIS_FAILED, verdict, this.store.devices.nameOf(flow.clientIp), []);
+    return this.announce(flow, ANALYSIS_FAILED, verdict, device, []);
   }
 
   /** The flow and alert messages, built from what was just written (no read-back). */
@@ -150,10 +174,13 @@ interface Verdict {
   asn: number | null;
 }
 
-/** One flow's analysis outcome: a result, or the error that stopped it. `replace`: drop earlier findings (re-analysis). */
+/**
+ * One flow's analysis outcome: a result, or the error that stopped it. `replace`: drop earlier
+ * findings (re-analysis). `device`: the device's name for the messages (default: read from devices).
+ */
 export type AnalysisOutcome =
-  | { flow: Flow; result: AnalysisResult; omittedFields?: number; replace: boolean }
-  | { flow: Flow; error: string; replace: boolean };
+  | { flow: Flow; result: AnalysisResult; omittedFields?: number; replace: boolean; device?: string | null }
+  | { flow: Flow; error: string; replace: boolean; device?: string | null };
 
 function summaryRowOf(f: Flow, state: number, v: Verdict): SummaryRow {
   return {

@@ -1,7 +1,10 @@
 /**
  * The analysis worker thread: runs the pure analyser on flows posted by the main thread, one at a
- * time, so that decoding hostile payloads never blocks the proxy's event loop. It touches no SQLite:
- * the main thread is the only writer. Runs as compiled JS (dist/proxy/pipeline/worker.js).
+ * time, so that decoding hostile payloads never blocks the proxy's event loop. Given the database
+ * file, it also stores each outcome (findings, fields, verdict, messages) through its own SQLite
+ * connection — the flows analysed since the last write share one transaction — and posts back only
+ * the committed messages for the main thread to broadcast. Runs as compiled JS
+ * (dist/proxy/pipeline/worker.js).
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as realAnalyser from '../analyse';
@@ -10,21 +13,27 @@ import type { Flow } from '../flow';
 import { loadGeoLookup } from '../geo';
 import { judgeOptionsOf, type JudgeOptions, type JudgeSettings } from '../judge-config';
 import { MAX_FIELDS_PER_FLOW } from '../store/fields';
-import type { WorkerJob, WorkerReply } from './worker-protocol';
+import type { AnalysisOutcome } from './recorder';
+import { openWorkerRecorder, WorkerRecorder } from './worker-store';
+import type { WorkerInit, WorkerJob, WorkerReply } from './worker-protocol';
+import { RunningJobCell } from './running-job';
 
 interface AnalyserModule {
   analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } } & Partial<JudgeOptions>): AnalysisResult;
   compileProfile?(profile: DeviceProfile): unknown;
 }
 
+const init = (workerData ?? {}) as WorkerInit & { runningJob: SharedArrayBuffer };
 /** Tests of crash handling substitute a module that misbehaves on purpose; everything else uses the real analyser. */
-const override: string | undefined = (workerData as { analyserModule?: string } | null)?.analyserModule;
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const analyser: AnalyserModule = override ? (require(override) as AnalyserModule) : (realAnalyser as unknown as AnalyserModule);
-const judgeSettings: JudgeSettings | undefined = (workerData as { judge?: JudgeSettings } | null)?.judge;
+const analyser: AnalyserModule = init.analyserModule ? (require(init.analyserModule) as AnalyserModule) : (realAnalyser as unknown as AnalyserModule);
+const judgeSettings: JudgeSettings | undefined = init.judge;
 const judge: Partial<JudgeOptions> = judgeOptionsOfSafe(judgeSettings);
 const geo = loadGeo(judgeSettings?.geoCacheDir);
 const compiledProfiles = new Map<string, unknown>();
+/** Which job this thread is analysing, readable by the main thread's watchdog without a message. */
+const running = new RunningJobCell(init.runningJob);
+const store: WorkerRecorder | null = init.dbFile ? openWorkerRecorder(init) : null;
 /**
  * The decode time budget is wall-clock time. This thread is off the request path and watched by the
  * pipeline's 10 s timeout, but on a busy machine it can be descheduled for longer than the default
@@ -32,6 +41,8 @@ const compiledProfiles = new Map<string, unknown>();
  * against hostile payloads, with room for scheduling delays.
  */
 const LIVE_LIMITS = { timeBudgetMs: 1000 };
+/** A batch is written at the latest this long after its first outcome, even while jobs keep coming. */
+const MAX_BATCH_DELAY_MS = 20;
 
 /**
  * With a cache directory (`start` passes the user's cache directory) the tables load here, before the worker
@@ -78,16 +89,52 @@ function revive(flow: Flow): Flow {
   };
 }
 
-parentPort!.on('message', (job: WorkerJob) => {
-  let reply: WorkerReply;
+/** The flow as the writer needs it: its bodies' sizes, not their bytes (freed before the batch is written). */
+function withoutBodies(flow: Flow): Flow {
+  const none = Buffer.alloc(0);
+  return { ...flow, requestBody: { ...flow.requestBody, bytes: none }, responseBody: { ...flow.responseBody, bytes: none } };
+}
+
+function analyse(job: WorkerJob): { result: AnalysisResult; omittedFields: number } | { error: string } {
   try {
     const result = analyser.analyseFlow(revive(job.flow), { ...judge, profile: compiled(job.profile) as never, geo: geo as never, limits: LIVE_LIMITS });
     const omittedFields = Math.max(0, result.fields.length - MAX_FIELDS_PER_FLOW);
     if (omittedFields) result.fields = result.fields.slice(0, MAX_FIELDS_PER_FLOW);
-    reply = { jobId: job.jobId, ok: true, result, omittedFields };
+    return { result, omittedFields };
   } catch (err) {
-    reply = { jobId: job.jobId, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+    return { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
   }
-  parentPort!.postMessage(reply);
+}
+
+let batch: { jobId: number; outcome: AnalysisOutcome }[] = [];
+let batchStartedAt = 0;
+let flushScheduled = false;
+
+function flush(): void {
+  flushScheduled = false;
+  const items = batch;
+  batch = [];
+  if (!items.length || !store) return;
+  parentPort!.postMessage(store.write(items));
+}
+
+parentPort!.on('message', (job: WorkerJob) => {
+  running.start(job.jobId);
+  const out = analyse(job);
+  running.stop();
+  if (!store) {
+    const reply: WorkerReply = 'error' in out ? { jobId: job.jobId, ok: false, error: out.error } : { jobId: job.jobId, ok: true, ...out };
+    parentPort!.postMessage([reply]);
+    return;
+  }
+  const base = { flow: withoutBodies(job.flow), replace: job.replace, device: job.device };
+  if (!batch.length) batchStartedAt = Date.now();
+  batch.push({ jobId: job.jobId, outcome: 'error' in out ? { ...base, error: out.error } : { ...base, ...out } });
+  // Jobs already queued on the port are analysed first and share the transaction (one commit).
+  if (Date.now() - batchStartedAt >= MAX_BATCH_DELAY_MS) flush();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
 });
 parentPort!.postMessage({ ready: true });

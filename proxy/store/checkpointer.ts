@@ -40,7 +40,7 @@ export class BackgroundCheckpointer {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
 
-  constructor(file: string, intervalMs = 500) {
+  constructor(file: string, readonly intervalMs = 500) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, intervalMs, betterSqlite3: require.resolve('better-sqlite3') } });
     this.worker.on('message', (m: { type: string; log?: number; checkpointed?: number; message?: string }) => {
       if (m.type === 'checkpoint') {

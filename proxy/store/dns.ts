@@ -4,6 +4,7 @@
  * name can carry identifiers, so each query is also stored as a flow of kind `dns` and analysed.
  */
 import type Database from 'better-sqlite3';
+import type { WriteGate } from './write-gate';
 
 export interface DnsAnswer {
   type: string;
@@ -34,7 +35,8 @@ export class DnsStore {
   private readonly insertStmt: Database.Statement;
   private readonly recentStmt: Database.Statement;
 
-  constructor(db: Database.Database) {
+  /** gate: shared with the analysis worker's connection, so VPN mode's DNS recording never sleeps in SQLite's busy handler. */
+  constructor(db: Database.Database, private readonly gate?: WriteGate) {
     this.insertStmt = db.prepare(
       'INSERT INTO dns (flow_id, ts, source, client_ip, resolver, name, type, rcode, answers, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -42,10 +44,11 @@ export class DnsStore {
   }
 
   insert(r: DnsRecord): number {
-    const info = this.insertStmt.run(
+    const args = [
       r.flowId ?? null, r.ts, r.source, r.clientIp, r.resolver ?? null, r.name.replace(/\.$/, ''), r.type,
       r.rcode ?? null, JSON.stringify(r.answers), r.answeredAt ?? null,
-    );
+    ];
+    const info = this.gate ? this.gate.run(() => this.insertStmt.run(...args)) : this.insertStmt.run(...args);
     return Number(info.lastInsertRowid);
   }
 

@@ -4,6 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Flow, Header } from '../flow';
+import type { WriteGate } from './write-gate';
 
 export interface FlowRow {
   id: number;
@@ -42,7 +43,8 @@ export class FlowStore {
   private readonly insertStmt: Database.Statement;
   private readonly getStmt: Database.Statement;
 
-  constructor(private readonly db: Database.Database) {
+  /** gate: shared with the analysis worker's connection, so the proxy never sleeps in SQLite's busy handler. */
+  constructor(private readonly db: Database.Database, private readonly gate?: WriteGate) {
     this.insertStmt = db.prepare(`
       INSERT INTO flows (kind, source, started_at, ended_at, client_ip, client_port, method, url, scheme, host, port,
         server_ip, tls, sni, alpn, tls_version, http_version, request_headers, request_body, request_body_size, request_body_truncated,
@@ -55,7 +57,8 @@ export class FlowStore {
 
   /** Stores a flow and returns its id (also set on the flow). */
   insert(flow: Flow): number {
-    const info = this.insertStmt.run(flowToRow(flow));
+    const row = flowToRow(flow);
+    const info = this.gate ? this.gate.run(() => this.insertStmt.run(row)) : this.insertStmt.run(row);
     flow.id = Number(info.lastInsertRowid);
     return flow.id;
   }

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AnalysisPipeline, InlineAnalyser, WorkerAnalyser } from '../../../proxy/pipeline';
+import type { WorkerAnalyserOptions } from '../../../proxy/pipeline/analyser';
 import type { StoredEvent } from '../../../proxy/store/events';
 import { Store } from '../../../proxy/store';
 import type { AnalysisResult, DeviceProfile } from '../../../proxy/analyse/types';
@@ -172,7 +173,10 @@ describe('analysis pipeline', () => {
   });
 });
 
-describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () => {
+describe.each([
+  ['the worker stores each outcome on its own connection', true],
+  ['the main thread stores the results (in-memory stores)', false],
+])('analysis worker thread (compiled dist/proxy/pipeline/worker.js): %s', (_name, workerStores) => {
   let dir: string;
   let store: Store;
   let pipeline: AnalysisPipeline | undefined;
@@ -182,6 +186,7 @@ describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () =
   });
   afterEach(async () => {
     await pipeline?.close();
+    pipeline = undefined;
     store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -190,9 +195,13 @@ describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () =
     return store.db.prepare('SELECT analysis_state AS state, analysis_error AS error FROM flows WHERE id = ?').get(id) as { state: number; error: string | null };
   }
 
+  function workerAnalyser(opts: Omit<WorkerAnalyserOptions, 'dbFile' | 'writeGate'> = {}): WorkerAnalyser {
+    return new WorkerAnalyser({ analyserModule: CRASHY, ...opts, ...(workerStores ? { dbFile: store.file, writeGate: store.writeGate.buffer } : {}) });
+  }
+
   it('a flow that kills the worker is recorded as failed, the worker restarts, and the others are analysed', async () => {
     const crashes: string[] = [];
-    const analyser = new WorkerAnalyser({ analyserModule: CRASHY, onCrash: (r) => crashes.push(r) });
+    const analyser = workerAnalyser({ onCrash: (r) => crashes.push(r) });
     pipeline = new AnalysisPipeline({ store, analyser, log: () => {} });
     const flows = ['before', 'crash', 'after', 'throw', 'last'].map((b) => {
       const f = formFlow(b);
@@ -208,10 +217,12 @@ describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () =
     expect(crashes).toHaveLength(1);
     // Decoded fields came back from the worker with Buffers revived.
     expect(store.db.prepare('SELECT value FROM fields WHERE flow_id = ?').get(flows[4].id)).toEqual({ value: 'last' });
+    // Each flow announced once, even the one analysed before the crash and written by the next worker.
+    expect(store.db.prepare("SELECT flow_id FROM events WHERE type = 'flow' ORDER BY flow_id").all()).toEqual(flows.map((f) => ({ flow_id: f.id })));
   });
 
   it('a flow that hangs the worker past its time budget is failed and the worker replaced', async () => {
-    const analyser = new WorkerAnalyser({ analyserModule: CRASHY, timeoutMs: 300 });
+    const analyser = workerAnalyser({ timeoutMs: 300 });
     pipeline = new AnalysisPipeline({ store, analyser, log: () => {} });
     const hang = formFlow('hang');
     const next = formFlow('fine');
@@ -222,6 +233,69 @@ describe('analysis worker thread (compiled dist/proxy/pipeline/worker.js)', () =
     await pipeline.idle();
     expect(state(hang.id!)).toEqual({ state: 2, error: expect.stringMatching(/longer than 300 ms/) });
     expect(state(next.id!).state).toBe(1);
+  });
+
+  it('flows queued when phonehome stops are analysed, once each, by the next start', async () => {
+    pipeline = new AnalysisPipeline({ store, analyser: workerAnalyser(), log: () => {} });
+    const flows = Array.from({ length: 40 }, (_, i) => {
+      const f = formFlow(`n=${i}`);
+      store.flows.insert(f);
+      pipeline!.submit(f);
+      return f;
+    });
+    await pipeline.close();
+    const pendingAfterStop = pipeline.stats().pending;
+    store.close();
+    store = Store.open({ dataDir: dir });
+    pipeline = new AnalysisPipeline({ store, analyser: workerAnalyser(), log: () => {}, catchUpIntervalMs: 50 });
+    await pipeline.idle();
+    expect(pendingAfterStop).toBeGreaterThan(0);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM flows WHERE analysis_state = 1').get()).toEqual({ n: flows.length });
+    const perFlow = store.db.prepare("SELECT flow_id, COUNT(*) AS n FROM events WHERE type = 'flow' GROUP BY flow_id").all() as { n: number }[];
+    expect(perFlow).toHaveLength(flows.length);
+    expect(perFlow.every((r) => r.n === 1)).toBe(true);
+  });
+
+  it('broadcasts every stored message once, in seq order and without gaps, while both threads write the log', async () => {
+    const analyser = workerAnalyser();
+    pipeline = new AnalysisPipeline({ store, analyser, log: () => {} });
+    const seen: number[] = [];
+    pipeline.broadcaster.subscribe((e) => seen.push(e.seq));
+    // Crashes make the main thread write failures while the worker writes the others' analyses.
+    const bodies = Array.from({ length: 60 }, (_, i) => (i % 15 === 7 ? 'crash' : `n=${i}`));
+    for (const b of bodies) {
+      const f = formFlow(b);
+      store.flows.insert(f);
+      pipeline.submit(f);
+    }
+    await pipeline.idle();
+    await new Promise((r) => setTimeout(r, 50));
+    const stored = store.events.after(0, 1000).map((e) => e.seq);
+    expect(stored).toHaveLength(60);
+    expect(seen).toEqual(stored);
+    expect(stored).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM flows WHERE analysis_state = 2').get()).toEqual({ n: 4 });
+  });
+
+  // Only the worker commits on another thread: with the main thread storing there is one writer.
+  if (workerStores) it('a message the main thread commits while the worker\'s earlier commit is still in the post is not broadcast first', async () => {
+    pipeline = new AnalysisPipeline({ store, analyser: workerAnalyser(), log: () => {} });
+    const seen: number[] = [];
+    pipeline.broadcaster.subscribe((e) => seen.push(e.seq));
+    const analysed = formFlow('n=1');
+    const failed = formFlow('n=2');
+    store.flows.insert(analysed);
+    store.flows.insert(failed);
+    pipeline.submit(analysed);
+    // Hold the event loop until the worker has committed (its reply cannot be read meanwhile)...
+    const deadline = Date.now() + 10_000;
+    while (store.events.latestSeq() === 0 && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    expect(store.events.latestSeq()).toBe(1);
+    // ...then write from the main thread, as the pipeline does for a flow whose worker died.
+    pipeline.sequencer.committed(pipeline.recorder.recordFailure(failed, 'worker died', false));
+    expect(seen).toEqual([]);
+    await pipeline.idle();
+    expect(seen).toEqual([1, 2]);
   });
 });
 
@@ -238,6 +312,30 @@ describe('pipeline with the real analyser in the worker', () => {
     await pipeline.close();
     store.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes over the WAL checkpoints of a store that ran them in a thread of its own (one thread less)', async () => {
+    await pipeline.close();
+    store.close();
+    store = Store.open({ dataDir: dir, backgroundCheckpoint: true });
+    pipeline = new AnalysisPipeline({ store, log: () => {} });
+    expect(store.checkpointer).toBeUndefined();
+    const dbFile = path.join(dir, 'phonehome.db');
+    const sizeBefore = fs.statSync(dbFile).size;
+    // 10 MB of bodies: the proxy's connection never checkpoints, so only the worker can move them.
+    for (let i = 0; i < 40; i++) {
+      const f = formFlow(`n=${i}`, { responseBody: { bytes: Buffer.alloc(256 * 1024, i), size: 256 * 1024, truncated: false } });
+      store.flows.insert(f);
+      pipeline.submit(f);
+    }
+    await pipeline.idle();
+    const deadline = Date.now() + 10_000;
+    while (fs.statSync(dbFile).size < sizeBefore + 8 * 1024 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.statSync(dbFile).size).toBeGreaterThan(sizeBefore + 8 * 1024 * 1024);
+    await pipeline.close();
+    await store.closeAsync();
+    store = Store.open({ dataDir: dir });
+    expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
   });
 
   it('finds an IMEI in a form body, stores its field, and matches the device profile in base64', async () => {

@@ -1,0 +1,75 @@
+/**
+ * A mutex shared by the threads of one process that write the same SQLite file (the proxy's main
+ * thread records flows; the analysis worker writes their findings). SQLite already serialises
+ * writers, but a writer that finds the file locked sleeps in SQLite's busy handler for 1 ms, then
+ * 2, 5, 10... — on the proxy's event loop that is a stall far longer than the other thread's
+ * sub-millisecond transaction. Taking this gate first, the waiter wakes the moment the holder
+ * leaves (Atomics.wait/notify). It is only an optimisation: SQLite's lock and busy_timeout still
+ * guard correctness (other processes, a holder that died), so a wait that lasts too long gives up
+ * and goes ahead.
+ */
+import { threadId } from 'worker_threads';
+
+/** After this long without the gate, write anyway and let SQLite's busy_timeout arbitrate. */
+export const GATE_MAX_WAIT_MS = 2000;
+
+export class WriteGate {
+  /** Slot 0: 0 when free, else the holder's threadId + 1. */
+  private readonly cell: Int32Array;
+  private readonly me = threadId + 1;
+  private depth = 0;
+  /** How often this thread found the gate taken, and how long it waited in total (benchmarks). */
+  readonly contention = { waits: 0, waitedMs: 0 };
+
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
+    this.cell = new Int32Array(buffer);
+  }
+
+  /** Runs fn holding the gate (re-entrant within one thread). */
+  run<T>(fn: () => T): T {
+    if (this.depth > 0) {
+      this.depth++;
+      try {
+        return fn();
+      } finally {
+        this.depth--;
+      }
+    }
+    const held = this.acquire();
+    this.depth = 1;
+    try {
+      return fn();
+    } finally {
+      this.depth = 0;
+      if (held) this.release();
+    }
+  }
+
+  /** Frees the gate if a thread that died held it (threadId of the dead thread). */
+  releaseIfHeldBy(deadThreadId: number): void {
+    if (Atomics.compareExchange(this.cell, 0, deadThreadId + 1, 0) === deadThreadId + 1) Atomics.notify(this.cell, 0);
+  }
+
+  private acquire(): boolean {
+    if (Atomics.compareExchange(this.cell, 0, 0, this.me) === 0) return true;
+    const started = performance.now();
+    this.contention.waits++;
+    const deadline = Date.now() + GATE_MAX_WAIT_MS;
+    try {
+      for (;;) {
+        const holder = Atomics.compareExchange(this.cell, 0, 0, this.me);
+        if (holder === 0) return true;
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        Atomics.wait(this.cell, 0, holder, Math.min(left, 50));
+      }
+    } finally {
+      this.contention.waitedMs += performance.now() - started;
+    }
+  }
+
+  private release(): void {
+    Atomics.compareExchange(this.cell, 0, this.me, 0);
+    Atomics.notify(this.cell, 0);
+  }
+}
