@@ -73,6 +73,21 @@ export class DecodeContext {
     this.emitPlaced(pos.path, pos.key, pos.keyPath, value, pos.chain, pos.group);
   }
 
+  /** A field a decoder already built whole (a placed entry): kept as it is unless its value must be cut. */
+  emitField(field: DecodedField): void {
+    if (this.stopped) return;
+    if (field.value.length > this.limits.maxFieldLength) {
+      this.emitPlaced(field.path, field.key, field.keyPath, field.value, field.chain, field.group);
+      return;
+    }
+    if (this.fields.length >= this.limits.maxFields) {
+      this.stopped = true;
+      this.hit('maxFields', `field limit of ${this.limits.maxFields} reached; later fields were not examined`);
+      return;
+    }
+    this.fields.push(field);
+  }
+
   /** emit() for a scalar of a placed entry, without a Position in between. */
   emitPlaced(path: string, key: string | null, keyPath: string[], value: string, chain: string[], group: string): void {
     if (this.stopped) return;

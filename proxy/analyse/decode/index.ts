@@ -20,6 +20,16 @@ function finish(ctx: DecodeContext): DecodeResult {
   return { fields: ctx.fields, notes: ctx.notes, limitsHit: ctx.limitsHit, decodedBytes: ctx.decodedBytes };
 }
 
+/**
+ * An empty context from the latest flow, kept alive on purpose. V8's optimized decoding code is
+ * specialised for the hidden class of DecodeContext; when no context is alive at a full GC, that
+ * class is freed and every such function is deoptimized, so the flows after each full GC ran
+ * unoptimized while all of it was compiled again (1-20 ms spikes, seen with --trace-deopt as
+ * "weak objects"). A fresh one per flow keeps the class the current flows use (one built at load
+ * did not: its class is replaced while the first flows run).
+ */
+const shapeKeeper: { context?: DecodeContext } = {};
+
 function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeContext) => void): DecodeResult {
   const ctx = new DecodeContext(resolveLimits(limits));
   try {
@@ -27,6 +37,7 @@ function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeCo
   } catch (err) {
     ctx.note(`decoding stopped early: ${err instanceof Error ? err.message : String(err)}`);
   }
+  shapeKeeper.context = new DecodeContext(ctx.limits);
   return finish(ctx);
 }
 

@@ -3,6 +3,7 @@
  * field's path and chain) and an `explain()` sentence the dashboard shows. A decoder that cannot
  * decode its input returns null; it never throws past `safeTry`.
  */
+import type { DecodedField } from '../types';
 import type { DecodeContext } from './context';
 
 export type Payload = string | Buffer;
@@ -34,18 +35,10 @@ export interface Entry {
 
 /**
  * One value of a document a decoder read already placed (it knew the position it decoded at, from
- * DecodeContext.position): full path, group and key path, so the walker joins nothing per value.
+ * DecodeContext.position): full path, group, key path and chain, so the walker joins nothing per
+ * value, and a value that is a leaf becomes the field itself (no second object per leaf of a batch).
  */
-export interface PlacedEntry {
-  path: string;
-  group: string;
-  /** Decoder types this entry adds to the chain; one array shared by all entries of a document. */
-  chain: string[];
-  key: string | null;
-  keyPath: string[];
-  value: string;
-  scalar: boolean;
-}
+export type PlacedEntry = DecodedField;
 
 export type DecoderOutput =
   /** The same value, unwrapped one layer (base64 → bytes, gzip → bytes, percent → text). */
@@ -53,7 +46,7 @@ export type DecoderOutput =
   /** A document split into values. */
   | { kind: 'fields'; entries: Entry[] }
   /** A document split into values, each already placed. */
-  | { kind: 'placed'; entries: PlacedEntry[] };
+  | { kind: 'placed'; entries: PlacedEntry[]; /** Per entry: a JSON number/true/false, a leaf as it is (strings may still hold encodings). */ scalars: boolean[] };
 
 export interface Decoder {
   type: string;

@@ -71,21 +71,17 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
     return;
   }
   if (out.kind === 'placed') {
-    /* All entries of one document share one chain array: extend it once. */
-    let entryChain: string[] | null = null;
-    let chain = pos.chain;
-    for (const e of out.entries) {
+    /* Placed entries carry their whole chain: a leaf entry is the field itself. */
+    const { entries, scalars } = out;
+    for (let i = 0; i < entries.length; i++) {
       if (ctx.stopped) return;
-      if (e.chain !== entryChain) {
-        entryChain = e.chain;
-        chain = [...pos.chain, ...e.chain];
-      }
-      if (e.scalar) ctx.emitPlaced(e.path, e.key, e.keyPath, e.value, chain, e.group);
-      else if (chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
+      const e = entries[i]!;
+      if (scalars[i]) ctx.emitField(e);
+      else if (e.chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
         /* What walkValue would do with it, without a Position: keep it as a leaf. */
         if (ctx.outOfTime()) return;
-        if (firstSignificant(e.value) >= 0) ctx.emitPlaced(e.path, e.key, e.keyPath, e.value, chain, e.group);
-      } else walkValue(ctx, e.value, { path: e.path, key: e.key, keyPath: e.keyPath, chain, group: e.group }, NO_HINT);
+        if (firstSignificant(e.value) >= 0) ctx.emitField(e);
+      } else walkValue(ctx, e.value, { path: e.path, key: e.key, keyPath: e.keyPath, chain: e.chain, group: e.group }, NO_HINT);
     }
     return;
   }

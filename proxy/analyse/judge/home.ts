@@ -20,12 +20,25 @@ export interface HomeCountry {
 }
 
 const imsiCountry = (imsi: string): string | undefined => MCC_COUNTRY.get(imsi.slice(0, 3));
+/**
+ * Country of each number already asked about: with a profile, every flow with a finding asks about
+ * the profile's own number, and parsing it (libphonenumber builds its metadata objects each time)
+ * was per-flow work, garbage, and after each full GC a wave of recompiled library code.
+ */
+const phoneCountries = new Map<string, string | undefined>();
+const PHONE_COUNTRIES_MAX = 1024;
+
 const phoneCountry = (e164: string): string | undefined => {
+  if (phoneCountries.has(e164)) return phoneCountries.get(e164);
+  let country: string | undefined;
   try {
-    return parsePhoneNumberFromString(e164)?.country;
+    country = parsePhoneNumberFromString(e164)?.country;
   } catch {
-    return undefined;
+    country = undefined;
   }
+  if (phoneCountries.size >= PHONE_COUNTRIES_MAX) phoneCountries.clear();
+  phoneCountries.set(e164, country);
+  return country;
 };
 
 export function homeCountryOf(profile: CompiledProfile | undefined, findings: readonly Finding[], configured?: string): HomeCountry | undefined {

@@ -26,7 +26,20 @@ function isPlainKey(key: string): boolean {
 }
 
 export function jsonKeySegment(parent: string, key: string): string {
-  return isPlainKey(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;
+  return parent + keySuffix(key);
+}
+
+function keySuffix(key: string): string {
+  return isPlainKey(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+/** `[0]`, `[1]`... built once: each array element's path is then a single join onto its container's. */
+const INDEX_SUFFIXES: string[] = [];
+const CACHED_INDEXES = 4096;
+
+function indexSuffix(i: number): string {
+  if (i >= CACHED_INDEXES) return `[${i}]`;
+  return (INDEX_SUFFIXES[i] ??= `[${i}]`);
 }
 
 interface Frame {
@@ -74,6 +87,28 @@ function readString(text: string, i: number): string | null {
     }
     j = q + 1;
   }
+}
+
+/**
+ * readString for keys: a key without escapes that this document already used comes back as the
+ * same string, found by a hash of its characters, so the records of a batch cut out and hash no
+ * key again (`known` is per document: a string cut from it never outlives it).
+ */
+function readKey(text: string, i: number, known: Map<number, string>): string | null {
+  const q = text.indexOf('"', i + 1);
+  if (q < 0) return null;
+  let hash = q - i;
+  for (let k = i + 1; k < q; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 0x5c) return readString(text, i);
+    hash = (Math.imul(hash, 31) + c) | 0;
+  }
+  stringEnd = q + 1;
+  const seen = known.get(hash);
+  if (seen !== undefined && seen.length === q - i - 1 && text.startsWith(seen, i + 1)) return seen;
+  const key = text.slice(i + 1, q);
+  known.set(hash, key);
+  return key;
 }
 
 /** Index just after the JSON number starting at `i` (-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?), or -1 if none starts there. */
@@ -131,14 +166,17 @@ function skipValue(text: string, i: number): number {
 
 export interface ScannedJson {
   entries: PlacedEntry[];
+  /** Per entry: true for numbers, true and false (leaves as they are). */
+  scalars: boolean[];
   /** False when the text ended inside the document (a truncated body). */
   complete: boolean;
 }
 
-/** Where the document sits: the path and key path of the value being decoded. */
+/** Where the document sits: the path, key path and chain of the value being decoded. */
 export interface JsonBase {
   path: string;
   keyPath: string[];
+  chain: string[];
 }
 
 /**
@@ -146,8 +184,9 @@ export interface JsonBase {
  * the entries produced.
  */
 export function scanJson(text: string, type: string, ctx: DecodeContext, limit: number, base: JsonBase): ScannedJson | null {
-  const chain = [type];
+  const chain = [...base.chain, type];
   const entries: PlacedEntry[] = [];
+  const scalars: boolean[] = [];
   const frames: Frame[] = [];
   /* Key paths per (parent key path, key): every record of a batch shares them. */
   const childKeyPaths = new Map<string[], Map<string, string[]>>();
@@ -157,6 +196,14 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
     let kp = byKey.get(key);
     if (!kp) byKey.set(key, (kp = [...parent, key]));
     return kp;
+  };
+  const knownKeys = new Map<number, string>();
+  /* Each key's locator suffix (`.imei`, `["a b"]`), built once per document. */
+  const suffixes = new Map<string, string>();
+  const suffixOf = (key: string): string => {
+    let suffix = suffixes.get(key);
+    if (suffix === undefined) suffixes.set(key, (suffix = keySuffix(key)));
+    return suffix;
   };
   let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
   const open = (isArray: boolean, path: string, keyPath: string[]) => {
@@ -171,7 +218,7 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
   try {
     while (frames.length && entries.length < limit) {
       i = skipWs(text, i);
-      if (i >= text.length) return entries.length ? { entries, complete: false } : null;
+      if (i >= text.length) return entries.length ? { entries, scalars, complete: false } : null;
       const c = text.charCodeAt(i);
       const top = frames[frames.length - 1];
       if (expect === 'commaOrEnd') {
@@ -196,11 +243,11 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       }
       if (expect === 'key') {
         if (c !== 0x22) throw new NotJson();
-        const k = readString(text, i);
-        if (k === null) return entries.length ? { entries, complete: false } : null;
+        const k = readKey(text, i, knownKeys);
+        if (k === null) return entries.length ? { entries, scalars, complete: false } : null;
         top.key = k;
         i = skipWs(text, stringEnd);
-        if (i >= text.length) return entries.length ? { entries, complete: false } : null;
+        if (i >= text.length) return entries.length ? { entries, scalars, complete: false } : null;
         if (text.charCodeAt(i) !== 0x3a) throw new NotJson();
         i++;
         expect = 'value';
@@ -211,11 +258,11 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       let key: string | null;
       let keyPath: string[];
       if (top.isArray) {
-        path = `${top.path}[${top.index++}]`;
+        path = top.path + indexSuffix(top.index++);
         key = top.keyPath.length ? top.keyPath[top.keyPath.length - 1] : null;
         keyPath = top.keyPath;
       } else {
-        path = jsonKeySegment(top.path, top.key);
+        path = top.path + suffixOf(top.key);
         key = top.key;
         keyPath = keyPathOf(top.keyPath, top.key);
       }
@@ -235,7 +282,7 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       let scalar = true;
       if (c === 0x22) {
         const v = readString(text, i);
-        if (v === null) return entries.length ? { entries, complete: false } : null;
+        if (v === null) return entries.length ? { entries, scalars, complete: false } : null;
         value = v;
         scalar = false;
         i = stringEnd;
@@ -254,12 +301,13 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
         value = 'false';
         i += 5;
       } else throw new NotJson();
-      entries.push({ path, group: top.path, chain, key, keyPath, value, scalar });
+      entries.push({ path, key, keyPath, value, chain, group: top.path });
+      scalars.push(scalar);
     }
   } catch (err) {
     if (err instanceof NotJson) return null;
     throw err;
   }
-  if (frames.length) return { entries, complete: true };
-  return skipWs(text, i) < text.length ? null : { entries, complete: true };
+  if (frames.length) return { entries, scalars, complete: true };
+  return skipWs(text, i) < text.length ? null : { entries, scalars, complete: true };
 }

@@ -134,4 +134,24 @@ describe('hostile documents', () => {
     const r = decodeBytes(gz.subarray(0, gz.length - 30), undefined, RELAXED);
     expect(r.fields[0].chain).toEqual(['gzip']);
   });
+  test('decompressors reused from flow to flow: a corrupt, a cut bomb or a truncated body leaves no trace on the next one', () => {
+    const plain = `imei=${IDS.imei}&${'x=1&'.repeat(300)}`;
+    const kinds = [
+      { encoding: 'gzip', pack: (b: Buffer) => zlib.gzipSync(b) },
+      { encoding: 'deflate', pack: (b: Buffer) => zlib.deflateSync(b) },
+      { encoding: 'deflate', pack: (b: Buffer) => zlib.deflateRawSync(b) },
+      { encoding: 'br', pack: (b: Buffer) => zlib.brotliCompressSync(b) },
+    ];
+    for (const { encoding, pack } of kinds) {
+      const good = pack(Buffer.from(plain));
+      const corrupt = Buffer.from(good);
+      corrupt.fill(0xff, 4, 24);
+      const bomb = pack(Buffer.alloc(8 * MiB));
+      const before = [corrupt, bomb, good.subarray(0, good.length >> 1), good];
+      for (const body of before) decodeBytes(body, 'application/x-www-form-urlencoded', { maxRatio: 2 }, encoding);
+      const r = decodeBytes(good, 'application/x-www-form-urlencoded', RELAXED, encoding);
+      expect({ encoding, imei: r.fields.find((f) => f.key === 'imei')?.value, notes: r.notes }).toEqual({ encoding, imei: IDS.imei, notes: [] });
+      expect(r.decodedBytes).toBe(plain.length);
+    }
+  });
 });
