@@ -49,6 +49,8 @@ export const CONNECTION_IDLE_MS = 10 * 60 * 1000;
 export const CONNECTION_LINGER_MS = 5_000;
 /** Open connections tracked at once; beyond it the least recently started one is closed. */
 export const MAX_OPEN_CONNECTIONS = 20_000;
+/** How often (capture time) every open connection is checked for idleness; finished ones are checked every sweep. */
+const IDLE_SWEEP_MS = 10_000;
 
 const SYN = 0x02;
 const FIN = 0x01;
@@ -133,10 +135,20 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     onFlow(captured);
   });
 
+  /** Finished connections (both FINs, or closed) in the order they finished: the sweep closes them after the linger time. */
+  const lingering: TcpConnection[] = [];
+  let lingerHead = 0;
+  let lastIdleSweep = -Infinity;
+  const linger = (c: TcpConnection) => {
+    if (c.lingerTs >= 0) return;
+    c.lingerTs = c.lastTs;
+    lingering.push(c);
+  };
   const finish = (c: TcpConnection, ts: number) => {
     if (c.closed) return;
     c.close(ts);
     gapBytes += c.dirs[0].gapBytes + c.dirs[1].gapBytes;
+    linger(c);
   };
   const close = (c: TcpConnection, ts: number) => {
     finish(c, ts);
@@ -148,9 +160,34 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     open.delete(c);
   };
   const sweep = (now: number) => {
-    for (const c of open.keys()) {
-      const finished = (c.fin[0] && c.fin[1]) || c.closed;
-      if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
+    /* Finished connections leave after lingering, oldest first; one that saw packets since it was queued goes back in the queue. */
+    while (lingerHead < lingering.length) {
+      const c = lingering[lingerHead];
+      if (!open.has(c)) {
+        lingerHead++;
+        continue;
+      }
+      if (now - c.lastTs > CONNECTION_LINGER_MS) {
+        lingerHead++;
+        close(c, c.lastTs);
+        continue;
+      }
+      if (c.lastTs <= c.lingerTs) break;
+      lingerHead++;
+      c.lingerTs = c.lastTs;
+      lingering.push(c);
+    }
+    if (lingerHead > 4096 && lingerHead * 2 > lingering.length) {
+      lingering.splice(0, lingerHead);
+      lingerHead = 0;
+    }
+    /* Idle ones: a walk over every open connection, at most once per IDLE_SWEEP_MS of capture time. */
+    if (now - lastIdleSweep >= IDLE_SWEEP_MS) {
+      lastIdleSweep = now;
+      for (const c of open.keys()) {
+        const finished = (c.fin[0] && c.fin[1]) || c.closed;
+        if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
+      }
     }
     net.fragments.expire(now);
   };
@@ -196,6 +233,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     if (flags & (FIN | RST)) {
       conn.fin[side] = true;
       if (flags & RST) conn.fin[1 - side] = true;
+      if (conn.fin[0] && conn.fin[1]) linger(conn);
       /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
       if (conn.fin[0] && conn.fin[1] && conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
     }

@@ -9,6 +9,7 @@ import { emptyBody, headerValue } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
 import { HttpStreamParser, type HttpMessage, type HttpRole } from './http-parser';
 import { TcpDirection } from './tcp-reassembly';
+import { requestUrl } from './request-url';
 
 export interface Endpoint {
   ip: string;
@@ -63,6 +64,8 @@ export class TcpConnection {
   readonly startTs: number;
   lastTs: number;
   fin: [boolean, boolean] = [false, false];
+  /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
+  lingerTs = -1;
   closed = false;
 
   constructor(a: Endpoint, b: Endpoint, ts: number, private readonly ctx: ConnectionContext) {
@@ -234,19 +237,9 @@ export class TcpConnection {
     const flow = this.baseFlow('http', 'http', req.startTs);
     const hostHeader = headerValue(req.headers, 'host');
     const target = req.target ?? '/';
-    let url: URL | undefined;
-    try {
-      url = /^https?:\/\//i.test(target) ? new URL(target) : hostHeader ? new URL(`http://${hostHeader}${target.startsWith('/') ? target : '/' + target}`) : undefined;
-    } catch {
-      url = undefined;
-    }
-    if (url) flow.host = url.hostname.replace(/^\[|\]$/g, '');
-    flow.url = url?.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
-    if (url && !url.port && flow.port !== 80 && !/^https?:\/\//i.test(target)) {
-      /* The Host header had no port: the URL names the port the client connected to. */
-      url.port = String(flow.port);
-      flow.url = url.href;
-    }
+    const url = requestUrl(hostHeader, target, flow.port);
+    if (url.hostname !== undefined) flow.host = url.hostname;
+    flow.url = url.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
     flow.method = req.method;
     flow.httpVersion = req.version;
     flow.requestHeaders = req.headers as Header[];
