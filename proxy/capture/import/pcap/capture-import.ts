@@ -243,7 +243,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     result.packets++;
     const ts = p.ts || lastTs;
     if (ts > lastTs) lastTs = ts;
-    const ip = net.decode(p.data, p.linkType, ts);
+    const ip = net.decodeAt(p.buf, p.start, p.end, p.linkType, ts);
     if (!ip) {
       if (!SUPPORTED_LINK_TYPES.includes(p.linkType)) unsupported.add(p.linkType);
       return;

@@ -97,21 +97,24 @@ export class TcpConnection {
       return;
     }
     if (this.mode === 'tls' && this.tlsEmitted) return;
+    if (this.mode === 'detect') return this.detect(side, bytes, ts);
     this.first[side].add(bytes);
-    if (this.mode === 'detect') this.detect(side, bytes, ts);
-    else if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
+    if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
   }
 
+  /** First data of the connection (its bytes are kept in `first` here, unless they already made an HTTP message). */
   private detect(side: 0 | 1, bytes: Buffer, ts: number): void {
     if (this.clientSide === -1) {
       /* Capture started mid-connection: both sides look for a start line; the first one found sets the roles. */
       this.mode = 'http';
       this.parsers = [this.parser(null, 0), this.parser(null, 1)];
       this.parsers[side]!.feed(bytes, ts);
+      if (this.httpMessages === 0) this.first[side].add(bytes);
       return;
     }
-    if (side !== this.clientSide) return; // the server speaks first: wait for the client (its bytes are kept)
+    if (side !== this.clientSide) return this.first[side].add(bytes); // the server speaks first: wait for the client
     if (bytes[0] === 0x16 && (bytes.length < 2 || bytes[1] === 0x03)) {
+      this.first[side].add(bytes);
       this.mode = 'tls';
       this.first[side].limit = MAX_CLIENT_HELLO_BYTES;
       this.readHello(ts, false);
@@ -122,6 +125,8 @@ export class TcpConnection {
     this.parsers[side] = this.parser('request', side);
     this.parsers[server] = this.parser('response', server);
     this.parsers[side]!.feed(bytes, ts);
+    /* Bytes that made an HTTP message will never be recorded as raw TCP: no copy of them is needed. */
+    if (this.httpMessages === 0) this.first[side].add(bytes);
     /* What the server sent before the client spoke (a banner) is not HTTP: the response parser starts after it. */
   }
 
