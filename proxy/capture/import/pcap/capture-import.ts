@@ -60,42 +60,70 @@ const ACK = 0x10;
 interface Entry {
   conn: TcpConnection;
   side: 0 | 1;
+  /** The IPv4 tuple it is filed under (to tell hash collisions apart); unused for IPv6. */
+  src: number;
+  sport: number;
+  dst: number;
+  dport: number;
+}
+
+/** A 30-bit hash of an IPv4 tuple (direction matters): a small-integer Map key, made without allocating. */
+function v4Hash(src: number, sport: number, dst: number, dport: number): number {
+  let h = Math.imul(src ^ 0x5bd1e995, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ dst, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ ((sport << 16) | dport), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) & 0x3fffffff;
 }
 
 /**
- * Connections by (source, port, destination, port), both directions. IPv4 tuples are looked up by
- * two numbers (address * 65536 + port: exact below 2^53) rather than by a string built per packet.
+ * Connections by (source, port, destination, port), both directions. IPv4 tuples are looked up by a
+ * hash of their four numbers (checked against the entry) rather than by a string built per packet;
+ * IPv6 tuples, and an IPv4 tuple whose hash is taken by another, by their text.
  */
 class ConnectionTable {
-  private readonly v4 = new Map<number, Map<number, Entry>>();
-  private readonly v6 = new Map<string, Entry>();
+  private readonly v4 = new Map<number, Entry>();
+  private readonly byText = new Map<string, Entry>();
 
   get(src: AddressKey, sport: number, dst: AddressKey, dport: number): Entry | undefined {
-    if (typeof src === 'number' && typeof dst === 'number') return this.v4.get(src * 65536 + sport)?.get(dst * 65536 + dport);
-    return this.v6.get(`${src} ${sport} ${dst} ${dport}`);
+    if (typeof src === 'number' && typeof dst === 'number') {
+      const e = this.v4.get(v4Hash(src, sport, dst, dport));
+      if (e !== undefined && e.src === src && e.sport === sport && e.dst === dst && e.dport === dport) return e;
+      if (this.byText.size === 0) return undefined;
+    }
+    return this.byText.get(`${src} ${sport} ${dst} ${dport}`);
   }
 
-  set(src: AddressKey, sport: number, dst: AddressKey, dport: number, e: Entry): void {
+  /** Files a tuple that has no entry yet. */
+  set(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection, side: 0 | 1): Entry {
     if (typeof src === 'number' && typeof dst === 'number') {
-      const a = src * 65536 + sport;
-      let inner = this.v4.get(a);
-      if (!inner) this.v4.set(a, (inner = new Map()));
-      inner.set(dst * 65536 + dport, e);
-    } else this.v6.set(`${src} ${sport} ${dst} ${dport}`, e);
+      const e: Entry = { conn, side, src, sport, dst, dport };
+      const h = v4Hash(src, sport, dst, dport);
+      const cur = this.v4.get(h);
+      if (cur === undefined || (cur.src === src && cur.sport === sport && cur.dst === dst && cur.dport === dport)) {
+        this.v4.set(h, e);
+        return e;
+      }
+      this.byText.set(`${src} ${sport} ${dst} ${dport}`, e);
+      return e;
+    }
+    const e: Entry = { conn, side, src: 0, sport, dst: 0, dport };
+    this.byText.set(`${src} ${sport} ${dst} ${dport}`, e);
+    return e;
   }
 
   /** Removes the tuple if it still points at this connection. */
   delete(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection): void {
     if (typeof src === 'number' && typeof dst === 'number') {
-      const a = src * 65536 + sport;
-      const inner = this.v4.get(a);
-      if (inner?.get(dst * 65536 + dport)?.conn !== conn) return;
-      inner.delete(dst * 65536 + dport);
-      if (inner.size === 0) this.v4.delete(a);
-    } else {
-      const key = `${src} ${sport} ${dst} ${dport}`;
-      if (this.v6.get(key)?.conn === conn) this.v6.delete(key);
+      const h = v4Hash(src, sport, dst, dport);
+      const cur = this.v4.get(h);
+      if (cur !== undefined && cur.src === src && cur.sport === sport && cur.dst === dst && cur.dport === dport) {
+        if (cur.conn === conn) this.v4.delete(h);
+        return;
+      }
+      if (this.byText.size === 0) return;
     }
+    const key = `${src} ${sport} ${dst} ${dport}`;
+    if (this.byText.get(key)?.conn === conn) this.byText.delete(key);
   }
 }
 
@@ -214,9 +242,8 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       const b = { ip: addressText(ip.dst, ip.v6), port: dport };
       const conn = new TcpConnection(a, b, ts, ctx);
       open.set(conn, [ip.src, sport, ip.dst, dport]);
-      e = { conn, side: 0 };
-      conns.set(ip.src, sport, ip.dst, dport, e);
-      conns.set(ip.dst, dport, ip.src, sport, { conn, side: 1 });
+      e = conns.set(ip.src, sport, ip.dst, dport, conn, 0);
+      conns.set(ip.dst, dport, ip.src, sport, conn, 1);
     }
     const { conn, side } = e;
     conn.lastTs = ts;
