@@ -37,21 +37,26 @@ interface HostFacts {
  * address for the geo lookup and tracker list they came from. Bounded: cleared when full.
  */
 const FACTS_CACHE_SIZE = 4096;
-let factsCache = new Map<string, HostFacts>();
+/** Host → server address (undefined: none given) → facts. */
+let factsCache = new Map<string, Map<string | undefined, HostFacts>>();
+let cachedFacts = 0;
 let cachedGeo: GeoLookup | undefined;
 let cachedTrackers: TrackerList | undefined;
 
 function hostFacts(host: string, serverIpIn: string | undefined, geo: GeoLookup | undefined, trackers: TrackerList | undefined): HostFacts {
-  if (geo !== cachedGeo || trackers !== cachedTrackers || factsCache.size >= FACTS_CACHE_SIZE) {
+  if (geo !== cachedGeo || trackers !== cachedTrackers || cachedFacts >= FACTS_CACHE_SIZE) {
     factsCache = new Map();
+    cachedFacts = 0;
     cachedGeo = geo;
     cachedTrackers = trackers;
   }
-  const key = serverIpIn === undefined ? host : `${host}\n${serverIpIn}`;
-  let facts = factsCache.get(key);
+  let byServer = factsCache.get(host);
+  if (!byServer) factsCache.set(host, (byServer = new Map()));
+  let facts = byServer.get(serverIpIn);
   if (!facts) {
     facts = computeFacts(host, serverIpIn, geo, trackers);
-    factsCache.set(key, facts);
+    byServer.set(serverIpIn, facts);
+    cachedFacts++;
   }
   return facts;
 }

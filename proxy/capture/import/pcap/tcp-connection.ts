@@ -4,7 +4,7 @@
  * pipelining included), as TLS (the ClientHello's SNI and ALPN: the host the phone talked to, even
  * though the content cannot be read), or records it as raw TCP with its first bytes.
  */
-import type { Flow, Header } from '../../../flow';
+import type { Body, Flow, Header } from '../../../flow';
 import { emptyBody, headerValue } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
 import { HttpStreamParser, type HttpMessage, type HttpRole } from './http-parser';
@@ -215,7 +215,7 @@ export class TcpConnection {
     this.ctx.emit(flow);
   }
 
-  private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number): Flow {
+  private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number, requestBody: Body = emptyBody(), responseBody: Body = emptyBody()): Flow {
     const client = this.ends[this.clientSide === -1 ? 0 : this.clientSide];
     const server = this.ends[this.clientSide === 1 ? 0 : 1];
     return {
@@ -230,16 +230,16 @@ export class TcpConnection {
       serverIp: server.ip,
       tls: false,
       requestHeaders: [],
-      requestBody: emptyBody(),
+      requestBody,
       responseHeaders: [],
-      responseBody: emptyBody(),
+      responseBody,
       timings: {},
       tags: ['imported-pcap'],
     };
   }
 
   private emitRequest(req: HttpMessage, res: HttpMessage | undefined, missing?: string): void {
-    const flow = this.baseFlow('http', 'http', req.startTs);
+    const flow = this.baseFlow('http', 'http', req.startTs, req.body, res ? res.body : emptyBody());
     const hostHeader = headerValue(req.headers, 'host');
     const target = req.target ?? '/';
     const url = requestUrl(hostHeader, target, flow.port);
@@ -248,14 +248,12 @@ export class TcpConnection {
     flow.method = req.method;
     flow.httpVersion = req.version;
     flow.requestHeaders = req.headers as Header[];
-    flow.requestBody = req.body;
     flow.timings = { requestSentMs: req.endTs - req.startTs };
     const errors: string[] = [];
     if (req.error) errors.push(req.error);
     if (res) {
       flow.responseStatus = res.status;
       flow.responseHeaders = res.headers;
-      flow.responseBody = res.body;
       flow.endedAt = res.endTs;
       flow.timings.firstByteMs = res.startTs - req.startTs;
       flow.timings.totalMs = res.endTs - req.startTs;
