@@ -8,6 +8,10 @@
  *
  * `node dist/scripts/bench-pcap.js --generate FILE MB [large]` only writes a capture (for profiling).
  *   BENCH_PCAP_SMALL_MB (default 100)  BENCH_PCAP_LARGE_MB (default 1024, 0 to skip)  BENCH_RUNS (3)
+ *   BENCH_BASELINE=DIR also runs another build's importer and analyser (DIR is its compiled output,
+ *   e.g. the dist/ of a checkout of main after `npm run build`) on the same capture, run by run
+ *   alternating with this one, and prints the ratios: on a shared machine only same-run comparisons
+ *   mean much.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +26,7 @@ import { luhnComplete, prng, randomDigits, randomHex, randomUuid } from './fixtu
 const SMALL_MB = Number(process.env.BENCH_PCAP_SMALL_MB ?? 100);
 const LARGE_MB = Number(process.env.BENCH_PCAP_LARGE_MB ?? 1024);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const BASELINE = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE, 'scripts', 'bench-pcap.js') : undefined;
 
 // ---- capture generator ---------------------------------------------------------------------------
 
@@ -195,9 +200,9 @@ interface RunResult {
   peakRssMb: number;
 }
 
-function runWorker(mode: string, file: string): Promise<RunResult> {
+function runWorker(mode: string, file: string, script = __filename): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--single-threaded', __filename, '--worker', mode, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--single-threaded', script, '--worker', mode, file], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rss = new RssSampler(child.pid!, 50);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -237,8 +242,12 @@ async function main(): Promise<void> {
     const ours: RunResult[] = [];
     const readOnly: RunResult[] = [];
     const tshark: Array<{ ms: number; cpuMs: number; requests: number }> = [];
+    const baseAnalyse: RunResult[] = [];
+    const baseRead: RunResult[] = [];
     for (let i = 0; i < RUNS; i++) {
+      if (BASELINE) baseAnalyse.push(await runWorker('analyse', small, BASELINE));
       ours.push(await runWorker('analyse', small));
+      if (BASELINE) baseRead.push(await runWorker('read', small, BASELINE));
       readOnly.push(await runWorker('read', small));
       const t = runTshark(small);
       if (t) tshark.push(t);
@@ -251,7 +260,13 @@ async function main(): Promise<void> {
       return { ms, cpuMs };
     };
     const a = report('phonehome read+analyse', ours, `; ${ours[0].requests} requests, ${ours[0].findings} findings, peak RSS ${median(ours.map((r) => r.peakRssMb)).toFixed(0)} MB`);
-    report('phonehome read only', readOnly, '');
+    const r = report('phonehome read only', readOnly, '');
+    if (BASELINE) {
+      const ba = report('baseline read+analyse', baseAnalyse, `; ${baseAnalyse[0].requests} requests, ${baseAnalyse[0].findings} findings`);
+      const br = report('baseline read only', baseRead, '');
+      const same = baseAnalyse[0].requests === ours[0].requests && baseAnalyse[0].findings === ours[0].findings;
+      console.log(`ratio this build vs baseline: read+analyse ${(ba.cpuMs / a.cpuMs).toFixed(2)}x the throughput per CPU-second (${(ba.ms / a.ms).toFixed(2)}x wall), read only ${(br.cpuMs / r.cpuMs).toFixed(2)}x (${(br.ms / r.ms).toFixed(2)}x wall); same requests and findings: ${same ? 'yes' : 'NO'}`);
+    }
     if (tshark.length) {
       const t = report('tshark -Y http.request', tshark, `; ${tshark[0].requests} requests`);
       console.log(`ratio phonehome read+analyse vs tshark: ${(t.cpuMs / a.cpuMs).toFixed(2)}x the throughput per CPU-second, ${(t.ms / a.ms).toFixed(2)}x wall`);

@@ -36,10 +36,21 @@ export function isCountryCode(text: unknown): text is string {
   return typeof text === 'string' && /^[A-Z]{2}$/.test(text);
 }
 
+const EUROPEAN_REGION_COUNTRIES: ReadonlySet<string> = new Set([...EU_EEA, ...EU_ADEQUATE]);
+/** Regions already made, by country (every flow with findings asks; there are at most a few hundred countries). */
+const REGIONS = new Map<string, HomeRegion>();
+
 export function homeRegionOf(country: string): HomeRegion {
   const cc = country.toUpperCase();
-  if (EUROPEAN.has(cc)) return { country: cc, countries: new Set([...EU_EEA, ...EU_ADEQUATE]), name: 'EU/EEA and adequate countries' };
-  return { country: cc, countries: new Set([cc]), name: cc };
+  let region = REGIONS.get(cc);
+  if (!region) {
+    region = EUROPEAN.has(cc)
+      ? { country: cc, countries: EUROPEAN_REGION_COUNTRIES, name: 'EU/EEA and adequate countries' }
+      : { country: cc, countries: new Set([cc]), name: cc };
+    Object.freeze(region);
+    if (REGIONS.size < 1024) REGIONS.set(cc, region);
+  }
+  return region;
 }
 
 /** Undefined when either side is unknown: no guess. */

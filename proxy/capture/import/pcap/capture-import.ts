@@ -49,6 +49,8 @@ export const CONNECTION_IDLE_MS = 10 * 60 * 1000;
 export const CONNECTION_LINGER_MS = 5_000;
 /** Open connections tracked at once; beyond it the least recently started one is closed. */
 export const MAX_OPEN_CONNECTIONS = 20_000;
+/** How often (capture time) every open connection is checked for idleness; finished ones are checked every sweep. */
+const IDLE_SWEEP_MS = 10_000;
 
 const SYN = 0x02;
 const FIN = 0x01;
@@ -58,42 +60,70 @@ const ACK = 0x10;
 interface Entry {
   conn: TcpConnection;
   side: 0 | 1;
+  /** The IPv4 tuple it is filed under (to tell hash collisions apart); unused for IPv6. */
+  src: number;
+  sport: number;
+  dst: number;
+  dport: number;
+}
+
+/** A 30-bit hash of an IPv4 tuple (direction matters): a small-integer Map key, made without allocating. */
+function v4Hash(src: number, sport: number, dst: number, dport: number): number {
+  let h = Math.imul(src ^ 0x5bd1e995, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ dst, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ ((sport << 16) | dport), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) & 0x3fffffff;
 }
 
 /**
- * Connections by (source, port, destination, port), both directions. IPv4 tuples are looked up by
- * two numbers (address * 65536 + port: exact below 2^53) rather than by a string built per packet.
+ * Connections by (source, port, destination, port), both directions. IPv4 tuples are looked up by a
+ * hash of their four numbers (checked against the entry) rather than by a string built per packet;
+ * IPv6 tuples, and an IPv4 tuple whose hash is taken by another, by their text.
  */
 class ConnectionTable {
-  private readonly v4 = new Map<number, Map<number, Entry>>();
-  private readonly v6 = new Map<string, Entry>();
+  private readonly v4 = new Map<number, Entry>();
+  private readonly byText = new Map<string, Entry>();
 
   get(src: AddressKey, sport: number, dst: AddressKey, dport: number): Entry | undefined {
-    if (typeof src === 'number' && typeof dst === 'number') return this.v4.get(src * 65536 + sport)?.get(dst * 65536 + dport);
-    return this.v6.get(`${src} ${sport} ${dst} ${dport}`);
+    if (typeof src === 'number' && typeof dst === 'number') {
+      const e = this.v4.get(v4Hash(src, sport, dst, dport));
+      if (e !== undefined && e.src === src && e.sport === sport && e.dst === dst && e.dport === dport) return e;
+      if (this.byText.size === 0) return undefined;
+    }
+    return this.byText.get(`${src} ${sport} ${dst} ${dport}`);
   }
 
-  set(src: AddressKey, sport: number, dst: AddressKey, dport: number, e: Entry): void {
+  /** Files a tuple that has no entry yet. */
+  set(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection, side: 0 | 1): Entry {
     if (typeof src === 'number' && typeof dst === 'number') {
-      const a = src * 65536 + sport;
-      let inner = this.v4.get(a);
-      if (!inner) this.v4.set(a, (inner = new Map()));
-      inner.set(dst * 65536 + dport, e);
-    } else this.v6.set(`${src} ${sport} ${dst} ${dport}`, e);
+      const e: Entry = { conn, side, src, sport, dst, dport };
+      const h = v4Hash(src, sport, dst, dport);
+      const cur = this.v4.get(h);
+      if (cur === undefined || (cur.src === src && cur.sport === sport && cur.dst === dst && cur.dport === dport)) {
+        this.v4.set(h, e);
+        return e;
+      }
+      this.byText.set(`${src} ${sport} ${dst} ${dport}`, e);
+      return e;
+    }
+    const e: Entry = { conn, side, src: 0, sport, dst: 0, dport };
+    this.byText.set(`${src} ${sport} ${dst} ${dport}`, e);
+    return e;
   }
 
   /** Removes the tuple if it still points at this connection. */
   delete(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection): void {
     if (typeof src === 'number' && typeof dst === 'number') {
-      const a = src * 65536 + sport;
-      const inner = this.v4.get(a);
-      if (inner?.get(dst * 65536 + dport)?.conn !== conn) return;
-      inner.delete(dst * 65536 + dport);
-      if (inner.size === 0) this.v4.delete(a);
-    } else {
-      const key = `${src} ${sport} ${dst} ${dport}`;
-      if (this.v6.get(key)?.conn === conn) this.v6.delete(key);
+      const h = v4Hash(src, sport, dst, dport);
+      const cur = this.v4.get(h);
+      if (cur !== undefined && cur.src === src && cur.sport === sport && cur.dst === dst && cur.dport === dport) {
+        if (cur.conn === conn) this.v4.delete(h);
+        return;
+      }
+      if (this.byText.size === 0) return;
     }
+    const key = `${src} ${sport} ${dst} ${dport}`;
+    if (this.byText.get(key)?.conn === conn) this.byText.delete(key);
   }
 }
 
@@ -133,10 +163,20 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     onFlow(captured);
   });
 
+  /** Finished connections (both FINs, or closed) in the order they finished: the sweep closes them after the linger time. */
+  const lingering: TcpConnection[] = [];
+  let lingerHead = 0;
+  let lastIdleSweep = -Infinity;
+  const linger = (c: TcpConnection) => {
+    if (c.lingerTs >= 0) return;
+    c.lingerTs = c.lastTs;
+    lingering.push(c);
+  };
   const finish = (c: TcpConnection, ts: number) => {
     if (c.closed) return;
     c.close(ts);
     gapBytes += c.dirs[0].gapBytes + c.dirs[1].gapBytes;
+    linger(c);
   };
   const close = (c: TcpConnection, ts: number) => {
     finish(c, ts);
@@ -148,9 +188,34 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     open.delete(c);
   };
   const sweep = (now: number) => {
-    for (const c of open.keys()) {
-      const finished = (c.fin[0] && c.fin[1]) || c.closed;
-      if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
+    /* Finished connections leave after lingering, oldest first; one that saw packets since it was queued goes back in the queue. */
+    while (lingerHead < lingering.length) {
+      const c = lingering[lingerHead];
+      if (!open.has(c)) {
+        lingerHead++;
+        continue;
+      }
+      if (now - c.lastTs > CONNECTION_LINGER_MS) {
+        lingerHead++;
+        close(c, c.lastTs);
+        continue;
+      }
+      if (c.lastTs <= c.lingerTs) break;
+      lingerHead++;
+      c.lingerTs = c.lastTs;
+      lingering.push(c);
+    }
+    if (lingerHead > 4096 && lingerHead * 2 > lingering.length) {
+      lingering.splice(0, lingerHead);
+      lingerHead = 0;
+    }
+    /* Idle ones: a walk over every open connection, at most once per IDLE_SWEEP_MS of capture time. */
+    if (now - lastIdleSweep >= IDLE_SWEEP_MS) {
+      lastIdleSweep = now;
+      for (const c of open.keys()) {
+        const finished = (c.fin[0] && c.fin[1]) || c.closed;
+        if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
+      }
     }
     net.fragments.expire(now);
   };
@@ -177,9 +242,8 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       const b = { ip: addressText(ip.dst, ip.v6), port: dport };
       const conn = new TcpConnection(a, b, ts, ctx);
       open.set(conn, [ip.src, sport, ip.dst, dport]);
-      e = { conn, side: 0 };
-      conns.set(ip.src, sport, ip.dst, dport, e);
-      conns.set(ip.dst, dport, ip.src, sport, { conn, side: 1 });
+      e = conns.set(ip.src, sport, ip.dst, dport, conn, 0);
+      conns.set(ip.dst, dport, ip.src, sport, conn, 1);
     }
     const { conn, side } = e;
     conn.lastTs = ts;
@@ -196,6 +260,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     if (flags & (FIN | RST)) {
       conn.fin[side] = true;
       if (flags & RST) conn.fin[1 - side] = true;
+      if (conn.fin[0] && conn.fin[1]) linger(conn);
       /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
       if (conn.fin[0] && conn.fin[1] && conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
     }
@@ -205,7 +270,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     result.packets++;
     const ts = p.ts || lastTs;
     if (ts > lastTs) lastTs = ts;
-    const ip = net.decode(p.data, p.linkType, ts);
+    const ip = net.decodeAt(p.buf, p.start, p.end, p.linkType, ts);
     if (!ip) {
       if (!SUPPORTED_LINK_TYPES.includes(p.linkType)) unsupported.add(p.linkType);
       return;

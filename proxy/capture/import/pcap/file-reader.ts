@@ -14,7 +14,11 @@ export interface Packet {
   /** LINKTYPE_* of the interface it was captured on. */
   linkType: number;
   /** The captured bytes: a view valid only until the next packet is read (copy what you keep). */
-  data: Buffer;
+  readonly data: Buffer;
+  /** The same bytes as buf[start, end), without making a view (valid until the next packet). */
+  buf: Buffer;
+  start: number;
+  end: number;
   /** Byte offset of the packet record in the file. */
   offset: number;
 }
@@ -102,6 +106,23 @@ export function readPackets(fd: number, onPacket: (p: Packet) => void, onBytes?:
   return format;
 }
 
+/** A packet as a place in the read window; `data` makes a view only when asked. */
+class PacketView implements Packet {
+  constructor(
+    public linkType: number,
+    public ts = 0,
+    public buf: Buffer = EMPTY,
+    public start = 0,
+    public end = 0,
+    public offset = 0,
+  ) {}
+  get data(): Buffer {
+    return this.buf.subarray(this.start, this.end);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
 function truncated(w: Window, what: string, start: number, need: number): CaptureError {
   return new CaptureError(start, `capture truncated: ${what} needs ${need} bytes but the file ends ${w.available()} bytes later`);
 }
@@ -115,7 +136,7 @@ function readPcap(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset: n
   /* The upper bits of the link-type field carry FCS flags (pcap spec, "LinkType and additional information"). */
   const linkType = u32(20) & 0x0fffffff;
   const fracToMs = nano ? 1e-6 : 1e-3;
-  const packet: Packet = { ts: 0, linkType, data: w.buf, offset: 0 };
+  const packet = new PacketView(linkType);
   w.pos = 24;
   let packets = 0;
   while (w.ensure(1)) {
@@ -132,7 +153,9 @@ function readPcap(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset: n
     w.pos = q + incl;
     /* One Packet object reused for every record: the callee must not keep it (nor its data view). */
     packet.ts = sec * 1000 + frac * fracToMs;
-    packet.data = w.buf.subarray(q, q + incl);
+    packet.buf = w.buf;
+    packet.start = q;
+    packet.end = q + incl;
     packet.offset = start;
     onPacket(packet);
     if (onBytes && (++packets & 1023) === 0) onBytes(w.offset);
@@ -188,14 +211,14 @@ function readPcapng(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset:
       const ts = (u32(body + 4) * 4294967296 + u32(body + 8)) * iface.unitMs + iface.offsetMs;
       const cap = u32(body + 12);
       if (body + 20 + cap > bodyEnd) throw new CaptureError(start, `corrupt packet block: captured length ${cap} exceeds the block`);
-      onPacket({ ts, linkType: iface.linkType, data: w.buf.subarray(body + 20, body + 20 + cap), offset: start });
+      onPacket(new PacketView(iface.linkType, ts, w.buf, body + 20, body + 20 + cap, start));
     } else if (type === 3) {
       /* Simple packet block: interface 0, no timestamp; captured length is what the block holds. */
       const iface = interfaces[0];
       if (!iface) throw new CaptureError(start, 'simple packet block before any interface description');
       const orig = u32(body);
       const cap = Math.min(orig, bodyEnd - body - 4);
-      onPacket({ ts: 0, linkType: iface.linkType, data: w.buf.subarray(body + 4, body + 4 + cap), offset: start });
+      onPacket(new PacketView(iface.linkType, 0, w.buf, body + 4, body + 4 + cap, start));
     }
     /* Other block types (name resolution, statistics, custom, decryption secrets...) are skipped. */
     if (onBytes && (blocks & 1023) === 0) onBytes(w.offset);

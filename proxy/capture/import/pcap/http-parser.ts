@@ -303,31 +303,38 @@ export class HttpStreamParser {
   }
 
   private startMessage(head: string, ts: number): void {
-    const lines = head.split('\n');
-    for (let i = 0; i < lines.length; i++) if (lines[i].endsWith('\r')) lines[i] = lines[i].slice(0, -1);
-    while (lines.length && lines[lines.length - 1] === '') lines.pop();
-    const first = lines[0] ?? '';
+    /* Lines are walked in place (no split, one slice per name and value): this runs for every message of a capture. */
+    const n = head.length;
+    let eol = head.indexOf('\n');
+    if (eol < 0) eol = n;
+    const first = head.slice(0, eol > 0 && head.charCodeAt(eol - 1) === 13 ? eol - 1 : eol);
     let msg: HttpMessage;
-    const base = { headers: [] as Header[], body: { bytes: Buffer.alloc(0), size: 0, truncated: false }, startTs: this.headTs, endTs: ts, index: -1 };
+    const headers: Header[] = [];
+    const body = { bytes: EMPTY, size: 0, truncated: false };
     if (this.role === 'request') {
       const m = REQUEST_LINE.exec(first);
-      if (!m) return this.lost(head.length);
-      msg = { role: 'request', method: m[1], target: m[2], version: m[3], ...base };
+      if (!m) return this.lost(n);
+      msg = { role: 'request', method: m[1], target: m[2], version: m[3], headers, body, startTs: this.headTs, endTs: ts, index: -1 };
     } else {
       const m = STATUS_LINE.exec(first);
-      if (!m) return this.lost(head.length);
-      msg = { role: 'response', status: Number(m[2]), version: m[1], ...base };
+      if (!m) return this.lost(n);
+      msg = { role: 'response', status: Number(m[2]), version: m[1], headers, body, startTs: this.headTs, endTs: ts, index: -1 };
     }
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      if ((line[0] === ' ' || line[0] === '\t') && msg.headers.length) {
-        const last = msg.headers[msg.headers.length - 1];
-        last[1] = `${last[1]} ${line.trim()}`;
-        continue;
+    for (let ls = eol + 1; ls < n; ) {
+      let le = head.indexOf('\n', ls);
+      if (le < 0) le = n;
+      const e = le > ls && head.charCodeAt(le - 1) === 13 ? le - 1 : le;
+      if (e > ls) {
+        const c0 = head.charCodeAt(ls);
+        if ((c0 === 32 || c0 === 9) && headers.length) {
+          const last = headers[headers.length - 1];
+          last[1] = `${last[1]} ${head.slice(ls, e).trim()}`;
+        } else {
+          const colon = head.indexOf(':', ls);
+          if (colon > ls && colon < e) headers.push([trimmed(head, ls, colon), trimmed(head, colon + 1, e)]);
+        }
       }
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      msg.headers.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+      ls = le + 1;
     }
     if (msg.role === 'request') msg.index = this.hooks.nextIndex?.() ?? -1;
     this.msg = msg;
@@ -344,9 +351,9 @@ export class HttpStreamParser {
     let chunked = false;
     let length = -1;
     for (const [n, v] of msg.headers) {
-      const name = n.toLowerCase();
-      if (name === 'transfer-encoding') chunked = /(?:^|,)\s*chunked\s*$/i.test(v);
-      else if (name === 'content-length' && /^\d{1,15}$/.test(v)) length = Number(v);
+      /* Only names of the right length are lower-cased and compared. */
+      if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') chunked = /(?:^|,)\s*chunked\s*$/i.test(v);
+      else if (n.length === 14 && n.toLowerCase() === 'content-length' && /^\d{1,15}$/.test(v)) length = Number(v);
     }
     if (msg.role === 'response') {
       const status = msg.status!;
@@ -434,6 +441,19 @@ export class HttpStreamParser {
     this.messages++;
     this.hooks.message(msg);
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** s.slice(a, b).trim() for latin1 text (whose only whitespace is TAB, LF, VT, FF, CR, space and NBSP), with one slice. */
+function trimmed(s: string, a: number, b: number): string {
+  while (a < b && isSpace(s.charCodeAt(a))) a++;
+  while (b > a && isSpace(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 160;
 }
 
 /** Offset just past the blank line ending a head (CRLF or bare LF), or -1. */

@@ -34,13 +34,13 @@ export interface IpDatagram {
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
 
-/** Offset of the IP header in the frame and its ethertype-like family, or -1. */
-function linkPayload(frame: Buffer, linkType: number): number {
+/** Offset of the IP header from the frame's start `f` (frame of `len` bytes in `b`), or -1. */
+function linkPayload(b: Buffer, f: number, len: number, linkType: number): number {
   switch (linkType) {
     case LINKTYPE.ETHERNET: {
       let o = 12;
-      while (o + 2 <= frame.length) {
-        const type = frame.readUInt16BE(o);
+      while (o + 2 <= len) {
+        const type = (b[f + o] << 8) | b[f + o + 1];
         if (type === 0x8100 || type === 0x88a8 || type === 0x9100) {
           o += 4; // 802.1Q / 802.1ad tag: TCI, then the next type
           continue;
@@ -54,13 +54,13 @@ function linkPayload(frame: Buffer, linkType: number): number {
     case LINKTYPE.IPV6:
       return 0;
     case LINKTYPE.LINUX_SLL:
-      return frame.length >= 16 && isIpType(frame.readUInt16BE(14)) ? 16 : -1;
+      return len >= 16 && isIpType((b[f + 14] << 8) | b[f + 15]) ? 16 : -1;
     case LINKTYPE.LINUX_SLL2:
-      return frame.length >= 20 && isIpType(frame.readUInt16BE(0)) ? 20 : -1;
+      return len >= 20 && isIpType((b[f] << 8) | b[f + 1]) ? 20 : -1;
     case LINKTYPE.NULL:
     case LINKTYPE.LOOP:
       /* A 4-byte address family (host order for NULL, network order for LOOP); the IP version says the rest. */
-      return frame.length >= 4 ? 4 : -1;
+      return len >= 4 ? 4 : -1;
     default:
       return -1;
   }
@@ -72,37 +72,55 @@ function isIpType(t: number): boolean {
 
 export class NetworkDecoder {
   readonly fragments = new FragmentReassembler();
+  /** One datagram object reused for every packet: callers read it before the next decode and keep nothing of it. */
+  private readonly out: IpDatagram = { v6: false, src: 0, dst: 0, proto: 0, payload: Buffer.alloc(0) };
 
   decode(frame: Buffer, linkType: number, ts: number): IpDatagram | null {
-    const o = linkPayload(frame, linkType);
-    if (o < 0 || o >= frame.length) return null;
-    const version = frame[o] >> 4;
-    if (version === 4) return this.ipv4(o === 0 ? frame : frame.subarray(o), ts);
-    if (version === 6) return this.ipv6(o === 0 ? frame : frame.subarray(o), ts);
+    return this.decodeAt(frame, 0, frame.length, linkType, ts);
+  }
+
+  /** The frame is b[start, end): no view of it is made until the IP payload. */
+  decodeAt(b: Buffer, start: number, end: number, linkType: number, ts: number): IpDatagram | null {
+    const o = linkPayload(b, start, end - start, linkType);
+    if (o < 0 || start + o >= end) return null;
+    const version = b[start + o] >> 4;
+    if (version === 4) return this.ipv4(b, start + o, end, ts);
+    if (version === 6) return this.ipv6(start + o === 0 && end === b.length ? b : b.subarray(start + o, end), ts);
     return null;
   }
 
-  private ipv4(b: Buffer, ts: number): IpDatagram | null {
-    if (b.length < 20) return null;
-    const ihl = (b[0] & 0x0f) * 4;
-    const total = b.readUInt16BE(2);
+  private ipv4(b: Buffer, s: number, bEnd: number, ts: number): IpDatagram | null {
+    const len = bEnd - s;
+    if (len < 20) return null;
+    const ihl = (b[s] & 0x0f) * 4;
+    const total = (b[s + 2] << 8) | b[s + 3];
     if (ihl < 20 || total < ihl) return null;
     /* Ethernet pads short frames; a snap length cuts long ones (then keep what was captured). */
-    const end = Math.min(total, b.length);
+    const end = Math.min(total, len);
     if (end < ihl) return null;
-    const src = b.readUInt32BE(12);
-    const dst = b.readUInt32BE(16);
-    const proto = b[9];
-    const flags = b.readUInt16BE(6);
+    const src = b.readUInt32BE(s + 12);
+    const dst = b.readUInt32BE(s + 16);
+    const proto = b[s + 9];
+    const flags = (b[s + 6] << 8) | b[s + 7];
     const more = (flags & 0x2000) !== 0;
     const fragOff = (flags & 0x1fff) * 8;
-    let payload = b.subarray(ihl, end);
+    let payload = b.subarray(s + ihl, s + end);
     if (more || fragOff > 0) {
-      const whole = this.fragments.add(`4/${src}/${dst}/${proto}/${b.readUInt16BE(4)}`, fragOff, more, payload, ts);
+      const whole = this.fragments.add(`4/${src}/${dst}/${proto}/${(b[s + 4] << 8) | b[s + 5]}`, fragOff, more, payload, ts);
       if (!whole) return null;
       payload = whole;
     }
-    return { v6: false, src, dst, proto, payload };
+    return this.datagram(false, src, dst, proto, payload);
+  }
+
+  private datagram(v6: boolean, src: AddressKey, dst: AddressKey, proto: number, payload: Buffer): IpDatagram {
+    const d = this.out;
+    d.v6 = v6;
+    d.src = src;
+    d.dst = dst;
+    d.proto = proto;
+    d.payload = payload;
+    return d;
   }
 
   private ipv6(b: Buffer, ts: number): IpDatagram | null {
@@ -140,7 +158,7 @@ export class NetworkDecoder {
       if (!whole) return null;
       payload = whole;
     }
-    return { v6: true, src, dst, proto: next, payload };
+    return this.datagram(true, src, dst, next, payload);
   }
 }
 

@@ -4,11 +4,12 @@
  * pipelining included), as TLS (the ClientHello's SNI and ALPN: the host the phone talked to, even
  * though the content cannot be read), or records it as raw TCP with its first bytes.
  */
-import type { Flow, Header } from '../../../flow';
+import type { Body, Flow, Header } from '../../../flow';
 import { emptyBody, headerValue } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
 import { HttpStreamParser, type HttpMessage, type HttpRole } from './http-parser';
 import { TcpDirection } from './tcp-reassembly';
+import { requestUrl } from './request-url';
 
 export interface Endpoint {
   ip: string;
@@ -63,6 +64,8 @@ export class TcpConnection {
   readonly startTs: number;
   lastTs: number;
   fin: [boolean, boolean] = [false, false];
+  /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
+  lingerTs = -1;
   closed = false;
 
   constructor(a: Endpoint, b: Endpoint, ts: number, private readonly ctx: ConnectionContext) {
@@ -94,21 +97,24 @@ export class TcpConnection {
       return;
     }
     if (this.mode === 'tls' && this.tlsEmitted) return;
+    if (this.mode === 'detect') return this.detect(side, bytes, ts);
     this.first[side].add(bytes);
-    if (this.mode === 'detect') this.detect(side, bytes, ts);
-    else if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
+    if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
   }
 
+  /** First data of the connection (its bytes are kept in `first` here, unless they already made an HTTP message). */
   private detect(side: 0 | 1, bytes: Buffer, ts: number): void {
     if (this.clientSide === -1) {
       /* Capture started mid-connection: both sides look for a start line; the first one found sets the roles. */
       this.mode = 'http';
       this.parsers = [this.parser(null, 0), this.parser(null, 1)];
       this.parsers[side]!.feed(bytes, ts);
+      if (this.httpMessages === 0) this.first[side].add(bytes);
       return;
     }
-    if (side !== this.clientSide) return; // the server speaks first: wait for the client (its bytes are kept)
+    if (side !== this.clientSide) return this.first[side].add(bytes); // the server speaks first: wait for the client
     if (bytes[0] === 0x16 && (bytes.length < 2 || bytes[1] === 0x03)) {
+      this.first[side].add(bytes);
       this.mode = 'tls';
       this.first[side].limit = MAX_CLIENT_HELLO_BYTES;
       this.readHello(ts, false);
@@ -119,6 +125,8 @@ export class TcpConnection {
     this.parsers[side] = this.parser('request', side);
     this.parsers[server] = this.parser('response', server);
     this.parsers[side]!.feed(bytes, ts);
+    /* Bytes that made an HTTP message will never be recorded as raw TCP: no copy of them is needed. */
+    if (this.httpMessages === 0) this.first[side].add(bytes);
     /* What the server sent before the client spoke (a banner) is not HTTP: the response parser starts after it. */
   }
 
@@ -207,7 +215,7 @@ export class TcpConnection {
     this.ctx.emit(flow);
   }
 
-  private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number): Flow {
+  private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number, requestBody: Body = emptyBody(), responseBody: Body = emptyBody()): Flow {
     const client = this.ends[this.clientSide === -1 ? 0 : this.clientSide];
     const server = this.ends[this.clientSide === 1 ? 0 : 1];
     return {
@@ -222,42 +230,30 @@ export class TcpConnection {
       serverIp: server.ip,
       tls: false,
       requestHeaders: [],
-      requestBody: emptyBody(),
+      requestBody,
       responseHeaders: [],
-      responseBody: emptyBody(),
+      responseBody,
       timings: {},
       tags: ['imported-pcap'],
     };
   }
 
   private emitRequest(req: HttpMessage, res: HttpMessage | undefined, missing?: string): void {
-    const flow = this.baseFlow('http', 'http', req.startTs);
+    const flow = this.baseFlow('http', 'http', req.startTs, req.body, res ? res.body : emptyBody());
     const hostHeader = headerValue(req.headers, 'host');
     const target = req.target ?? '/';
-    let url: URL | undefined;
-    try {
-      url = /^https?:\/\//i.test(target) ? new URL(target) : hostHeader ? new URL(`http://${hostHeader}${target.startsWith('/') ? target : '/' + target}`) : undefined;
-    } catch {
-      url = undefined;
-    }
-    if (url) flow.host = url.hostname.replace(/^\[|\]$/g, '');
-    flow.url = url?.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
-    if (url && !url.port && flow.port !== 80 && !/^https?:\/\//i.test(target)) {
-      /* The Host header had no port: the URL names the port the client connected to. */
-      url.port = String(flow.port);
-      flow.url = url.href;
-    }
+    const url = requestUrl(hostHeader, target, flow.port);
+    if (url.hostname !== undefined) flow.host = url.hostname;
+    flow.url = url.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
     flow.method = req.method;
     flow.httpVersion = req.version;
     flow.requestHeaders = req.headers as Header[];
-    flow.requestBody = req.body;
     flow.timings = { requestSentMs: req.endTs - req.startTs };
     const errors: string[] = [];
     if (req.error) errors.push(req.error);
     if (res) {
       flow.responseStatus = res.status;
       flow.responseHeaders = res.headers;
-      flow.responseBody = res.body;
       flow.endedAt = res.endTs;
       flow.timings.firstByteMs = res.startTs - req.startTs;
       flow.timings.totalMs = res.endTs - req.startTs;

@@ -80,4 +80,27 @@ describe('judgeDestination', () => {
     expect(judgeDestination(flow({ host: 'example.org' }), geo, trackers).tracker).toBeUndefined();
     expect(judgeDestination(flow({ host: '8.8.8.8' }), geo, trackers)).not.toHaveProperty('tracker');
   });
+
+  it('answers each flow for its own server address, lookup and tracker list, and callers may change what it returns', () => {
+    const lookups: string[] = [];
+    const spy = { lookup: (ip: string) => { lookups.push(ip); return geo.lookup(ip); } };
+    const cn = judgeDestination(flow({ serverIp: '202.97.0.10' }), spy);
+    expect(cn.country).toBe('CN');
+    cn.homeCountry = 'NO';
+    cn.crossBorder = true;
+    /* Same host, another server address: its own answer; the same one again: the same facts, untouched by the caller's changes. */
+    expect(judgeDestination(flow({ serverIp: '8.8.8.8' }), spy).country).toBe('US');
+    expect(judgeDestination(flow({ serverIp: '202.97.0.10', scheme: 'https', tls: true }), spy)).toEqual({
+      host: 'zzhc.vnet.cn', domain: 'vnet.cn', serverIp: '202.97.0.10', country: 'CN', asn: 4134, org: 'Chinanet, Backbone', cleartext: false,
+    });
+    expect(lookups).toEqual(['202.97.0.10', '8.8.8.8']);
+    /* Another lookup or tracker list is asked afresh. */
+    const elsewhere = { lookup: () => ({ country: 'DE' }) };
+    expect(judgeDestination(flow({ serverIp: '202.97.0.10' }), elsewhere).country).toBe('DE');
+    const list = trackerList();
+    const withTrackers = judgeDestination(flow({ serverIp: '202.97.0.10' }), elsewhere, list);
+    expect(withTrackers.tracker?.company).toBe('China Telecom');
+    withTrackers.tracker!.company = 'changed by a caller';
+    expect(judgeDestination(flow({ serverIp: '202.97.0.10' }), elsewhere, list).tracker?.company).toBe('China Telecom');
+  });
 });

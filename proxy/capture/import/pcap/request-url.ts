@@ -1,0 +1,64 @@
+/**
+ * The URL of a captured request (from its target and Host header), as WHATWG URL would write it.
+ * Parsing a URL object per request was a tenth of a capture's import time; the request targets phones
+ * send are mostly plain ASCII paths and queries to plain host names, whose URL is the text itself.
+ * Those are written directly; anything else (IP forms, IDN, dot segments, characters URL would
+ * escape, absolute targets...) goes through `new URL`, so the result is the same either way.
+ */
+
+export interface RequestUrl {
+  /** Host name as URL parses it (no brackets), or undefined when there is no URL. */
+  hostname?: string;
+  /** The URL as recorded (undefined: no Host header, or unparseable). */
+  href?: string;
+}
+
+/** Lower-case DNS names whose last label is not numeric (URL would read those as IPv4), no punycode, optional port. */
+const PLAIN_HOST = /^((?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)*[a-z_](?:[a-z0-9_-]*[a-z0-9_])?)(?::([1-9]\d{0,4}))?$/;
+const DOTTED_QUAD = /^((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?::([1-9]\d{0,4}))?$/;
+/** Path characters URL keeps as they are. */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+/** A "." or ".." segment (also spelt %2e), which URL would resolve. */
+const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i;
+/** Query characters URL keeps as they are (special-scheme query percent-encode set excluded). */
+const PLAIN_QUERY = /^[!$-&(-;=?-~]*$/;
+
+/** Fast path only; undefined when the slow path must decide. */
+export function plainRequestUrl(hostHeader: string, target: string, connPort: number): RequestUrl | undefined {
+  if (target.charCodeAt(0) !== 47 /* / */) return undefined;
+  const m = PLAIN_HOST.exec(hostHeader) ?? DOTTED_QUAD.exec(hostHeader);
+  if (!m) return undefined;
+  const hostname = m[1];
+  if (hostname.includes('xn--')) return undefined;
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  if (!PLAIN_PATH.test(path) || DOT_SEGMENT.test(path)) return undefined;
+  if (q >= 0 && !PLAIN_QUERY.test(target.slice(q + 1))) return undefined;
+  let port = m[2] === undefined ? 80 : Number(m[2]);
+  if (port > 65535) return undefined;
+  /* A Host without a port (or with the default one): the URL names the port the client connected to. */
+  if (port === 80) port = connPort;
+  return { hostname, href: `http://${hostname}${port === 80 ? '' : ':' + port}${target}` };
+}
+
+/** The request's URL: absolute targets as given, origin-form ones against the Host header. */
+export function requestUrl(hostHeader: string | undefined, target: string, connPort: number): RequestUrl {
+  if (hostHeader !== undefined && hostHeader !== '') {
+    const fast = plainRequestUrl(hostHeader, target, connPort);
+    if (fast) return fast;
+  }
+  return slowRequestUrl(hostHeader, target, connPort);
+}
+
+export function slowRequestUrl(hostHeader: string | undefined, target: string, connPort: number): RequestUrl {
+  const absolute = /^https?:\/\//i.test(target);
+  let url: URL | undefined;
+  try {
+    url = absolute ? new URL(target) : hostHeader ? new URL(`http://${hostHeader}${target.startsWith('/') ? target : '/' + target}`) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url) return {};
+  if (!url.port && connPort !== 80 && !absolute) url.port = String(connPort);
+  return { hostname: url.hostname.replace(/^\[|\]$/g, ''), href: url.href };
+}
