@@ -57,9 +57,14 @@ export class BackgroundCheckpointer {
 
   /** Stops after any checkpoint in progress; the database stays consistent either way. */
   async stop(): Promise<void> {
+    // Held while stopping: with nothing else left on the event loop (a start that failed on a busy
+    // port), an unref'd worker and timer let the process exit mid-await, with status 0 and no message.
+    this.worker.ref();
     this.worker.postMessage('stop');
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
     await Promise.race([this.exited, timeout]);
+    clearTimeout(timer);
     await this.worker.terminate();
   }
 }

@@ -52,6 +52,20 @@ describe('phonehome start (CLI)', () => {
     expect(r.stderr).toMatch(message as RegExp);
   });
 
+  it('a proxy port already taken is an error with status 1 and a message, not a silent exit 0', async () => {
+    const squatter = http.createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const port = (squatter.address() as { port: number }).port;
+    try {
+      const r = spawnSync(process.execPath, [CLI, 'start', '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', '0', '--data-dir', dir],
+        { encoding: 'utf8', timeout: 30000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/port already in use/);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+  });
+
   it('prints the proxy address, setup page, dashboard and data dir, and exits cleanly on SIGTERM', async () => {
     cli = await startCli(['--port', '0', '--dashboard-port', '0', '--listen-host', '127.0.0.1', '--data-dir', dir]);
     const out = cli.stdout();
