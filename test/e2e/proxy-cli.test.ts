@@ -1,5 +1,5 @@
 /**
- * The real `phonehome start` in a child process: flags and errors, clean shutdown, 50 MB bodies
+ * The real `phonehome start` in a child process: flags and errors, clean shutdown, 100 MB bodies
  * each way with bounded memory (the child's RSS, read from /proc), and SIGKILL in the middle of
  * traffic leaving a database that opens cleanly with every acknowledged flow in it.
  */
@@ -102,17 +102,17 @@ describe('phonehome start (CLI)', () => {
     }
   });
 
-  it('passes 50 MB up and 50 MB down intact through HTTPS interception with bounded proxy memory', async () => {
+  it('passes 100 MB up and 100 MB down intact through HTTPS interception with bounded proxy memory', async () => {
     const origin = await startHttpsOrigin();
     try {
       cli = await startCli(['--port', '0', '--dashboard-port', '0', '--listen-host', '127.0.0.1', '--data-dir', dir], { NODE_EXTRA_CA_CERTS: originCert().certFile });
       const pid = cli.child.pid!;
       const caFile = path.join(dir, 'ca.pem');
-      const size = 50 * 1024 * 1024;
+      const size = 100 * 1024 * 1024;
       const upload = path.join(dir, 'upload.bin');
       const block = Buffer.alloc(1024 * 1024, 0x5a);
       const fd = fs.openSync(upload, 'w');
-      for (let i = 0; i < 50; i++) fs.writeSync(fd, block);
+      for (let i = 0; i < 100; i++) fs.writeSync(fd, block);
       fs.closeSync(fd);
       const uploadSha = execFileSync('sha256sum', [upload]).toString().split(' ')[0];
 
@@ -141,11 +141,12 @@ describe('phonehome start (CLI)', () => {
       expect(down.code).toBe(0);
       expect(fs.statSync(downloadFile).size).toBe(size);
       expect(execFileSync('sha256sum', [downloadFile]).toString().split(' ')[0]).toBe(patternSha256(size));
-      // Bodies stream through. Holding either body would add >= 50 MB on top of the transient garbage
-      // seen here (~10-35 MB, more at higher throughput: with a 5x slower server it is ~12 MB).
-      process.stdout.write(`50 MB up+down: proxy RSS ${Math.round(baseline / 1024)} MB before, peak ${Math.round(peakUp / 1024)} MB during upload, ${Math.round(peak / 1024)} MB overall\n`);
-      expect((peak - baseline) / 1024).toBeLessThan(48);
-      expect(peak / 1024).toBeLessThan(200);
+      // Bodies stream through. Holding either body would add >= 100 MB on top of the transient garbage
+      // seen here (~10-48 MB with 50 MB bodies, more at higher throughput and with the analysis worker
+      // busy on the stored 1 MiB; the bodies are twice the bound so a held one cannot hide in the noise).
+      process.stdout.write(`100 MB up+down: proxy RSS ${Math.round(baseline / 1024)} MB before, peak ${Math.round(peakUp / 1024)} MB during upload, ${Math.round(peak / 1024)} MB overall\n`);
+      expect((peak - baseline) / 1024).toBeLessThan(70);
+      expect(peak / 1024).toBeLessThan(230);
 
       const flows = readFlows(path.join(dir, 'phonehome.db'), "url LIKE '%/slow-upload' OR url LIKE '%/bytes%'");
       expect(flows.map((f) => [f.method, f.request_body_size, f.request_body_truncated, f.response_body_size, f.response_body_truncated])).toEqual([

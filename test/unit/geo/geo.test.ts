@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildGeoTables, createGeoLookup, geoLookupOver, loadGeoLookup, parsePublicAddress } from '../../../proxy/geo';
-import { deserializeGeoTables, readGeoCache, serializeGeoTables, writeGeoCache } from '../../../proxy/geo/cache';
+import { cacheFileName, deserializeGeoTables, readGeoCache, serializeGeoTables, writeGeoCache } from '../../../proxy/geo/cache';
 import { splitCsvLine } from '../../../proxy/geo/ranges';
 
 describe('createGeoLookup', () => {
@@ -50,6 +50,29 @@ describe('parsePublicAddress / splitCsvLine', () => {
 
   it('splits quoted CSV fields', () => {
     expect(splitCsvLine('1,2,3,"a, ""b"" c"')).toEqual(['1', '2', '3', 'a, "b" c']);
+  });
+});
+
+describe('cache file name', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-geo-name-'));
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+  const install = (where: string, version: string, rows: string): string => {
+    const dir = path.join(root, where, 'node_modules', '@ip-location-db', 'asn');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: '@ip-location-db/asn', version }));
+    fs.writeFileSync(path.join(dir, 'asn-ipv4-num.csv'), rows);
+    return path.join(dir, 'asn-ipv4-num.csv');
+  };
+
+  it('is the same for two checkouts of the same database release, and changes with the release or the data', () => {
+    const a = install('checkout-a', '2.3.2026061719', '16777216,16777471,13335,Cloudflare\n');
+    const b = install('checkout-b', '2.3.2026061719', '16777216,16777471,13335,Cloudflare\n');
+    const newer = install('checkout-c', '2.3.2026070119', '16777216,16777471,13335,Cloudflare\n');
+    const bigger = install('checkout-d', '2.3.2026061719', '16777216,16777471,13335,Cloudflare, Inc.\n');
+    expect(cacheFileName([a])).toBe(cacheFileName([b]));
+    expect(cacheFileName([newer])).not.toBe(cacheFileName([a]));
+    expect(cacheFileName([bigger])).not.toBe(cacheFileName([a]));
+    expect(cacheFileName([a])).toMatch(/^geo-[0-9a-f]{20}\.bin$/);
   });
 });
 
