@@ -17,6 +17,7 @@ import type { AnalysisOutcome } from './recorder';
 import { openWorkerRecorder, WorkerRecorder } from './worker-store';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker-protocol';
 import { RunningJobCell } from './running-job';
+import { analysisNice, lowerThisThreadPriority } from './thread-priority';
 
 interface AnalyserModule {
   analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } } & Partial<JudgeOptions>): AnalysisResult;
@@ -137,4 +138,5 @@ parentPort!.on('message', (job: WorkerJob) => {
     setImmediate(flush);
   }
 });
+lowerThisThreadPriority(analysisNice());
 parentPort!.postMessage({ ready: true });
