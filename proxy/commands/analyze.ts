@@ -8,9 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from '../cli';
-import { analyseFlow, compileProfile, ProfileValueError, type CompiledProfile, type GeoLookup } from '../analyse';
-import { loadGeoLookup } from '../geo';
-import { JudgeConfigError, judgeOptionsOf, loadJudgeSettings, type JudgeSettings } from '../judge-config';
+import { analyseFlow, compileProfile, ProfileValueError, type CompiledProfile } from '../analyse';
+import { judgeOptionsOf } from '../judge-config';
+import { JUDGE_FLAGS, judgeSettingsFromFlags, loadGeoOrWarn } from './judge-flags';
 import { resolveDataDir } from '../data-dir';
 import { loadProfileFile, ProfileFileError } from '../profile-file';
 import type { Finding, Destination } from '../analyse/types';
@@ -70,16 +70,6 @@ export function loadProfile(file: string): CompiledProfile {
   }
 }
 
-/** Country and network owner of server addresses, from the offline tables; analysis goes on without them if they are missing. */
-function loadGeo(warn: (text: string) => void, cacheDir: string | undefined): GeoLookup | undefined {
-  try {
-    return loadGeoLookup({ cacheDir });
-  } catch (err) {
-    warn(`destination countries and networks unavailable (${(err as Error).message})`);
-    return undefined;
-  }
-}
-
 function toRecord(file: string, entry: number, method: string | undefined, url: string | undefined, f: Finding, d: Destination, sentence: string | undefined): FindingRecord {
   const rec: FindingRecord = {
     file,
@@ -123,8 +113,7 @@ export const command: Command = {
     flags: [
       { name: 'profile', type: 'string', placeholder: 'FILE', description: "the phone's own identifiers (JSON device profile)" },
       { name: 'format', type: 'string', placeholder: 'jsonl|table', description: 'output format', default: 'table' },
-      { name: 'home-country', type: 'string', placeholder: 'CC', description: "the phone's home country (ISO code, e.g. NO) when profile and traffic do not tell it" },
-      { name: 'rules', type: 'string', placeholder: 'FILE', description: 'severity overrides (JSON rules, see README)' },
+      ...JUDGE_FLAGS,
       DATA_DIR_FLAG,
     ],
     details: DETAILS,
@@ -135,19 +124,9 @@ export const command: Command = {
     if (!args.positionals.length) throw new UsageError('give at least one HAR file or pcap/pcapng capture (see phonehome analyze --help)');
     const profile = typeof args.flags.profile === 'string' ? loadProfile(args.flags.profile) : undefined;
     const problems: string[] = [];
-    let settings: JudgeSettings;
-    try {
-      settings = loadJudgeSettings({
-        dataDir: resolveDataDir(args.flags['data-dir'] as string | undefined),
-        rulesFile: args.flags.rules as string | undefined,
-        homeCountry: args.flags['home-country'] as string | undefined,
-      });
-    } catch (err) {
-      if (err instanceof JudgeConfigError) throw new UsageError(err.message);
-      throw err;
-    }
+    const settings = judgeSettingsFromFlags(args, resolveDataDir(args.flags['data-dir'] as string | undefined));
     const judge = judgeOptionsOf(settings);
-    const geo = loadGeo((text) => problems.push(text), settings.geoCacheDir);
+    const geo = loadGeoOrWarn((text) => problems.push(text), settings.geoCacheDir);
     const records: FindingRecord[] = [];
     let filesRead = 0;
     let entries = 0;

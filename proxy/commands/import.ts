@@ -11,8 +11,8 @@ import { analyseFlow, compileProfile, type CompiledProfile, type GeoLookup } fro
 import type { DeviceProfile } from '../analyse/types';
 import { ensureDataDir } from '../data-dir';
 import type { Flow } from '../flow';
-import { loadGeoLookup } from '../geo';
-import { JudgeConfigError, judgeOptionsOf, loadJudgeSettings, type JudgeOptions } from '../judge-config';
+import { judgeOptionsOf, type JudgeOptions } from '../judge-config';
+import { JUDGE_FLAGS, judgeSettingsFromFlags, loadGeoOrWarn } from './judge-flags';
 import { AnalysisRecorder, type AnalysisOutcome } from '../pipeline/recorder';
 import { loadProfileFile, ProfileFileError } from '../profile-file';
 import { Store } from '../store';
@@ -118,15 +118,6 @@ class Importer {
   }
 }
 
-function loadGeo(warn: (t: string) => void, cacheDir: string | undefined): GeoLookup | undefined {
-  try {
-    return loadGeoLookup({ cacheDir });
-  } catch (err) {
-    warn(`destination countries and networks unavailable (${(err as Error).message})`);
-    return undefined;
-  }
-}
-
 export const command: Command = {
   spec: {
     name: 'import',
@@ -136,8 +127,7 @@ export const command: Command = {
       { name: 'device', type: 'string', placeholder: 'NAME', description: 'device name for the phone(s) in the file' },
       { name: 'profile', type: 'string', placeholder: 'FILE', description: "the phone's own identifiers (JSON device profile)" },
       { name: 'body-limit', type: 'int', placeholder: 'BYTES', description: 'bytes of each body stored', default: DEFAULT_BODY_LIMIT, min: 0 },
-      { name: 'home-country', type: 'string', placeholder: 'CC', description: "the phone's home country (ISO code, e.g. NO) when profile and traffic do not tell it" },
-      { name: 'rules', type: 'string', placeholder: 'FILE', description: 'severity overrides (JSON rules, see README)' },
+      ...JUDGE_FLAGS,
       DATA_DIR_FLAG,
     ],
     details: DETAILS,
@@ -158,17 +148,9 @@ export const command: Command = {
     }
     const warn = (text: string) => process.stderr.write(`phonehome import: ${text}\n`);
     const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined);
-    let judge: JudgeOptions;
-    let geoCacheDir: string | undefined;
-    try {
-      const settings = loadJudgeSettings({ dataDir, rulesFile: args.flags.rules as string | undefined, homeCountry: args.flags['home-country'] as string | undefined });
-      judge = judgeOptionsOf(settings);
-      geoCacheDir = settings.geoCacheDir;
-    } catch (err) {
-      if (err instanceof JudgeConfigError) throw new UsageError(err.message);
-      throw err;
-    }
-    const geo = loadGeo(warn, geoCacheDir);
+    const settings = judgeSettingsFromFlags(args, dataDir);
+    const judge = judgeOptionsOf(settings);
+    const geo = loadGeoOrWarn(warn, settings.geoCacheDir);
     const store = Store.open({ dataDir });
     const importer = new Importer(store, { device, defaultProfile, geo, judge, warn });
     let filesRead = 0;

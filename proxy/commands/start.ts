@@ -14,7 +14,7 @@ import { DB_FILE_NAME } from '../store/db';
 import { parseProfileArgs, ProfileAssignments } from '../pipeline/profiles';
 import { DATA_DIR_FLAG, UsageError } from './args';
 import { resolveDataDir } from '../data-dir';
-import { JudgeConfigError, loadJudgeSettings, type JudgeSettings } from '../judge-config';
+import { JUDGE_FLAGS, judgeSettingsFromFlags } from './judge-flags';
 import { prepareGeoCache } from '../geo';
 import { terminalQr } from '../capture/tunnel/wireguard/client-config';
 
@@ -38,8 +38,7 @@ export const command: Command = {
       { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
       { name: 'body-limit', type: 'int', min: 0, max: 1024 * 1024 * 1024, default: DEFAULT_BODY_LIMIT, placeholder: 'BYTES', description: 'bytes of each body stored (larger bodies stream through, marked truncated)' },
       { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
-      { name: 'home-country', type: 'string', placeholder: 'CC', description: "the phones' home country (ISO code, e.g. NO) when profile and traffic do not tell it" },
-      { name: 'rules', type: 'string', placeholder: 'FILE', description: 'severity overrides (JSON rules, see README)' },
+      ...JUDGE_FLAGS,
       { name: 'wireguard', type: 'boolean', description: 'VPN mode: also run a WireGuard endpoint the phone\'s WireGuard app connects to (prints its config and QR code)' },
       { name: 'wireguard-port', type: 'int', min: 0, max: 65535, default: 51820, placeholder: 'PORT', description: 'UDP port of the WireGuard endpoint' },
       { name: 'dns-upstream', type: 'list', placeholder: 'ADDR,...', description: "resolvers the phone's DNS queries are forwarded to in VPN mode (default: this laptop's)" },
@@ -68,17 +67,7 @@ export const command: Command = {
     } catch (err) {
       throw new UsageError(`--profile: ${(err as Error).message}`);
     }
-    let judge: JudgeSettings;
-    try {
-      judge = loadJudgeSettings({
-        dataDir: resolveDataDir(args.flags['data-dir'] as string | undefined),
-        rulesFile: args.flags['rules'] as string | undefined,
-        homeCountry: args.flags['home-country'] as string | undefined,
-      });
-    } catch (err) {
-      if (err instanceof JudgeConfigError) throw new UsageError(err.message);
-      throw err;
-    }
+    const judge = judgeSettingsFromFlags(args, resolveDataDir(args.flags['data-dir'] as string | undefined));
     // Once per address-database release: parse it into the binary cache the analysis worker loads in ms.
     if (judge.geoCacheDir && prepareGeoCache(judge.geoCacheDir) === 'built') process.stdout.write(`phonehome: address tables cached in ${judge.geoCacheDir}\n`);
 
