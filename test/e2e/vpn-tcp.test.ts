@@ -170,6 +170,22 @@ describeNetns('VPN mode TCP over WireGuard (wireguard-go as the phone, curl with
     expect(flow.client_ip).toBe('10.77.0.2');
   }, 60000);
 
+  test('the setup page and the CA come through the tunnel: phonehome.setup resolves to phonehome, no proxy setting needed', async () => {
+    const dig = phone('dig', ['+short', '+time=3', '+tries=2', '@10.77.0.1', 'phonehome.setup', 'A']);
+    expect(dig.out.trim()).toBe('10.77.0.1');
+    const dig6 = phone('dig', ['+short', '+time=3', '+tries=2', '@10.77.0.1', 'phonehome.setup', 'AAAA']);
+    expect(dig6.out.trim()).toBe('fd77::1');
+    const ca = phone('curl', ['-sS', '--max-time', '20', '--resolve', 'phonehome.setup:80:10.77.0.1', 'http://phonehome.setup/ca.pem']);
+    expect(ca.err).toBe('');
+    expect(ca.out.trim()).toBe(fs.readFileSync(path.join(dataDir, 'ca.pem'), 'utf8').trim());
+    const page = phone('curl', ['-sS', '--max-time', '20', 'http://10.77.0.1/']);
+    expect(page.out).toMatch(/phonehome/i);
+    expect(page.out).toMatch(/ca\.pem/);
+    let lookup: Record<string, unknown> | undefined;
+    await waitFor(() => !!(lookup = query<Record<string, unknown>>("SELECT * FROM dns WHERE name = 'phonehome.setup' AND type = 'A'")[0]), 15000, 'the dns row of phonehome.setup');
+    expect(JSON.parse(lookup!.answers as string)).toEqual([{ type: 'A', data: '10.77.0.1', ttl: 60 }]);
+  }, 60000);
+
   test('a 20 MB download arrives intact', () => {
     const n = 20 * 1024 * 1024;
     const r = phone('sh', ['-c', `curl -sS --max-time 120 'http://${TEST_HOST}/bytes?n=${n}' | sha256sum`], 150000);

@@ -16,7 +16,8 @@
  *   bigger than the MTU are fragmented towards the phone (DNS answers are truncated with TC instead).
  */
 import type { Store } from '../../../store';
-import { buildDnsErrorResponse, DnsParseError, parseDnsMessage, peekDnsQuestion, type DnsMessage } from '../../dns/codec';
+import { buildDnsErrorResponse, buildDnsMessage, DnsParseError, parseDnsMessage, peekDnsQuestion, type DnsMessage } from '../../dns/codec';
+import { SETUP_HOST } from '../../http-forwarder';
 import { DnsForwarder } from '../../dns/forwarder';
 import { recordDnsExchange, type FlowSink } from '../../dns/record';
 import { UdpRelay, type UdpSession } from '../udp/relay';
@@ -335,6 +336,14 @@ export class TunnelStack {
       return;
     }
     this.s.dnsQueries++;
+    if (name.toLowerCase().replace(/\.$/, '') === SETUP_HOST) {
+      // phonehome's own name: the setup page (and the CA) at its tunnel address, as through the proxy.
+      const answerBytes = this.setupHostAnswer(query, name, type);
+      reply(answerBytes);
+      this.s.dnsAnswers++;
+      recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, answeredAt: Date.now(), answer: parseDnsMessage(answerBytes) }, this.log);
+      return;
+    }
     if (this.inflightDns.size >= MAX_DNS_IN_FLIGHT) {
       // A phone flooding lookups faster than the resolvers answer: refuse the excess at once.
       this.drop('dns-overload');
@@ -364,6 +373,16 @@ export class TunnelStack {
     }).catch((err: Error) => this.log(`DNS for ${name} failed: ${err.stack ?? err.message}`));
     this.inflightDns.add(task);
     void task.finally(() => this.inflightDns.delete(task));
+  }
+
+  /** An authoritative answer for phonehome.setup: the gateway's address (A or AAAA), nothing for other types. */
+  private setupHostAnswer(query: Buffer, name: string, type: string): Buffer {
+    const rd = (query.readUInt16BE(2) & 0x0100) !== 0;
+    const data = type === 'A' ? this.gatewayIpv4 : type === 'AAAA' ? this.gatewayIpv6 : undefined;
+    return buildDnsMessage({
+      id: query.readUInt16BE(0), qr: true, aa: true, rd, ra: true, questions: [{ name, type }],
+      answers: data ? [{ name, type, ttl: 60, data }] : [],
+    });
   }
 
   /** The answer as is if it fits in one packet; else header + question with TC set (the phone retries over TCP). */

@@ -7,11 +7,13 @@
  */
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
-import { baseFlow } from '../../http-forwarder';
+import { baseFlow, SETUP_HOST } from '../../http-forwarder';
 import { interceptStream } from '../../intercept';
 import type { ConnectionInfo, ProxyRuntime, TunnelInfo } from '../../runtime';
 import type { Target } from '../../target';
 import { dial, tuneSocket } from '../../upstream';
+import { canonicalIp } from '../ip/address';
+import { GATEWAY_IPV4, GATEWAY_IPV6 } from '../wireguard/addresses';
 import { IncomingTcpConnection, TcpTunnel, TcpTunnelOptions } from './handler';
 
 /** The TcpSegmentHandler for the IP layer, intercepting every connection with `rt`. */
@@ -30,6 +32,7 @@ export async function interceptTunnelled(conn: IncomingTcpConnection, rt: ProxyR
   const t0 = performance.now();
   const target: Target = { host: conn.destination.ip, port: conn.destination.port, isIp: true };
   const info: ConnectionInfo = { source: 'vpn', clientIp: conn.peer.ipv4, clientPort: conn.source.port };
+  if (isGatewayWebPort(conn.destination.ip, conn.destination.port)) return serveSetupPage(conn, info, startedAt, t0, rt);
   let upstream: net.Socket;
   try {
     upstream = await dial(target, rt.upstream);
@@ -55,4 +58,24 @@ export async function interceptTunnelled(conn: IncomingTcpConnection, rt: ProxyR
   client.on('error', () => client.destroy());
   client.setTimeout(rt.idleTimeoutMs, () => client.destroy());
   await interceptStream(client, Buffer.alloc(0), upstream, { info, target, tunnel, startedAt, t0, toSetupPage: false }, rt);
+}
+
+/**
+ * phonehome's own address in the tunnel (10.77.0.1, fd77::1) on port 80 or 443 is the setup page, as
+ * http://phonehome.setup/ is through the proxy (the tunnel's DNS answers that name with this address):
+ * a phone in VPN mode fetches the CA without ever setting the Wi-Fi proxy.
+ */
+function isGatewayWebPort(ip: string, port: number): boolean {
+  return (port === 80 || port === 443) && (ip === GATEWAY_IPV4 || canonicalIp(ip) === canonicalIp(GATEWAY_IPV6));
+}
+
+async function serveSetupPage(conn: IncomingTcpConnection, info: ConnectionInfo, startedAt: number, t0: number, rt: ProxyRuntime): Promise<void> {
+  const target: Target = { host: SETUP_HOST, port: conn.destination.port, isIp: false };
+  const tunnel: TunnelInfo = { target, tls: false };
+  const client = conn.accept() as unknown as net.Socket;
+  if (client.destroyed) return;
+  rt.track(client);
+  client.on('error', () => client.destroy());
+  client.setTimeout(rt.idleTimeoutMs, () => client.destroy());
+  await interceptStream(client, Buffer.alloc(0), undefined, { info, target, tunnel, startedAt, t0, toSetupPage: true }, rt);
 }
