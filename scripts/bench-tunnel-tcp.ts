@@ -14,13 +14,13 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { median, processCpuMs } from './bench-lib';
-import { canRunNetns, LAPTOP_UNDERLAY, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
+import { startLaptopSides, switchPhoneTo } from './bench-tunnel-sides';
+import { canRunNetns, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
 
 const MB = Number(process.env.BENCH_MB ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const HTTP_PORT = 8000;
 const RAW_PORT = 9000;
-const CLI = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
 
 /** HTTP /bytes?n= and a raw server that sends n bytes on connect (n in the first line it gets is not needed: fixed size). */
 const SERVERS_JS = `
@@ -74,43 +74,19 @@ async function main(): Promise<void> {
     const servers = pair.spawnIn(pair.laptopNs, process.execPath, [path.join(dir, 'servers.js')]);
     await waitFor(() => servers.output().includes('servers up'), 10000, 'servers');
 
-    const add = spawnSync(process.execPath, [CLI, 'wireguard', 'add', 'bench', '--data-dir', dir, '--endpoint', `${LAPTOP_UNDERLAY}:51820`, '--no-qr'], { encoding: 'utf8' });
-    if (add.status !== 0) throw new Error(add.stderr);
-    const value = (k: string) => new RegExp(`^${k} = (.+)$`, 'm').exec(add.stdout)![1].trim();
-    const phoneKeyFile = path.join(dir, 'phone.key');
-    fs.writeFileSync(phoneKeyFile, value('PrivateKey') + '\n', { mode: 0o600 });
-    const phonePub = spawnSync('wg', ['pubkey'], { input: value('PrivateKey') + '\n', encoding: 'utf8' }).stdout.trim();
-    const ph = pair.spawnIn(pair.laptopNs, process.execPath, [CLI, 'start', '--wireguard', '--wireguard-port', '51820', '--port', '0', '--dashboard-port', '0', '--data-dir', dir]);
-    await waitFor(() => /Press Ctrl\+C/.test(ph.output()), 30000, 'phonehome');
-
-    // wireguard-go + the kernel's TCP as the laptop side: the reference.
-    const lapIface = `wglp${pair.id}`;
-    const lapKey = path.join(dir, 'laptop.key');
-    fs.writeFileSync(lapKey, spawnSync('wg', ['genkey'], { encoding: 'utf8' }).stdout, { mode: 0o600 });
-    const lapPub = spawnSync('wg', ['pubkey'], { input: fs.readFileSync(lapKey), encoding: 'utf8' }).stdout.trim();
-    const wgLaptop = pair.spawnIn(pair.laptopNs, 'wireguard-go', ['-f', lapIface], { env: { ...process.env, LOG_LEVEL: 'error' } });
-    await waitFor(() => fs.existsSync(`/var/run/wireguard/${lapIface}.sock`), 10000, 'laptop wireguard-go');
-    pair.execIn(pair.laptopNs, 'wg', ['set', lapIface, 'listen-port', '51821', 'private-key', lapKey, 'peer', phonePub, 'allowed-ips', '10.77.0.2/32,fd77::2/128']);
-    pair.execIn(pair.laptopNs, 'ip', ['addr', 'add', '10.77.0.1/24', 'dev', lapIface]);
-    pair.execIn(pair.laptopNs, 'ip', ['link', 'set', lapIface, 'mtu', '1420', 'up']);
-
-    await pair.startPhone({ privateKeyFile: phoneKeyFile, serverPublicKey: value('PublicKey'), endpoint: value('Endpoint'), ipv4: '10.77.0.2', ipv6: 'fd77::2' });
+    const { phonehome, wireguardGo } = await startLaptopSides(pair, dir);
     const modes = [
-      { name: 'phonehome relay', kind: 'raw' as const, pid: ph.child.pid!, peer: value('PublicKey'), endpoint: `${LAPTOP_UNDERLAY}:51820` },
-      { name: 'phonehome intercept', kind: 'http' as const, pid: ph.child.pid!, peer: value('PublicKey'), endpoint: `${LAPTOP_UNDERLAY}:51820` },
-      { name: 'wireguard-go', kind: 'http' as const, pid: wgLaptop.child.pid!, peer: lapPub, endpoint: `${LAPTOP_UNDERLAY}:51821` },
+      { name: 'phonehome relay', kind: 'raw' as const, side: phonehome },
+      { name: 'phonehome intercept', kind: 'http' as const, side: phonehome },
+      { name: 'wireguard-go', kind: 'http' as const, side: wireguardGo },
     ];
     const samples = new Map<string, Sample[]>(modes.map((m) => [m.name, []]));
-    let current: string | undefined = value('PublicKey');
+    let current: string | undefined = phonehome.peer;
     console.log(`bench:tunnel-tcp one ${MB} MB TCP download to the phone namespace, ${ROUNDS} rounds per side, ${os.cpus().length} CPUs`);
     for (let round = 0; round < ROUNDS; round++) {
       for (const m of modes) {
-        if (current !== m.peer) {
-          if (current) pair.execIn(pair.phoneNs, 'wg', ['set', pair.wgIface, 'peer', current, 'remove']);
-          pair.execIn(pair.phoneNs, 'wg', ['set', pair.wgIface, 'peer', m.peer, 'allowed-ips', '0.0.0.0/0,::/0', 'endpoint', m.endpoint]);
-          current = m.peer;
-        }
-        const s = download(pair, dir, m.kind, m.pid);
+        current = switchPhoneTo(pair, current, m.side);
+        const s = download(pair, dir, m.kind, m.side.pid);
         samples.get(m.name)!.push(s);
         console.log(`  round ${round + 1} ${m.name.padEnd(20)} ${s.mbit.toFixed(1).padStart(7)} Mbit/s  ${s.cpuMsPerMb.toFixed(1).padStart(6)} ms CPU/MB (laptop-side process)`);
       }

@@ -14,14 +14,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { median, processCpuMs } from './bench-lib';
-import { canRunNetns, LAPTOP_UNDERLAY, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
+import { startLaptopSides, switchPhoneTo } from './bench-tunnel-sides';
+import { canRunNetns, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SIZE = Number(process.env.BENCH_SIZE ?? 1000);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 32);
 const ECHO_PORT = 5353;
-const CLI = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
 
 const ECHO_JS = `
 const s = require('dgram').createSocket('udp4');
@@ -62,11 +62,6 @@ function runLoad(pair: NetnsPair, dir: string, laptopPid: number): Sample {
   return { echoesPerSec: echoes / secs, mbitPerSec: (echoes * SIZE * 8) / secs / 1e6, cpuUsPerEcho: total ? (cpuMs * 1000) / total : NaN };
 }
 
-function setPhonePeer(pair: NetnsPair, remove: string | undefined, add: string, endpoint: string): void {
-  if (remove) pair.execIn(pair.phoneNs, 'wg', ['set', pair.wgIface, 'peer', remove, 'remove']);
-  pair.execIn(pair.phoneNs, 'wg', ['set', pair.wgIface, 'peer', add, 'allowed-ips', '0.0.0.0/0,::/0', 'endpoint', endpoint]);
-}
-
 async function main(): Promise<void> {
   if (!canRunNetns()) throw new Error('bench:tunnel needs root, /dev/net/tun, ip, wg and wireguard-go');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-tunnel-'));
@@ -78,42 +73,20 @@ async function main(): Promise<void> {
     const echo = pair.spawnIn(pair.laptopNs, process.execPath, [path.join(dir, 'echo.js')]);
     await waitFor(() => echo.output().includes('echo up'), 10000, 'echo server');
 
-    // phonehome as the laptop side (its own UDP relay carries the echo traffic)
-    const add = spawnSync(process.execPath, [CLI, 'wireguard', 'add', 'bench', '--data-dir', dir, '--endpoint', `${LAPTOP_UNDERLAY}:51820`, '--no-qr'], { encoding: 'utf8' });
-    if (add.status !== 0) throw new Error(add.stderr);
-    const value = (k: string) => new RegExp(`^${k} = (.+)$`, 'm').exec(add.stdout)![1].trim();
-    const phoneKeyFile = path.join(dir, 'phone.key');
-    fs.writeFileSync(phoneKeyFile, value('PrivateKey') + '\n', { mode: 0o600 });
-    const phonePub = spawnSync('wg', ['pubkey'], { input: value('PrivateKey') + '\n', encoding: 'utf8' }).stdout.trim();
+    // phonehome (its own UDP relay carries the echo traffic) and wireguard-go + kernel, the reference
     const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.BENCH_CPU_PROF)] : [];
-    const ph = pair.spawnIn(pair.laptopNs, process.execPath, [...prof, CLI, 'start', '--wireguard', '--wireguard-port', '51820', '--port', '0', '--dashboard-port', '0', '--data-dir', dir],
-      { env: { ...process.env } });
-    await waitFor(() => /Press Ctrl\+C/.test(ph.output()), 30000, 'phonehome');
-
-    // wireguard-go + kernel as the laptop side, reference
-    const lapIface = `wglp${pair.id}`;
-    const lapKey = path.join(dir, 'laptop.key');
-    fs.writeFileSync(lapKey, spawnSync('wg', ['genkey'], { encoding: 'utf8' }).stdout, { mode: 0o600 });
-    const lapPub = spawnSync('wg', ['pubkey'], { input: fs.readFileSync(lapKey), encoding: 'utf8' }).stdout.trim();
-    const wgLaptop = pair.spawnIn(pair.laptopNs, 'wireguard-go', ['-f', lapIface], { env: { ...process.env, LOG_LEVEL: 'error' } });
-    await waitFor(() => fs.existsSync(`/var/run/wireguard/${lapIface}.sock`), 10000, 'laptop wireguard-go');
-    pair.execIn(pair.laptopNs, 'wg', ['set', lapIface, 'listen-port', '51821', 'private-key', lapKey, 'peer', phonePub, 'allowed-ips', '10.77.0.2/32,fd77::2/128']);
-    pair.execIn(pair.laptopNs, 'ip', ['addr', 'add', '10.77.0.1/24', 'dev', lapIface]);
-    pair.execIn(pair.laptopNs, 'ip', ['link', 'set', lapIface, 'mtu', '1420', 'up']);
-
-    await pair.startPhone({ privateKeyFile: phoneKeyFile, serverPublicKey: value('PublicKey'), endpoint: value('Endpoint'), ipv4: '10.77.0.2', ipv6: 'fd77::2' });
+    const { phonehome, wireguardGo } = await startLaptopSides(pair, dir, prof);
     const modes = [
-      { name: 'phonehome', pid: ph.child.pid!, peer: value('PublicKey'), endpoint: `${LAPTOP_UNDERLAY}:51820` },
-      { name: 'wireguard-go', pid: wgLaptop.child.pid!, peer: lapPub, endpoint: `${LAPTOP_UNDERLAY}:51821` },
+      { name: 'phonehome', side: phonehome },
+      { name: 'wireguard-go', side: wireguardGo },
     ];
     const samples = new Map<string, Sample[]>(modes.map((m) => [m.name, []]));
-    let current: string | undefined = value('PublicKey');
+    let current: string | undefined = phonehome.peer;
     console.log(`bench:tunnel UDP echo, ${SIZE}-byte payloads, window ${WINDOW}, ${SECONDS} s x ${ROUNDS} rounds per side, ${os.cpus().length} CPUs`);
     for (let round = 0; round < ROUNDS; round++) {
       for (const m of modes) {
-        if (current !== m.peer) setPhonePeer(pair, current, m.peer, m.endpoint);
-        current = m.peer;
-        const s = runLoad(pair, dir, m.pid);
+        current = switchPhoneTo(pair, current, m.side);
+        const s = runLoad(pair, dir, m.side.pid);
         samples.get(m.name)!.push(s);
         console.log(`  round ${round + 1} ${m.name.padEnd(12)} ${s.echoesPerSec.toFixed(0).padStart(7)} echoes/s ${s.mbitPerSec.toFixed(1).padStart(7)} Mbit/s each way  ${s.cpuUsPerEcho.toFixed(1).padStart(6)} µs CPU/echo`);
       }
