@@ -4,6 +4,7 @@
  * from the tunnel address of the peer whose key decrypted it.
  */
 import { isIPv4, isIPv6 } from 'net';
+import { parseIpv6 } from '../ip/address';
 
 export const TUNNEL_MTU = 1420;
 export const GATEWAY_IPV4 = '10.77.0.1';
@@ -30,13 +31,7 @@ export function ipv4Bytes(s: string): Buffer {
 
 export function ipv6Bytes(s: string): Buffer {
   if (!isIPv6(s) || s.includes('.')) throw new Error(`not a plain IPv6 address: ${s}`);
-  const out = Buffer.alloc(16);
-  const [head, tail] = s.includes('::') ? s.split('::') : [s, ''];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  h.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), i * 2));
-  t.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), (8 - t.length + i) * 2));
-  return out;
+  return parseIpv6(s);
 }
 
 /**

@@ -74,6 +74,20 @@ export function consumeInitiation(msg: Buffer, responder: StaticKey): ReceivedIn
   return { peerPublicKey: Buffer.from(peerPublicKey), senderIndex: msg.readUInt32LE(INIT.sender), timestamp, ephemeral: Buffer.from(ephemeral), chainKey: c, hash: h };
 }
 
+/**
+ * The response message's chaining-key and hash steps, identical on both sides (Noise IKpsk2 "e, ee,
+ * se, psk"): mix the responder's ephemeral public key, the two Diffie-Hellman results and the PSK.
+ * Returns the chaining key, the hash (ready to authenticate the empty payload) and its AEAD key.
+ */
+function responseKeySchedule(chainKey: Buffer, h0: Buffer, responderEphemeral: Buffer, ee: Buffer, se: Buffer, psk: Buffer): { c: Buffer; h: Buffer; k: Buffer } {
+  let [c] = kdf(1, chainKey, responderEphemeral);
+  const h = hash(h0, responderEphemeral);
+  [c] = kdf(1, c, ee);
+  [c] = kdf(1, c, se);
+  const [c2, t, k] = kdf(3, c, psk);
+  return { c: c2, h: hash(h, t), k };
+}
+
 /** Builds the response to a consumed initiation and derives the responder's transport keys. */
 export function createResponse(
   init: ReceivedInitiation, localIndex: number, psk: Buffer = ZERO_PSK, ephemeral: StaticKey = generateEphemeral(),
@@ -83,18 +97,10 @@ export function createResponse(
   msg.writeUInt32LE(localIndex >>> 0, RESP.sender);
   msg.writeUInt32LE(init.senderIndex >>> 0, RESP.receiver);
   ephemeral.publicKey.copy(msg, RESP.ephemeral);
-  let c = init.chainKey;
-  let h = init.hash;
-  [c] = kdf(1, c, ephemeral.publicKey);
-  h = hash(h, ephemeral.publicKey);
   const ee = dh(ephemeral.privateKey, init.ephemeral);
   const se = dh(ephemeral.privateKey, init.peerPublicKey);
   if (!ee || !se) return null;
-  [c] = kdf(1, c, ee);
-  [c] = kdf(1, c, se);
-  const [c2, t, k] = kdf(3, c, psk);
-  c = c2;
-  h = hash(h, t);
+  const { c, h, k } = responseKeySchedule(init.chainKey, init.hash, ephemeral.publicKey, ee, se, psk);
   const empty = aeadSeal(k, 0n, EMPTY, h);
   empty.copy(msg, RESP.empty);
   writeMac1(msg, RESP.mac1, mac1Key(init.peerPublicKey));
@@ -147,18 +153,10 @@ export function consumeResponse(
   if (msg.readUInt32LE(RESP.receiver) !== state.localIndex >>> 0) return null;
   if (!verifyMac1(msg, RESP.mac1, mac1Key(initiator.publicKey))) return null;
   const re = msg.subarray(RESP.ephemeral, RESP.ephemeral + 32);
-  let c = state.chainKey;
-  let h = state.hash;
-  [c] = kdf(1, c, re);
-  h = hash(h, re);
   const ee = dh(state.ephemeral.privateKey, re);
   const se = dh(initiator.privateKey, re);
   if (!ee || !se) return null;
-  [c] = kdf(1, c, ee);
-  [c] = kdf(1, c, se);
-  const [c2, t, k] = kdf(3, c, psk);
-  c = c2;
-  h = hash(h, t);
+  const { c, h, k } = responseKeySchedule(state.chainKey, state.hash, re, ee, se, psk);
   if (!aeadOpen(k, 0n, msg.subarray(RESP.empty, RESP.empty + 16), h)) return null;
   const [send, recv] = kdf(2, c, EMPTY);
   return { keys: { send, recv }, remoteIndex: msg.readUInt32LE(RESP.sender) };
