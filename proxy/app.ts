@@ -97,6 +97,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     ...opts.proxy,
   });
   let vpn: VpnEndpoint | undefined;
+  const vpnRecorder = new FlowRecorder(store, log, onFlow);
   try {
     const { port } = await proxy.listen();
     const listenHost = opts.listenHost ?? '0.0.0.0';
@@ -109,7 +110,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
         listenHost: wgHost === '::' ? '0.0.0.0' : wgHost,
         endpointHost: proxyHost,
         dnsUpstreams: opts.wireguard.dnsUpstreams?.length ? opts.wireguard.dnsUpstreams : dns.getServers(),
-        recorder: new FlowRecorder(store, log, onFlow),
+        recorder: vpnRecorder,
         store,
         log,
         tcp: createTcpInterception(proxy.runtime),
@@ -148,6 +149,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       async close() {
         await proxy.close();
         if (vpnRunning) await vpnRunning.close();
+        vpnRecorder.flushNow();
         await running.close();
         await store.closeAsync();
       },

@@ -147,6 +147,8 @@ export class ProxyServer {
     this.rt.httpsAgent.destroy();
     this.httpServer.close();
     await closed;
+    // Flows that finished as the sockets closed are stored before the store is closed.
+    this.rt.recorder.flushNow();
   }
 
   private track(socket: net.Socket): void {

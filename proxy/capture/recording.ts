@@ -1,7 +1,7 @@
 /**
  * Turning traffic into stored Flows: a capped copy of each body (the bytes keep streaming; only the
- * first `limit` bytes are held), and a recorder that stores each finished flow in its own
- * transaction and then tells a listener. A failing store or listener is logged, never thrown into
+ * first `limit` bytes are held), and a recorder that stores finished flows (batched per event-loop
+ * turn) and then tells a listener. A failing store or listener is logged, never thrown into
  * the proxy: recording must not take traffic down with it.
  */
 import type { Body, Flow, Header } from '../flow';
@@ -40,8 +40,30 @@ export type Logger = (line: string) => void;
 
 export const consoleLogger: Logger = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
+/** Flows stored in one transaction at most; more waiting are written in the next one at once. */
+export const MAX_RECORD_BATCH = 64;
+/**
+ * How long a batch may wait for the analysis worker's write to finish before the event loop blocks
+ * on the gate: the worker holds it for a few ms per batch, and meanwhile the proxy serves traffic.
+ */
+export const MAX_GATE_DEFER_MS = 50;
+
+/** Called once the flow is stored (id set), e.g. to write rows that point at it. */
+export type AfterStore = (flow: Flow) => void;
+
+/**
+ * Stores finished flows, then hands each to the listener (analysis). The flows that finish in one
+ * event-loop turn are written together, in one transaction, when the turn ends (setImmediate): one
+ * commit per flow cost the proxy ~65 µs per flow, one per batch ~20-30 µs. If the analysis worker is
+ * writing just then, the batch waits for it without blocking the proxy (write-gate.ts). A flow
+ * waits in memory for at most that: one turn, or MAX_GATE_DEFER_MS.
+ */
 export class FlowRecorder {
   private failures = 0;
+  private waiting: { flow: Flow; then?: AfterStore }[] = [];
+  private scheduled = false;
+  /** When the oldest waiting flow found the gate taken (0: it did not). */
+  private deferredSince = 0;
 
   constructor(
     private readonly store: Store,
@@ -49,22 +71,85 @@ export class FlowRecorder {
     private readonly onFlow?: (flow: Flow) => void,
   ) {}
 
-  record(flow: Flow): void {
+  /** Queues the flow to be stored at the end of this event-loop turn; never throws. */
+  record(flow: Flow, then?: AfterStore): void {
     if (flow.requestBody.truncated || flow.responseBody.truncated) {
       if (!flow.tags.includes('body-truncated')) flow.tags.push('body-truncated');
     }
+    this.waiting.push({ flow, then });
+    if (this.waiting.length >= MAX_RECORD_BATCH) this.flush(true);
+    else this.schedule();
+  }
+
+  /** Stores every flow waiting now (shutdown; tests that read the store right after recording). */
+  flushNow(): void {
+    this.flush(true);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush(false);
+    });
+  }
+
+  private flush(force: boolean): void {
+    if (!this.waiting.length) return;
+    const batch = this.waiting;
+    const flows = batch.map((w) => w.flow);
+    let stored: boolean;
+    try {
+      const wait = force || (this.deferredSince > 0 && Date.now() - this.deferredSince >= MAX_GATE_DEFER_MS);
+      stored = this.store.flows.insertMany(flows, wait);
+    } catch {
+      // One bad flow must not sink the others: store them one by one.
+      this.waiting = [];
+      this.deferredSince = 0;
+      this.deliver(batch.filter((w) => this.insertOne(w.flow)));
+      return;
+    }
+    if (!stored) {
+      if (!this.deferredSince) this.deferredSince = Date.now();
+      if (!this.scheduled) {
+        this.scheduled = true;
+        void this.store.writeGate.whenFree(MAX_GATE_DEFER_MS).then(() => {
+          this.scheduled = false;
+          this.flush(false);
+        });
+      }
+      return;
+    }
+    this.waiting = [];
+    this.deferredSince = 0;
+    this.deliver(batch);
+  }
+
+  private insertOne(flow: Flow): boolean {
     try {
       this.store.flows.insert(flow);
+      return true;
     } catch (err) {
       this.failures++;
       if (this.failures <= 5 || this.failures % 1000 === 0) this.log(`recording failed (${this.failures} so far): ${(err as Error).message}`);
-      return;
+      return false;
     }
-    if (!this.onFlow) return;
+  }
+
+  private deliver(stored: { flow: Flow; then?: AfterStore }[]): void {
+    for (const { flow, then } of stored) {
+      this.call(then, flow, 'after-store step');
+      this.call(this.onFlow, flow, 'onFlow listener');
+    }
+  }
+
+  private call(fn: AfterStore | undefined, flow: Flow, what: string): void {
+    if (!fn) return;
     try {
-      this.onFlow(flow);
+      fn(flow);
     } catch (err) {
-      this.log(`onFlow listener failed for flow ${flow.id}: ${(err as Error).message}`);
+      this.log(`${what} failed for flow ${flow.id}: ${(err as Error).message}`);
     }
   }
 }

@@ -10,6 +10,11 @@
  */
 import { threadId } from 'worker_threads';
 
+/** Atomics.waitAsync (V8 since Node 16; in TypeScript's lib only from ES2024). */
+interface AtomicsWaitAsync {
+  waitAsync(cell: Int32Array, index: number, value: number, timeoutMs: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}
+
 /** After this long without the gate, write anyway and let SQLite's busy_timeout arbitrate. */
 export const GATE_MAX_WAIT_MS = 2000;
 
@@ -43,6 +48,30 @@ export class WriteGate {
       this.depth = 0;
       if (held) this.release();
     }
+  }
+
+  /**
+   * Runs fn holding the gate if it is free now (or already held by this thread); otherwise returns
+   * `{ ran: false }` at once, so an event loop can serve other work and try again (see whenFree).
+   */
+  tryRun<T>(fn: () => T): { ran: true; value: T } | { ran: false } {
+    if (this.depth > 0) return { ran: true, value: this.run(fn) };
+    if (Atomics.compareExchange(this.cell, 0, 0, this.me) !== 0) return { ran: false };
+    this.depth = 1;
+    try {
+      return { ran: true, value: fn() };
+    } finally {
+      this.depth = 0;
+      this.release();
+    }
+  }
+
+  /** Resolves when the gate is released (or after timeoutMs), without blocking this thread. */
+  whenFree(timeoutMs: number): Promise<void> {
+    const holder = Atomics.load(this.cell, 0);
+    if (holder === 0) return Promise.resolve();
+    const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cell, 0, holder, timeoutMs);
+    return w.async ? w.value.then(() => undefined) : Promise.resolve();
   }
 
   /** Frees the gate if a thread that died held it (threadId of the dead thread). */

@@ -10,7 +10,10 @@ import type { DnsMessage } from './codec';
 
 /** What records a finished flow and hands it to analysis (the proxy's FlowRecorder fits). */
 export interface FlowSink {
-  record(flow: Flow): void;
+  /** then: called once the flow is stored (its id set); the proxy's recorder stores at the end of the event-loop turn. */
+  record(flow: Flow, then?: (flow: Flow) => void): void;
+  /** Stores what is still waiting to be stored (on close). */
+  flushNow?(): void;
 }
 
 export interface DnsExchange {
@@ -53,16 +56,16 @@ export function answersOf(m: DnsMessage | undefined): DnsAnswer[] {
 /** Stores the flow (through the sink, which also queues it for analysis) and the dns row. */
 export function recordDnsExchange(sink: FlowSink, store: Store | undefined, x: DnsExchange, log?: (s: string) => void): Flow {
   const flow = dnsFlow(x);
-  sink.record(flow);
-  if (store) {
+  sink.record(flow, (stored) => {
+    if (!store) return;
     try {
       store.dns.insert({
-        flowId: flow.id ?? null, ts: x.startedAt, source: x.source, clientIp: x.clientIp, resolver: x.resolver,
+        flowId: stored.id ?? null, ts: x.startedAt, source: x.source, clientIp: x.clientIp, resolver: x.resolver,
         name: x.name, type: x.type, rcode: x.answer?.rcodeName ?? null, answers: answersOf(x.answer), answeredAt: x.answeredAt ?? null,
       });
     } catch (err) {
       log?.(`dns row for ${x.name} not stored: ${(err as Error).message}`);
     }
-  }
+  });
   return flow;
 }

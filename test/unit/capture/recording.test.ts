@@ -49,6 +49,7 @@ describe('capture/recording', () => {
     const f = flow();
     f.requestBody = { bytes: Buffer.from('a'), size: 5, truncated: true };
     expect(() => rec.record(f)).not.toThrow();
+    rec.flushNow();
     expect(seen).toEqual([f.id]);
     expect(store.flows.get(f.id!)!.tags).toContain('body-truncated');
     expect(logs.join()).toMatch(/listener bug/);
@@ -61,6 +62,60 @@ describe('capture/recording', () => {
     const logs: string[] = [];
     const rec = new FlowRecorder(store, (l) => logs.push(l));
     expect(() => rec.record(flow())).not.toThrow();
+    rec.flushNow();
     expect(logs.join()).toMatch(/recording failed/);
+  });
+
+  it('stores the flows of one event-loop turn together, in order, before telling the listener and the after-store step', async () => {
+    const store = Store.open({ dataDir: dir });
+    const order: string[] = [];
+    const rec = new FlowRecorder(store, () => undefined, (f) => order.push(`listener ${f.id}`));
+    const flows = [flow(), flow(), flow()];
+    flows.forEach((f, i) => {
+      f.url = `http://zzhc.vnet.cn/n=${i}`;
+      rec.record(f, (stored) => order.push(`stored ${stored.id} (${store.flows.get(stored.id!)!.url})`));
+    });
+    expect(flows.every((f) => f.id === undefined)).toBe(true); // not yet: at the end of this turn
+    await new Promise((r) => setImmediate(r));
+    const ids = flows.map((f) => f.id!);
+    expect(ids).toEqual([ids[0], ids[0] + 1, ids[0] + 2]);
+    expect(order).toEqual(ids.flatMap((id, i) => [`stored ${id} (http://zzhc.vnet.cn/n=${i})`, `listener ${id}`]));
+    store.close();
+  });
+
+  it('does not block the event loop while another thread is writing: the batch waits for the write gate, then is stored', async () => {
+    const store = Store.open({ dataDir: dir });
+    const seen: number[] = [];
+    const rec = new FlowRecorder(store, () => undefined, (f) => seen.push(f.id!));
+    const cell = new Int32Array(store.writeGate.buffer);
+    Atomics.store(cell, 0, 12345); // as if the analysis worker (another thread) held the gate
+    rec.record(flow());
+    let timerRan = false;
+    await new Promise((r) => setTimeout(r, 15)).then(() => (timerRan = true));
+    expect(timerRan).toBe(true);
+    expect(seen).toEqual([]);
+    Atomics.store(cell, 0, 0);
+    Atomics.notify(cell, 0);
+    for (let i = 0; i < 50 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(seen).toHaveLength(1);
+    expect(store.flows.get(seen[0])).toBeDefined();
+    store.close();
+  });
+
+  it('a batch with a flow that cannot be stored still stores the others', async () => {
+    const store = Store.open({ dataDir: dir });
+    const logs: string[] = [];
+    const seen: number[] = [];
+    const rec = new FlowRecorder(store, (l) => logs.push(l), (f) => seen.push(f.id!));
+    const bad = flow();
+    (bad as { kind: unknown }).kind = null; // violates NOT NULL
+    rec.record(flow());
+    rec.record(bad);
+    rec.record(flow());
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toHaveLength(2);
+    expect(bad.id).toBeUndefined();
+    expect(logs.join()).toMatch(/recording failed \(1 so far\)/);
+    store.close();
   });
 });

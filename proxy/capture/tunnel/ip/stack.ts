@@ -404,5 +404,6 @@ export class TunnelStack {
     await Promise.allSettled([...this.inflightDns]);
     await forwarderClosed;
     this.relay.close();
+    this.opts.recorder.flushNow?.();
   }
 }
