@@ -40,6 +40,8 @@ export interface Analyser {
   analyse(job: AnalysisJob): Promise<AnalysisOutput>;
   /** How many times the analyser crashed (and was restarted) so far. */
   readonly crashes: number;
+  /** Resolves when the analyser can take flows at full speed (loaded and warmed up). */
+  ready?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,8 @@ export class WorkerAnalyser implements Analyser {
   private restartTimer: NodeJS.Timeout | null = null;
   private readonly timeoutMs: number;
   private readonly running = new RunningJobCell();
+  private isReady = false;
+  private readonly readyWaiters: (() => void)[] = [];
   /** The job the watchdog last saw running, and since when. */
   private watched = { jobId: 0, since: 0 };
 
@@ -111,6 +115,27 @@ export class WorkerAnalyser implements Analyser {
     this.spawn();
     this.watchdog = setInterval(() => this.checkStuck(), Math.max(50, Math.min(1000, this.timeoutMs / 4)));
     this.watchdog.unref();
+  }
+
+  /**
+   * Resolves once the first worker has loaded its tables and warmed its code (warm-up.ts), or has
+   * died trying, or after timeoutMs: flows submitted before are queued, not lost, either way.
+   */
+  ready(timeoutMs = 10_000): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private markReady(): void {
+    this.isReady = true;
+    for (const w of this.readyWaiters.splice(0)) w();
   }
 
   analyse(job: AnalysisJob): Promise<AnalysisOutput> {
@@ -124,6 +149,7 @@ export class WorkerAnalyser implements Analyser {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.markReady();
     clearInterval(this.watchdog);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     for (const p of this.jobs.values()) p.reject(new Error('analyser closed'));
@@ -151,7 +177,10 @@ export class WorkerAnalyser implements Analyser {
     const w = new Worker(workerScriptPath(), { workerData, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.worker = w;
     w.on('message', (msg: WorkerReply[] | { ready: true }) => {
-      if (!Array.isArray(msg)) return;
+      if (!Array.isArray(msg)) {
+        this.markReady();
+        return;
+      }
       this.restartDelayMs = 0;
       for (const reply of msg) this.settle(reply);
     });
@@ -177,6 +206,7 @@ export class WorkerAnalyser implements Analyser {
    */
   private crashed(w: Worker, reason: string): void {
     if (this.worker !== w || this.closed) return;
+    this.markReady();
     const culprit = this.running.current;
     this.worker = null;
     this.crashes++;

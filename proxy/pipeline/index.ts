@@ -135,6 +135,11 @@ export class AnalysisPipeline {
     this.heldBytes -= bodyBytes(flow);
   }
 
+  /** Resolves when the analyser has loaded and warmed up (see warm-up.ts); flows submitted before wait in the queue. */
+  ready(): Promise<void> {
+    return this.analyser.ready?.() ?? Promise.resolve();
+  }
+
   stats(): PipelineStats {
     return {
       pending: this.recorder.pendingCount(),

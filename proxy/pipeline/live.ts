@@ -43,7 +43,10 @@ export async function startLive(opts: LiveOptions): Promise<LiveServices> {
     if (opts.dashboard) {
       dashboard = await startDashboard({ ...opts.dashboard, store: opts.store, broadcaster, setupInfo: opts.setupInfo });
     }
+    // The first alerts are as fast as the later ones: the worker is warm before start says it is ready.
+    await pipeline?.ready();
   } catch (err) {
+    await dashboard?.close();
     await pipeline?.close();
     throw err;
   }

@@ -18,6 +18,7 @@ import { openWorkerRecorder, WorkerRecorder } from './worker-store';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker-protocol';
 import { RunningJobCell } from './running-job';
 import { analysisNice, lowerThisThreadPriority } from './thread-priority';
+import { warmUp } from './warm-up';
 
 interface AnalyserModule {
   analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } } & Partial<JudgeOptions>): AnalysisResult;
@@ -139,4 +140,6 @@ parentPort!.on('message', (job: WorkerJob) => {
   }
 });
 lowerThisThreadPriority(analysisNice());
+// The real analyser only: tests substitute modules that hang or crash on purpose.
+if (!init.analyserModule) warmUp((flow) => analyser.analyseFlow(flow, { ...judge, geo: geo as never, limits: LIVE_LIMITS }));
 parentPort!.postMessage({ ready: true });

@@ -338,6 +338,18 @@ describe('pipeline with the real analyser in the worker', () => {
     expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
   });
 
+  it('is ready once the worker has warmed up, and the warm-up leaves nothing in the store', async () => {
+    await pipeline.ready();
+    await new Promise((r) => setTimeout(r, 50));
+    const count = (table: string) => (store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    expect([count('flows'), count('findings'), count('fields'), count('events'), count('devices')]).toEqual([0, 0, 0, 0, 0]);
+    const flow = formFlow(`imei=${IMEI}`);
+    store.flows.insert(flow);
+    pipeline.submit(flow);
+    await pipeline.idle();
+    expect(store.db.prepare('SELECT flow_id, type, value FROM findings').all()).toEqual([{ flow_id: flow.id, type: 'imei', value: IMEI }]);
+  });
+
   it('finds an IMEI in a form body, stores its field, and matches the device profile in base64', async () => {
     store.devices.setProfile('192.168.1.23', { name: 'Nokia 7 plus', iccid: '89470000000000000009' });
     const inner = Buffer.from(JSON.stringify({ SIM1ICCID: '89470000000000000009', SIM1CELLID: '2345' })).toString('base64');
