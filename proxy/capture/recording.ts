@@ -40,13 +40,18 @@ export type Logger = (line: string) => void;
 
 export const consoleLogger: Logger = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-/** Flows stored in one transaction at most; more waiting are written in the next one at once. */
-export const MAX_RECORD_BATCH = 64;
+/**
+ * Flows (and body bytes) waiting to be stored at most: reaching either, the recorder stores them at
+ * once, waiting for the write gate if it must.
+ */
+export const MAX_RECORD_BATCH = 256;
+export const MAX_RECORD_BATCH_BYTES = 16 * 1024 * 1024;
 /**
  * How long a batch may wait for the analysis worker's write to finish before the event loop blocks
- * on the gate: the worker holds it for a few ms per batch, and meanwhile the proxy serves traffic.
+ * on the gate: the worker holds it for a few ms per batch (longer when the scheduler preempts it,
+ * as it runs at a lower priority), and meanwhile the proxy serves traffic.
  */
-export const MAX_GATE_DEFER_MS = 50;
+export const MAX_GATE_DEFER_MS = 200;
 
 /** Called once the flow is stored (id set), e.g. to write rows that point at it. */
 export type AfterStore = (flow: Flow) => void;
@@ -56,11 +61,12 @@ export type AfterStore = (flow: Flow) => void;
  * event-loop turn are written together, in one transaction, when the turn ends (setImmediate): one
  * commit per flow cost the proxy ~65 µs per flow, one per batch ~20-30 µs. If the analysis worker is
  * writing just then, the batch waits for it without blocking the proxy (write-gate.ts). A flow
- * waits in memory for at most that: one turn, or MAX_GATE_DEFER_MS.
+ * waits in memory for at most that: one turn, or MAX_GATE_DEFER_MS, or until the batch is full.
  */
 export class FlowRecorder {
   private failures = 0;
   private waiting: { flow: Flow; then?: AfterStore }[] = [];
+  private waitingBytes = 0;
   private scheduled = false;
   /** When the oldest waiting flow found the gate taken (0: it did not). */
   private deferredSince = 0;
@@ -77,7 +83,8 @@ export class FlowRecorder {
       if (!flow.tags.includes('body-truncated')) flow.tags.push('body-truncated');
     }
     this.waiting.push({ flow, then });
-    if (this.waiting.length >= MAX_RECORD_BATCH) this.flush(true);
+    this.waitingBytes += flow.requestBody.bytes.length + flow.responseBody.bytes.length;
+    if (this.waiting.length >= MAX_RECORD_BATCH || this.waitingBytes >= MAX_RECORD_BATCH_BYTES) this.flush(true);
     else this.schedule();
   }
 
@@ -106,6 +113,7 @@ export class FlowRecorder {
     } catch {
       // One bad flow must not sink the others: store them one by one.
       this.waiting = [];
+      this.waitingBytes = 0;
       this.deferredSince = 0;
       this.deliver(batch.filter((w) => this.insertOne(w.flow)));
       return;
@@ -122,6 +130,7 @@ export class FlowRecorder {
       return;
     }
     this.waiting = [];
+    this.waitingBytes = 0;
     this.deferredSince = 0;
     this.deliver(batch);
   }

@@ -19,15 +19,18 @@ interface AtomicsWaitAsync {
 export const GATE_MAX_WAIT_MS = 2000;
 
 export class WriteGate {
-  /** Slot 0: 0 when free, else the holder's threadId + 1. */
+  /** Slot 0: 0 when free, else the holder's threadId + 1. Slot 1: how many threads wait for it. */
   private readonly cell: Int32Array;
+  /** A 4-byte buffer (older callers) has no waiter count: every release notifies. */
+  private readonly counted: boolean;
   private readonly me = threadId + 1;
   private depth = 0;
   /** How often this thread found the gate taken, and how long it waited in total (benchmarks). */
   readonly contention = { waits: 0, waitedMs: 0 };
 
-  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(8)) {
     this.cell = new Int32Array(buffer);
+    this.counted = this.cell.length > 1;
   }
 
   /** Runs fn holding the gate (re-entrant within one thread). */
@@ -68,10 +71,19 @@ export class WriteGate {
 
   /** Resolves when the gate is released (or after timeoutMs), without blocking this thread. */
   whenFree(timeoutMs: number): Promise<void> {
+    // Counted first, then the holder read: a release in between is seen as a changed value.
+    this.waiting(1);
     const holder = Atomics.load(this.cell, 0);
-    if (holder === 0) return Promise.resolve();
-    const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cell, 0, holder, timeoutMs);
-    return w.async ? w.value.then(() => undefined) : Promise.resolve();
+    const w = holder === 0 ? undefined : (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cell, 0, holder, timeoutMs);
+    if (!w?.async) {
+      this.waiting(-1);
+      return Promise.resolve();
+    }
+    return w.value.then(() => this.waiting(-1));
+  }
+
+  private waiting(delta: number): void {
+    if (this.counted) Atomics.add(this.cell, 1, delta);
   }
 
   /** Frees the gate if a thread that died held it (threadId of the dead thread). */
@@ -90,15 +102,18 @@ export class WriteGate {
         if (holder === 0) return true;
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        Atomics.wait(this.cell, 0, holder, Math.min(left, 50));
+        this.waiting(1);
+        if (Atomics.load(this.cell, 0) === holder) Atomics.wait(this.cell, 0, holder, Math.min(left, 50));
+        this.waiting(-1);
       }
     } finally {
       this.contention.waitedMs += performance.now() - started;
     }
   }
 
+  /** Notifies only when some thread waits: a notify costs a lock in V8 even with no waiter. */
   private release(): void {
     Atomics.compareExchange(this.cell, 0, this.me, 0);
-    Atomics.notify(this.cell, 0);
+    if (!this.counted || Atomics.load(this.cell, 1) > 0) Atomics.notify(this.cell, 0);
   }
 }

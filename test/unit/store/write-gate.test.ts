@@ -1,3 +1,4 @@
+import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { GATE_MAX_WAIT_MS, WriteGate } from '../../../proxy/store/write-gate';
 
@@ -34,6 +35,34 @@ describe('WriteGate: one writer at a time across the threads of the process', ()
     expect(holderWhenRun.cell).not.toBe(0);
     expect(holderWhenRun.waited).toBeLessThan(GATE_MAX_WAIT_MS);
     expect(cell[0]).toBe(0);
+  });
+
+  it('an event loop waiting without blocking (whenFree) is woken when a writer in another thread leaves', async () => {
+    // The holder is the real WriteGate (compiled: `npm test` builds first), which notifies only when a thread waits.
+    const gateJs = path.resolve(__dirname, '../../../dist/proxy/store/write-gate.js');
+    const gate = new WriteGate();
+    const w = new Worker(
+      `const { parentPort, workerData } = require('worker_threads');
+       const { WriteGate } = require(workerData.gateJs);
+       const gate = new WriteGate(workerData.gate);
+       parentPort.once('message', () => gate.run(() => { parentPort.postMessage('held'); const t = Date.now() + 150; while (Date.now() < t); }));`,
+      { eval: true, workerData: { gate: gate.buffer, gateJs } },
+    );
+    workers.push(w);
+    const held = new Promise((r) => w.once('message', r));
+    w.postMessage('go');
+    await held;
+    const cell = new Int32Array(gate.buffer);
+    expect(cell[0]).not.toBe(0);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    const t0 = Date.now();
+    await gate.whenFree(5000);
+    clearInterval(ticker);
+    expect(cell[0]).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(4000); // woken by the release, not by the timeout
+    expect(ticks).toBeGreaterThan(0); // the loop kept running meanwhile
+    expect(gate.tryRun(() => 'mine')).toEqual({ ran: true, value: 'mine' });
   });
 
   it('frees the gate held by a thread that died, and is re-entrant within a thread', async () => {
