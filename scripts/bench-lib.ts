@@ -26,6 +26,24 @@ export function mainThreadCpuMs(pid: number): number {
   return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
 }
 
+/**
+ * CPU time of the threads of a process that run at a lower priority (nice > 0): phonehome's
+ * analysis worker lowers its own thread's priority, so this is the analysis thread's CPU.
+ */
+export function lowPriorityThreadsCpuMs(pid: number): number {
+  let total = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[16]) > 0) total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return total;
+}
+
 function statCpuMs(statPath: string): number {
   const stat = fs.readFileSync(statPath, 'utf8');
   // Fields after the command name (which may contain spaces) start after the last ')'.

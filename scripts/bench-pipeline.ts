@@ -8,7 +8,9 @@
  *  4. (--only=writer) CPU per flow of the pipeline alone, by thread, analysis writes in the worker vs on the main thread.
  * Ratios are what to compare (shared 2-core machine); absolute numbers vary from run to run. The
  * throughput rounds also report phonehome's CPU per request: its main thread (the proxy's event loop)
- * and the whole process. `--cpu-prof DIR` runs the full-pipeline phonehome under `node --cpu-prof`.
+ * and the whole process, and how many flows were still pending analysis when the load stopped (and
+ * how long they took). `--cpu-prof DIR` runs the full-pipeline phonehome under `node --cpu-prof`;
+ * `--compare-queue-limit N` adds the full pipeline with an in-memory queue of N flows to the rounds.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -17,7 +19,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { Pool, request } from 'undici';
 import { WebSocket } from 'ws';
-import { mainThreadCpuMs, processCpuMs, stopChild } from './bench-lib';
+import { lowPriorityThreadsCpuMs, mainThreadCpuMs, processCpuMs, stopChild } from './bench-lib';
 import { startDashboard } from '../dashboard/server';
 import type { Flow } from '../proxy/flow';
 import { startLive } from '../proxy/pipeline/live';
@@ -210,10 +212,10 @@ async function spawnJson<T>(args: string[]): Promise<{ child: ChildProcess; info
   return { child, info };
 }
 
-async function startServer(dataDir: string, analysis: boolean) {
+async function startServer(dataDir: string, analysis: boolean, queueLimit?: number) {
   const profileDir = process.argv.find((a, i) => process.argv[i - 1] === '--cpu-prof');
   const nodeArgs = profileDir && analysis ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  return spawnJson<{ proxyPort: number; dashboardPort: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis })]);
+  return spawnJson<{ proxyPort: number; dashboardPort: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })]);
 }
 
 /** A leaking request as a phone sends it to a plain-HTTP proxy: absolute URL, IMEI and cell id in a form body. */
@@ -232,6 +234,8 @@ interface Throughput {
   /** CPU ms per request of phonehome's main thread, and of the whole process (worker threads included). */
   mainCpuMs: number;
   processCpuMs: number;
+  /** ...and of the analysis worker's thread (the one thread at a lower priority). */
+  analysisCpuMs: number;
 }
 
 /** Requests/s through the proxy with `concurrency` keep-alive clients for `seconds`; `pid`: phonehome's. */
@@ -260,14 +264,31 @@ async function throughput(pid: number, proxyPort: number, originPort: number, co
   await Promise.all(Array.from({ length: concurrency }, worker)); // warm-up
   counting = true;
   const started = performance.now();
-  const cpuBefore = { main: mainThreadCpuMs(pid), all: processCpuMs(pid) };
+  const cpuBefore = { main: mainThreadCpuMs(pid), all: processCpuMs(pid), analysis: lowPriorityThreadsCpuMs(pid) };
   stopAt = started + seconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, worker));
   const rps = done / ((performance.now() - started) / 1000);
-  const cpu = { mainCpuMs: (mainThreadCpuMs(pid) - cpuBefore.main) / done, processCpuMs: (processCpuMs(pid) - cpuBefore.all) / done };
+  const cpu = {
+    mainCpuMs: (mainThreadCpuMs(pid) - cpuBefore.main) / done,
+    processCpuMs: (processCpuMs(pid) - cpuBefore.all) / done,
+    analysisCpuMs: (lowPriorityThreadsCpuMs(pid) - cpuBefore.analysis) / done,
+  };
   await pool.close();
   if (errors) process.stderr.write(`  ! ${errors} failed requests (last: ${lastError})\n`);
   return { rps, ...cpu };
+}
+
+/** Reads /api/stats until no flow is pending: "; N pending at the end, analysed in T ms". */
+async function drainTime(dashboardPort: number): Promise<string> {
+  const pending = async () => ((await (await fetch(`http://127.0.0.1:${dashboardPort}/api/stats`)).json()) as { queue: { pending: number } }).queue.pending;
+  const t0 = performance.now();
+  const first = await pending();
+  let left = first;
+  while (left > 0 && performance.now() - t0 < 60_000) {
+    await new Promise((r) => setTimeout(r, 20));
+    left = await pending();
+  }
+  return `; ${first} flows pending when the load stopped, ${left ? `${left} still after 60 s` : `all analysed ${(performance.now() - t0).toFixed(0)} ms later`}`;
 }
 
 export async function benchProxy(rounds: number, seconds: number, concurrency: number, rate: number, latencySeconds: number): Promise<void> {
@@ -275,15 +296,21 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
   const origin = await spawnJson<{ port: number }>(['-e', ORIGIN_SOURCE]);
   try {
     const results: ({ mode: string } & Throughput)[] = [];
+    // --compare-queue-limit N: a third configuration, the full pipeline with that in-memory queue limit.
+    const compareQueue = flag('compare-queue-limit', 0);
+    const modes: { mode: string; analysis: boolean; queueLimit?: number }[] = [{ mode: 'recording', analysis: false }, { mode: 'full', analysis: true }];
+    if (compareQueue) modes.push({ mode: `full, queue ${compareQueue}`, analysis: true, queueLimit: compareQueue });
     for (let round = 0; round < rounds; round++) {
-      for (const analysis of round % 2 ? [true, false] : [false, true]) {
-        const dataDir = path.join(work, `r${round}-${analysis ? 'full' : 'rec'}`);
-        const server = await startServer(dataDir, analysis);
+      for (const m of round % 2 ? [...modes].reverse() : modes) {
+        const dataDir = path.join(work, `r${round}-${m.mode.replace(/\W+/g, '-')}`);
+        const server = await startServer(dataDir, m.analysis, m.queueLimit);
         const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
         try {
           const t = await throughput(server.child.pid!, server.info.proxyPort, origin.info.port, concurrency, seconds);
-          results.push({ mode: analysis ? 'full' : 'recording', ...t });
-          console.log(`round ${round + 1} ${analysis ? 'full pipeline ' : 'recording only'}: ${t.rps.toFixed(0)} req/s; CPU per request: main thread ${t.mainCpuMs.toFixed(3)} ms, process ${t.processCpuMs.toFixed(3)} ms`);
+          results.push({ mode: m.mode, ...t });
+          // Did analysis keep up? The flows still pending when the load stops, and how long they take.
+          const backlog = m.analysis ? await drainTime(server.info.dashboardPort) : '';
+          console.log(`round ${round + 1} ${m.mode.padEnd(14)}: ${t.rps.toFixed(0)} req/s; CPU per request: main thread ${t.mainCpuMs.toFixed(3)} ms, process ${t.processCpuMs.toFixed(3)} ms (analysis thread ${t.analysisCpuMs.toFixed(3)} ms)${backlog}`);
         } finally {
           ws.terminate();
           await stopChild(server.child);
@@ -296,6 +323,10 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
     console.log(`\nthroughput (leaking form POSTs, ${concurrency} keep-alive clients, ${rounds} rounds of ${seconds} s, medians):`);
     console.log(`  recording only ${rec.toFixed(0)} req/s, full pipeline + 1 WebSocket client ${full.toFixed(0)} req/s, ratio ${(full / rec).toFixed(2)} (target ≥ 0.80)`);
     console.log(`  CPU ms per request, main thread / process: recording only ${of('recording', 'mainCpuMs').toFixed(3)} / ${of('recording', 'processCpuMs').toFixed(3)}, full pipeline ${of('full', 'mainCpuMs').toFixed(3)} / ${of('full', 'processCpuMs').toFixed(3)}`);
+    if (compareQueue) {
+      const q = `full, queue ${compareQueue}`;
+      console.log(`  full pipeline with a queue of ${compareQueue}: ${of(q, 'rps').toFixed(0)} req/s, ratio ${(of(q, 'rps') / rec).toFixed(2)}; CPU ms per request ${of(q, 'mainCpuMs').toFixed(3)} / ${of(q, 'processCpuMs').toFixed(3)}`);
+    }
 
     // Latency: paced leaking requests; from "client has the whole response" to "alert on the WebSocket".
     const server = await startServer(path.join(work, 'latency'), true);

@@ -17,10 +17,12 @@ import type { JudgeSettings } from '../judge-config';
 import { EventSequencer } from './sequencer';
 
 /**
- * Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending). About a
- * second of analysis: a longer backlog in memory only costs memory, and SQLite holds it just as well.
+ * Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending), which
+ * holds a backlog just as well. Kept short: when the proxy saturates the CPU, the lower-priority
+ * worker falls behind, and every flow held here survives the young-generation GC and is copied
+ * into the old one, at the proxy's expense (`npm run bench:pipeline -- --compare-queue-limit 1000`).
  */
-export const DEFAULT_QUEUE_LIMIT = 1000;
+export const DEFAULT_QUEUE_LIMIT = 64;
 /**
  * Body bytes held in memory by queued and in-flight flows; beyond this they wait in SQLite too.
  * Without it, 5000 queued flows with 1 MiB bodies would be 5 GB when analysis falls behind.
