@@ -28,10 +28,14 @@ const echo = dgram.createSocket('udp4');
 echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
 echo.bind(${ECHO_PORT}, '${TEST_HOST}');
 require('http').createServer((req, res) => res.end('hello over the tunnel ' + req.url)).listen(${HTTP_PORT}, '${TEST_HOST}');
-const dns = dgram.createSocket('udp4');
-dns.on('message', (q, r) => {
+// TXT for big.*: 8 strings of 250 bytes (~2.1 KB, more than fits the tunnel's 1420-byte MTU).
+// big.mtu.*: answered whole over UDP (phonehome must truncate it for the tunnel);
+// big.tc.*: over UDP only the header with TC set, as a resolver with a small UDP limit answers.
+function txtFor(i) { return Buffer.concat([Buffer.from([250]), Buffer.alloc(250, 97 + i)]); }
+function answer(q, overTcp) {
   let o = 12; const labels = [];
   while (q[o]) { labels.push(q.subarray(o + 1, o + 1 + q[o]).toString()); o += q[o] + 1; }
+  const name = labels.join('.');
   const qtype = q.readUInt16BE(o + 1);
   const question = q.subarray(12, o + 5);
   const header = Buffer.alloc(12);
@@ -45,10 +49,33 @@ dns.on('message', (q, r) => {
     Buffer.from('${DNS_ANSWER}'.split('.').map(Number)).copy(a, 12);
     answers.push(a);
   }
-  header.writeUInt16BE(answers.length, 6);
-  console.log('query ' + labels.join('.') + ' ' + qtype);
-  dns.send(Buffer.concat([header, question, ...answers]), r.port, r.address);
-});
+  if (qtype === 16 && name.startsWith('big.')) {
+    if (name.startsWith('big.tc.') && !overTcp) header.writeUInt16BE(0x8380 | (q.readUInt16BE(2) & 0x0100), 2);
+    else for (let i = 0; i < 8; i++) {
+      const rr = Buffer.alloc(12); const txt = txtFor(i);
+      rr.writeUInt16BE(0xc00c, 0); rr.writeUInt16BE(16, 2); rr.writeUInt16BE(1, 4); rr.writeUInt32BE(60, 6); rr.writeUInt16BE(txt.length, 10);
+      answers.push(rr, txt);
+    }
+  }
+  header.writeUInt16BE(qtype === 16 ? answers.length / 2 : answers.length, 6);
+  console.log('query ' + name + ' ' + qtype + (overTcp ? ' tcp' : ''));
+  return Buffer.concat([header, question, ...answers]);
+}
+const dns = dgram.createSocket('udp4');
+dns.on('message', (q, r) => dns.send(answer(q, false), r.port, r.address));
+require('net').createServer((c) => {
+  let buf = Buffer.alloc(0);
+  c.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      const out = answer(buf.subarray(2, 2 + buf.readUInt16BE(0)), true);
+      buf = buf.subarray(2 + buf.readUInt16BE(0));
+      const len = Buffer.alloc(2); len.writeUInt16BE(out.length);
+      c.write(Buffer.concat([len, out]));
+    }
+  });
+  c.on('error', () => {});
+}).listen(53, '127.0.0.1');
 dns.bind(53, '127.0.0.1');
 console.log('servers up');
 `;
@@ -127,6 +154,32 @@ describeNetns('VPN mode over WireGuard (wireguard-go as the phone, in network na
     const show = pair.execIn(pair.phoneNs, 'wg', ['show', pair.wgIface]);
     expect(show).toMatch(/latest handshake: (Now|\d+ seconds? ago)/);
     expect(show).toMatch(/transfer: .* received/);
+  });
+
+  test('DNS over TCP: an answer too big for the tunnel comes back truncated, and the phone\'s TCP retry gets it whole', async () => {
+    // dig retries over TCP by itself when the UDP answer has TC set, as phones' resolvers do.
+    const expected = Array.from({ length: 8 }, (_, i) => `"${String.fromCharCode(97 + i).repeat(250)}"`);
+    for (const name of [`big.mtu.${pair.id}.example`, `big.tc.${pair.id}.example`]) {
+      const r = spawnSync('ip', ['netns', 'exec', pair.phoneNs, 'dig', '+short', '+time=3', '+tries=2', '@10.77.0.1', name, 'TXT'], { encoding: 'utf8', timeout: 20000 });
+      expect(r.stdout.trim().split('\n').sort()).toEqual(expected);
+    }
+    // Asked over TCP from the start, too (dig +tcp), and of another resolver address (apps hard-code 8.8.8.8).
+    const tcp = spawnSync('ip', ['netns', 'exec', pair.phoneNs, 'dig', '+tcp', '+short', '+time=3', '+tries=1', '@8.8.8.8', `tcp-only.${pair.id}.example`, 'A'], { encoding: 'utf8', timeout: 20000 });
+    expect(tcp.stdout.trim()).toBe(DNS_ANSWER);
+    // The resolver was asked over TCP only where its UDP answer was truncated.
+    await waitFor(() => servers.output().includes(`query big.tc.${pair.id}.example 16 tcp`), 5000, 'the TCP query upstream');
+    expect(servers.output()).not.toContain(`query big.mtu.${pair.id}.example 16 tcp`);
+    const db = new Database(path.join(dataDir, 'phonehome.db'), { readonly: true, fileMustExist: true });
+    try {
+      const overTcp = () => db.prepare("SELECT host FROM flows WHERE kind = 'dns' AND tags LIKE '%dns-over-tcp%' ORDER BY host").all().map((r) => (r as { host: string }).host);
+      await waitFor(() => overTcp().length >= 3, 10000, 'the TCP lookups recorded');
+      expect(overTcp()).toEqual([`big.mtu.${pair.id}.example`, `big.tc.${pair.id}.example`, `tcp-only.${pair.id}.example`]);
+      const row = db.prepare('SELECT answers, resolver FROM dns WHERE name = ? AND flow_id IN (SELECT id FROM flows WHERE tags LIKE \'%dns-over-tcp%\')').get(`big.tc.${pair.id}.example`) as { answers: string; resolver: string };
+      expect(JSON.parse(row.answers)).toHaveLength(8);
+      expect(db.prepare('SELECT resolver FROM dns WHERE name = ?').get(`tcp-only.${pair.id}.example`)).toEqual({ resolver: '8.8.8.8' });
+    } finally {
+      db.close();
+    }
   });
 
   test('a DNS lookup through the tunnel is answered by the laptop\'s resolver and recorded in the dns table', async () => {

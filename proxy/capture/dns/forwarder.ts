@@ -7,7 +7,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { getServers } from 'node:dns';
-import { isIPv4, isIPv6 } from 'node:net';
+import { connect, isIPv4, isIPv6, type Socket as TcpSocket } from 'node:net';
 import { randomInt } from 'node:crypto';
 
 export interface Upstream {
@@ -75,6 +75,56 @@ export class DnsForwarder {
       }
     }
     return { ok: false, error: errors.join('; '), upstream: this.upstreams[this.upstreams.length - 1] };
+  }
+
+  /**
+   * Like forward, over TCP (RFC 7766): for a phone that asked over TCP, typically after a truncated
+   * UDP answer, when the resolver's UDP answer is truncated too. Never rejects.
+   */
+  async forwardTcp(query: Buffer): Promise<ForwardResult> {
+    if (query.length < 12) return { ok: false, error: 'query shorter than a DNS header' };
+    if (this.upstreams.length === 0) return { ok: false, error: 'no DNS resolvers configured' };
+    const errors: string[] = [];
+    for (const upstream of this.upstreams) {
+      if (this.closed) return { ok: false, error: 'phonehome is stopping' };
+      try {
+        return { ok: true, answer: await this.askTcp(upstream, query), upstream };
+      } catch (err) {
+        errors.push(`${upstream.label} over TCP: ${(err as Error).message}`);
+      }
+    }
+    return { ok: false, error: errors.join('; '), upstream: this.upstreams[this.upstreams.length - 1] };
+  }
+
+  private askTcp(upstream: Upstream, query: Buffer): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      const sock: TcpSocket = connect({ host: upstream.host, port: upstream.port });
+      let got = Buffer.alloc(0);
+      const wait = {
+        timer: setTimeout(() => wait.done(undefined, new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs),
+        done: (answer?: Buffer, err?: Error) => {
+          clearTimeout(wait.timer);
+          this.waits.delete(wait);
+          sock.destroy();
+          if (answer) resolve(answer);
+          else reject(err ?? new Error('phonehome is stopping'));
+        },
+      };
+      this.waits.add(wait);
+      sock.on('error', (e) => wait.done(undefined, e));
+      sock.on('close', () => wait.done(undefined, new Error('connection closed before the answer')));
+      sock.on('data', (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
+          const answer = Buffer.from(got.subarray(2, 2 + got.readUInt16BE(0)));
+          if (answer.length < 12 || answer.readUInt16BE(0) !== query.readUInt16BE(0)) wait.done(undefined, new Error('answer does not match the query'));
+          else wait.done(answer);
+        }
+      });
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(query.length);
+      sock.write(Buffer.concat([len, query]));
+    });
   }
 
   private socket(family: 4 | 6): Promise<Socket> {

@@ -30,6 +30,8 @@ export interface DnsExchange {
   startedAt: number;
   answeredAt?: number;
   answer?: DnsMessage;
+  /** How the phone asked (default udp); over TCP the flow is tagged dns-over-tcp. */
+  transport?: 'udp' | 'tcp';
   /** Why there is no (usable) answer: timeout, malformed query... */
   error?: string;
 }
@@ -38,7 +40,7 @@ const EMPTY = (): Flow['requestBody'] => ({ bytes: Buffer.alloc(0), size: 0, tru
 
 export function dnsFlow(x: DnsExchange): Flow {
   const name = x.name || '.';
-  const tags = ['dns'];
+  const tags = x.transport === 'tcp' ? ['dns', 'dns-over-tcp'] : ['dns'];
   if (x.answer) tags.push(`rcode:${x.answer.rcodeName}`);
   return {
     kind: 'dns', source: x.source, startedAt: x.startedAt, endedAt: x.answeredAt ?? Date.now(), clientIp: x.clientIp,

@@ -5,6 +5,8 @@
  * segments it sends back. Keep these shapes stable: three modules are built against them.
  */
 
+import type { IncomingTcpConnection } from './tcp/handler';
+
 /** A phone: one WireGuard peer with its tunnel addresses (its device key is `ipv4`). */
 export interface TunnelPeer {
   /** base64 Curve25519 public key, as in WireGuard configs. */
@@ -61,6 +63,11 @@ export interface TcpSegment {
 export interface TcpSegmentHandler {
   /** A checksum-valid segment from the phone. `send` serialises and tunnels a segment back. */
   onSegment(peer: TunnelPeer, segment: TcpSegment, send: (segment: TcpSegment) => void): void;
+  /**
+   * A service of phonehome's own inside the tunnel (DNS over TCP): offered each new connection
+   * before interception; it returns true when it took the connection.
+   */
+  addLocalService?(serve: (conn: IncomingTcpConnection) => boolean): void;
   /** Stop all connections (phonehome is stopping). */
   close(): void;
 }

@@ -11,19 +11,20 @@
  *   the host is up (a network that answers every ping, like a captive gateway).
  * - DNS to port 53 of ANY address is answered by forwarding to the laptop's resolvers (so a
  *   hard-coded 8.8.8.8 is seen and recorded too); the answer comes back from the address asked.
+ *   Over TCP too (dns-service.ts): the phone's retry after a truncated answer is served.
  * - UDP 443 (QUIC) gets ICMP port unreachable; so does UDP to the gateway other than DNS.
  * - IPv4/IPv6 fragments from the phone are reassembled (reassembly.ts, bounded); relayed UDP replies
  *   bigger than the MTU are fragmented towards the phone (DNS answers are truncated with TC instead).
  */
 import type { Store } from '../../../store';
-import { buildDnsErrorResponse, buildDnsMessage, DnsParseError, parseDnsMessage, peekDnsQuestion, type DnsMessage } from '../../dns/codec';
-import { SETUP_HOST } from '../../http-forwarder';
+import { buildDnsErrorResponse } from '../../dns/codec';
 import { DnsForwarder } from '../../dns/forwarder';
-import { recordDnsExchange, type FlowSink } from '../../dns/record';
+import type { FlowSink } from '../../dns/record';
 import { UdpRelay, type UdpSession } from '../udp/relay';
 import type { PacketSink, TcpSegment, TcpSegmentHandler, TunnelPeer } from '../types';
 import { TCP_RST } from '../types';
 import { canonicalIp } from './address';
+import { TunnelDns } from './dns-service';
 import { buildEchoReply, buildPortUnreachable, checkIcmp, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REQUEST } from './icmp';
 import { Reassembler } from './reassembly';
 import { fragmentPacket, ipHeaderLength, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, type IpPacket } from './packet';
@@ -60,7 +61,7 @@ export type DropReason =
   | 'truncated' | 'bad-ip-version' | 'bad-checksum' | 'wrong-source'
   | 'fragment-overlap' | 'fragment-too-big' | 'bad-fragment' | 'fragment-timeout'
   | 'unsupported-protocol' | 'bad-tcp-options' | 'over-mtu' | 'multicast' | 'icmp-ignored' | 'icmpv6-nd-ignored'
-  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'udp-bad-port' | 'udp-session-limit' | 'martian-destination' | 'send-failed' | 'closed' | 'internal-error';
+  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'dns-tcp-bad-frame' | 'udp-bad-port' | 'udp-session-limit' | 'martian-destination' | 'send-failed' | 'closed' | 'internal-error';
 
 export interface TunnelStats {
   packetsIn: number;
@@ -80,6 +81,8 @@ export interface TunnelStats {
   dnsFailures: number;
   /** Answers too big for the MTU, sent truncated (TC bit) so the phone retries over TCP. */
   dnsTruncated: number;
+  /** Lookups waiting for a resolver now. */
+  dnsInFlight: number;
   udpDatagramsOut: number;
   udpDatagramsIn: number;
   /** Fragments sent for relayed UDP replies bigger than the MTU. */
@@ -98,8 +101,6 @@ function isLocalOnly(addr: string): boolean {
 }
 
 const IPV4_MULTICAST = /^(22[4-9]|23\d)\.|^255\.255\.255\.255$/;
-/** Lookups waiting for a resolver at once; beyond it queries get SERVFAIL (counted as dns-overload). */
-const MAX_DNS_IN_FLIGHT = 2048;
 const ND_TYPES = new Set([130, 131, 132, 133, 134, 135, 136, 137, 143]);
 
 export class TunnelStack {
@@ -109,11 +110,11 @@ export class TunnelStack {
   private readonly gatewayIpv4: string;
   private readonly gatewayIpv6: string;
   private handler: TcpSegmentHandler | undefined;
-  private readonly inflightDns = new Set<Promise<void>>();
+  private readonly dns: TunnelDns;
   private closed = false;
   private readonly reassembler = new Reassembler();
   private held = 0;
-  private readonly s: Omit<TunnelStats, 'udpSessionsOpen' | 'udpSessionsTotal' | 'fragmentsHeld'> = {
+  private readonly s: Omit<TunnelStats, 'udpSessionsOpen' | 'udpSessionsTotal' | 'fragmentsHeld' | 'dnsInFlight'> = {
     packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, dropped: {}, icmpEchoReplies: 0, portUnreachableSent: 0,
     quicRefused: 0, tcpSegmentsToHandler: 0, tcpResetsSent: 0, dnsQueries: 0, dnsAnswers: 0, dnsFailures: 0, dnsTruncated: 0,
     udpDatagramsOut: 0, udpDatagramsIn: 0, fragmentsSent: 0, fragmentsReassembled: 0,
@@ -124,6 +125,10 @@ export class TunnelStack {
     this.gatewayIpv4 = canonicalIp(opts.gatewayIpv4);
     this.gatewayIpv6 = canonicalIp(opts.gatewayIpv6);
     this.forwarder = new DnsForwarder({ upstreams: opts.dnsUpstreams, timeoutMs: opts.dnsTimeoutMs });
+    this.dns = new TunnelDns({
+      forwarder: this.forwarder, recorder: opts.recorder, store: opts.store, gatewayIpv4: this.gatewayIpv4, gatewayIpv6: this.gatewayIpv6,
+      count: (c) => this.s[c]++, drop: (r) => this.drop(r), log: this.log,
+    });
     this.relay = new UdpRelay({
       idleMs: opts.udpIdleMs ?? 60_000,
       maxSessions: opts.udpMaxSessions ?? 1024,
@@ -135,14 +140,21 @@ export class TunnelStack {
     });
   }
 
+  /** TCP goes to h; connections to port 53 are served by this stack's DNS (over TCP, RFC 7766). */
   setTcpHandler(h: TcpSegmentHandler | undefined): void {
     this.handler = h;
+    h?.addLocalService?.((conn) => {
+      if (conn.destination.port !== 53) return false;
+      this.dns.serveTcp(conn);
+      return true;
+    });
   }
 
   stats(): TunnelStats {
     this.expireFragments();
     return {
       ...this.s, dropped: { ...this.s.dropped }, fragmentsHeld: this.held, udpSessionsOpen: this.relay.open, udpSessionsTotal: this.relay.opened,
+      dnsInFlight: this.dns.inFlight,
     };
   }
 
@@ -309,79 +321,12 @@ export class TunnelStack {
   // ---- DNS --------------------------------------------------------------------------------------
 
   private onDns(peer: TunnelPeer, ip: IpPacket, srcPort: number, datagram: Buffer): void {
-    const startedAt = Date.now();
     // Own copy: the answer is built after awaits, and the caller's packet buffer may be reused by then.
     const query = Buffer.from(datagram);
-    const base = { source: 'vpn' as const, clientIp: peer.ipv4, clientPort: srcPort, resolver: ip.dst, startedAt };
-    const reply = (payload: Buffer): void => {
-      if (this.closed) return;
+    void this.dns.answer({ peer, resolver: ip.dst, clientPort: srcPort, transport: 'udp' }, query).then((reply) => {
+      if (!reply || this.closed) return;
+      const payload = this.fitAnswer(ip.version, query, reply);
       this.emit(peer, buildUdpPacket({ version: ip.version, src: ip.dst, dst: ip.src, srcPort: 53, dstPort: srcPort, payload }));
-    };
-    let name: string;
-    let type: string;
-    try {
-      const peeked = peekDnsQuestion(query);
-      if (peeked.flags & 0x8000) return this.drop('dns-not-a-query');
-      if (!peeked.question) throw new DnsParseError('query without a question');
-      ({ name, type } = peeked.question);
-    } catch (err) {
-      // Broken queries are recorded too (a malformed lookup is itself worth seeing) and answered FORMERR.
-      this.s.dnsQueries++;
-      this.s.dnsFailures++;
-      const formerr = buildDnsErrorResponse(query, 'FORMERR');
-      if (formerr) reply(formerr);
-      recordDnsExchange(this.opts.recorder, this.opts.store, {
-        ...base, name: ip.dst, type: 'MALFORMED', answeredAt: Date.now(), error: `malformed DNS query: ${(err as Error).message}`,
-      }, this.log);
-      return;
-    }
-    this.s.dnsQueries++;
-    if (name.toLowerCase().replace(/\.$/, '') === SETUP_HOST) {
-      // phonehome's own name: the setup page (and the CA) at its tunnel address, as through the proxy.
-      const answerBytes = this.setupHostAnswer(query, name, type);
-      reply(answerBytes);
-      this.s.dnsAnswers++;
-      recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, answeredAt: Date.now(), answer: parseDnsMessage(answerBytes) }, this.log);
-      return;
-    }
-    if (this.inflightDns.size >= MAX_DNS_IN_FLIGHT) {
-      // A phone flooding lookups faster than the resolvers answer: refuse the excess at once.
-      this.drop('dns-overload');
-      const servfail = buildDnsErrorResponse(query, 'SERVFAIL');
-      if (servfail) reply(servfail);
-      return;
-    }
-    const task = this.forwarder.forward(query).then((res) => {
-      const answeredAt = Date.now();
-      if (!res.ok) {
-        this.s.dnsFailures++;
-        const servfail = buildDnsErrorResponse(query, 'SERVFAIL');
-        if (servfail) reply(servfail);
-        recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, upstream: res.upstream?.host, answeredAt, error: res.error }, this.log);
-        return;
-      }
-      let answer: DnsMessage | undefined;
-      let error: string | undefined;
-      try {
-        answer = parseDnsMessage(res.answer);
-      } catch (err) {
-        error = `resolver's answer could not be parsed: ${(err as Error).message}`;
-      }
-      this.s.dnsAnswers++;
-      reply(this.fitAnswer(ip.version, query, res.answer));
-      recordDnsExchange(this.opts.recorder, this.opts.store, { ...base, name, type, upstream: res.upstream.host, answeredAt, answer, error }, this.log);
-    }).catch((err: Error) => this.log(`DNS for ${name} failed: ${err.stack ?? err.message}`));
-    this.inflightDns.add(task);
-    void task.finally(() => this.inflightDns.delete(task));
-  }
-
-  /** An authoritative answer for phonehome.setup: the gateway's address (A or AAAA), nothing for other types. */
-  private setupHostAnswer(query: Buffer, name: string, type: string): Buffer {
-    const rd = (query.readUInt16BE(2) & 0x0100) !== 0;
-    const data = type === 'A' ? this.gatewayIpv4 : type === 'AAAA' ? this.gatewayIpv6 : undefined;
-    return buildDnsMessage({
-      id: query.readUInt16BE(0), qr: true, aa: true, rd, ra: true, questions: [{ name, type }],
-      answers: data ? [{ name, type, ttl: 60, data }] : [],
     });
   }
 
@@ -401,7 +346,7 @@ export class TunnelStack {
     this.closed = true;
     this.handler?.close();
     const forwarderClosed = this.forwarder.close();
-    await Promise.allSettled([...this.inflightDns]);
+    await this.dns.close();
     await forwarderClosed;
     this.relay.close();
     this.opts.recorder.flushNow?.();

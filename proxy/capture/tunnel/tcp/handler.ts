@@ -86,10 +86,16 @@ export class TcpTunnel implements TcpSegmentHandler {
   private readonly mtu: number;
   private limitLogs = 0;
   private closed = false;
+  /** phonehome's own services in the tunnel (DNS over TCP), offered each connection first. */
+  private readonly localServices: ((conn: IncomingTcpConnection) => boolean)[] = [];
 
   constructor(private readonly opts: TcpTunnelOptions) {
     this.clock = opts.clock ?? realClock;
     this.mtu = opts.mtu ?? 1420;
+  }
+
+  addLocalService(serve: (conn: IncomingTcpConnection) => boolean): void {
+    this.localServices.push(serve);
   }
 
   onSegment(peer: TunnelPeer, seg: TcpSegment, send: (segment: TcpSegment) => void): void {
@@ -191,7 +197,7 @@ export class TcpTunnel implements TcpSegmentHandler {
       },
     };
     try {
-      this.opts.onConnection(incoming);
+      if (!this.localServices.some((serve) => serve(incoming))) this.opts.onConnection(incoming);
     } catch (err) {
       this.opts.log?.(`TCP connection handler failed: ${(err as Error).message}`);
       incoming.refuse();
