@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Command> = {
   analyze: () => require('./commands/analyze').command,
   wireguard: () => require('./commands/wireguard').command,
   import: () => require('./commands/import').command,
+  export: () => require('./commands/export').command,
 };
 
 function topHelp(): string {
