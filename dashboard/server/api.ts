@@ -10,6 +10,8 @@ import { validateProfile } from '../../proxy/profile-file';
 import type { Store } from '../../proxy/store';
 import { DashboardQueries } from './queries';
 import type { SetupView } from './setup-info';
+import { harChunks, parseExportTime, type ExportFilter } from '../../proxy/export/har-export';
+import { packageVersion } from '../../proxy/version';
 
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
@@ -153,6 +155,40 @@ export function apiRouter(opts: ApiOptions): Router {
       return;
     }
     res.json(s);
+  });
+
+  // The flows a filter selects, as a HAR file (proxy/export): streamed in pages, pausing between
+  // them, so a large export never holds the proxy's event loop for long.
+  r.get('/export.har', async (req, res) => {
+    const type = one(req, 'type');
+    if (type !== undefined && !(IDENTIFIER_TYPES as readonly string[]).includes(type)) throw new BadRequest(`type must be one of ${IDENTIFIER_TYPES.join(', ')}`);
+    const time = (name: string) => {
+      const t = parseExportTime(one(req, name));
+      if (t === null) throw new BadRequest(`${name} must be an ISO date/time or epoch milliseconds`);
+      return t;
+    };
+    const filter: ExportFilter = {
+      device: one(req, 'device'), host: one(req, 'host'), q: one(req, 'q'), type, severity: severityParam(req), since: time('since'), until: time('until'),
+      onlyFindings: one(req, 'onlyFindings') === '1', limit: intParam(req, 'limit', 1, Number.MAX_SAFE_INTEGER),
+    };
+    const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*$/, '');
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="phonehome-${stamp}.har"`);
+    let gone = false;
+    res.on('close', () => (gone = true));
+    let n = 0;
+    try {
+      for (const piece of harChunks(opts.store.db, filter, packageVersion())) {
+        if (gone) return;
+        if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+        if (++n % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      res.end();
+    } catch (err) {
+      // Half sent: a cut download (the browser says so) rather than a HAR that looks whole.
+      process.stderr.write(`phonehome dashboard: HAR export failed: ${(err as Error).message}\n`);
+      res.destroy();
+    }
   });
 
   r.get('/stats', (_req, res) => {

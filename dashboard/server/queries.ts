@@ -63,7 +63,8 @@ export class DashboardQueries {
   flows(filter: FlowFilter): FlowSummary[] {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: filter.limit };
-    if (filter.host) { where.push('host = @host'); params.host = filter.host; }
+    // A case-insensitive substring, as API.md says and as the page filters live messages (vnet.cn matches zzhc.vnet.cn).
+    if (filter.host) { where.push('instr(lower(host), @host) > 0'); params.host = filter.host.toLowerCase(); }
     if (filter.device) {
       const ips = this.clientIpsFor(filter.device);
       where.push(`client_ip IN (${ips.map((_, i) => `@ip${i}`).join(', ')})`);

@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Command } from '../cli';
 import { resolveDataDir } from '../data-dir';
-import { harEntry, harOpening, HAR_CLOSE, type ExportedFinding } from '../export/har';
+import { harChunks, parseExportTime, type ExportFilter } from '../export/har-export';
 import { DB_FILE_NAME } from '../store/db';
-import { rowToFlow, type FlowRow } from '../store/flows';
+import { packageVersion } from '../version';
 import { DATA_DIR_FLAG, UsageError } from './args';
 
 const DETAILS = `Exports the HTTP flows of the database (proxy, VPN mode, imports) as HAR 1.2: requests and
@@ -27,82 +27,9 @@ Exit status: 0 when the file was written (also with no flow), 1 when the databas
 2 for usage errors.`;
 
 function parseTime(flag: string, raw: string | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(ms)) throw new UsageError(`--${flag} takes an ISO date/time or epoch milliseconds (got '${raw}')`);
+  const ms = parseExportTime(raw);
+  if (ms === null) throw new UsageError(`--${flag} takes an ISO date/time or epoch milliseconds (got '${raw}')`);
   return ms;
-}
-
-interface ExportFilter {
-  device?: string;
-  host?: string;
-  since?: number;
-  until?: number;
-  onlyFindings: boolean;
-  limit?: number;
-}
-
-/** WHERE clause and parameters for the filter: kind http, then the options given. */
-function whereOf(f: ExportFilter): { sql: string; params: Record<string, string | number> } {
-  const parts = ["kind = 'http'"];
-  const params: Record<string, string | number> = {};
-  if (f.device) {
-    parts.push('(client_ip = @device OR client_ip IN (SELECT client_ip FROM devices WHERE name = @device))');
-    params.device = f.device;
-  }
-  if (f.host) {
-    parts.push("(host = @host OR host LIKE '%.' || @host)");
-    params.host = f.host;
-  }
-  if (f.since !== undefined) {
-    parts.push('started_at >= @since');
-    params.since = f.since;
-  }
-  if (f.until !== undefined) {
-    parts.push('started_at < @until');
-    params.until = f.until;
-  }
-  if (f.onlyFindings) parts.push('finding_count > 0');
-  return { sql: parts.join(' AND '), params };
-}
-
-/** Writes the HAR to `out` (a file descriptor); returns how many entries it holds. */
-export function exportHar(db: Database.Database, out: number, filter: ExportFilter, version: string): number {
-  const { sql, params } = whereOf(filter);
-  const flows = db.prepare(`SELECT * FROM flows WHERE ${sql} ORDER BY id${filter.limit ? ' LIMIT @limit' : ''}`);
-  const findings = db.prepare('SELECT type, value, path, chain, detector, confidence, explanation, severity FROM findings WHERE flow_id = ? ORDER BY id');
-  const device = db.prepare('SELECT name FROM devices WHERE client_ip = ?').pluck();
-  fs.writeSync(out, harOpening(version));
-  let n = 0;
-  for (const row of flows.iterate(filter.limit ? { ...params, limit: filter.limit } : params) as IterableIterator<FlowRow & Record<string, unknown>>) {
-    const flow = rowToFlow(row);
-    const found = (findings.all(flow.id) as (Omit<ExportedFinding, 'chain'> & { chain: string })[]).map((f) => ({ ...f, chain: JSON.parse(f.chain) as string[] }));
-    const entry = harEntry(flow, {
-      device: (device.get(flow.clientIp) as string | undefined) ?? null,
-      severity: (row.severity as string | null) ?? null,
-      sentence: (row.sentence as string | null) ?? null,
-      country: (row.dest_country as string | null) ?? null,
-      org: (row.dest_org as string | null) ?? null,
-      findings: found,
-    });
-    fs.writeSync(out, (n ? ',\n' : '') + JSON.stringify(entry));
-    n++;
-  }
-  fs.writeSync(out, HAR_CLOSE);
-  return n;
-}
-
-/** phonehome's version, from the package.json above this file (sources or dist/). */
-function packageVersion(): string {
-  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'phonehome' && pkg.version) return pkg.version;
-    } catch {
-      // not here: go up
-    }
-  }
-  return 'unknown';
 }
 
 export const command: Command = {
@@ -113,7 +40,7 @@ export const command: Command = {
     flags: [
       { name: 'out', type: 'string', placeholder: 'FILE', description: 'write the HAR here (default: standard output)' },
       { name: 'device', type: 'string', placeholder: 'D', description: "only this phone (its address, or the name given to it)" },
-      { name: 'host', type: 'string', placeholder: 'H', description: 'only requests to this host or its subdomains' },
+      { name: 'host', type: 'string', placeholder: 'H', description: 'only requests to hosts containing H (vnet.cn matches zzhc.vnet.cn)' },
       { name: 'since', type: 'string', placeholder: 'T', description: 'only flows that started at or after T' },
       { name: 'until', type: 'string', placeholder: 'T', description: 'only flows that started before T' },
       { name: 'only-findings', type: 'boolean', description: 'only flows in which an identifier was found' },
@@ -126,7 +53,7 @@ export const command: Command = {
     if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}' (the output file goes after --out)`);
     const filter: ExportFilter = {
       device: args.flags['device'] as string | undefined,
-      host: (args.flags['host'] as string | undefined)?.toLowerCase(),
+      host: args.flags['host'] as string | undefined,
       since: parseTime('since', args.flags['since'] as string | undefined),
       until: parseTime('until', args.flags['until'] as string | undefined),
       onlyFindings: args.flags['only-findings'] === true,
@@ -147,7 +74,12 @@ export const command: Command = {
     const tmp = outFile ? `${outFile}.${process.pid}.tmp` : undefined;
     const fd = tmp ? fs.openSync(tmp, 'w', 0o600) : 1;
     try {
-      const n = exportHar(db, fd, filter, packageVersion());
+      let pieces = 0;
+      for (const piece of harChunks(db, filter, packageVersion())) {
+        fs.writeSync(fd, piece);
+        pieces++;
+      }
+      const n = pieces - 2; // the opening and the close are not flows
       if (tmp) {
         fs.closeSync(fd);
         fs.renameSync(tmp, outFile!);

@@ -154,7 +154,7 @@ export class FindingStore {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: filter.limit };
     if (filter.type) { where.push('f.type = @type'); params.type = filter.type; }
-    if (filter.host) { where.push('f.host = @host'); params.host = filter.host; }
+    if (filter.host) { where.push('instr(lower(f.host), @host) > 0'); params.host = filter.host.toLowerCase(); }
     if (filter.clientIp) { where.push('f.client_ip = @clientIp'); params.clientIp = filter.clientIp; }
     if (filter.severity) { where.push('f.severity_rank >= @rank'); params.rank = severityRank(filter.severity); }
     if (filter.before !== undefined) { where.push('f.id < @before'); params.before = filter.before; }

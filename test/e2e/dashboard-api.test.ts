@@ -67,6 +67,8 @@ describe('dashboard REST API', () => {
   it('filters flows by host, type, severity, device and URL substring', async () => {
     const idsOf = async (q: string) => (await get(`/api/flows?${q}`)).body.items.map((f: any) => f.id);
     expect(await idsOf('host=ads.example')).toEqual([ids.tls]);
+    // a substring, case-insensitive, as the live view filters messages (API.md)
+    expect(await idsOf('host=ADS.exam')).toEqual([ids.tls]);
     expect(await idsOf('type=imei')).toEqual([ids.xss, ids.tls, ids.leak1]);
     expect(await idsOf('severity=high')).toEqual([ids.xss, ids.leak1]);
     expect(await idsOf('device=192.168.1.24')).toEqual([ids.tls]);

@@ -194,6 +194,12 @@ describeWithChromium('dashboard views in a real browser', () => {
     await page.locator('input[name="q"]').fill('/flows-view/');
     await page.locator('tr.flow', { hasText: '/plain/nothing-to-see' }).waitFor({ state: 'detached', timeout: 5_000 });
     expect(await page.locator('tr.flow').count()).toBe(1);
+    // "Export HAR" downloads what the list shows: the same filter, the same flow.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('a.export').click()]);
+    expect(download.suggestedFilename()).toMatch(/^phonehome-.*\.har$/);
+    const har = JSON.parse(fs.readFileSync((await download.path())!, 'utf8')) as { log: { entries: { request: { url: string }; _phonehome: { findings: { type: string }[] } }[] } };
+    expect(har.log.entries.map((e) => new URL(e.request.url).pathname)).toEqual(['/flows-view/leak']);
+    expect(har.log.entries[0]._phonehome.findings.map((f) => f.type)).toContain('imei');
     await leaking.click();
     await page.waitForURL(/#\/flows\/\d+$/);
     await page.locator('table.findings tr[data-finding-type="imei"]').waitFor({ timeout: 5_000 });

@@ -51,7 +51,7 @@ describe('phonehome export (HAR)', () => {
   beforeAll(async () => {
     dataDir = makeTempDir('phonehome-export-');
     origin = await startOrigin();
-    app = await startTestPhonehome({ dataDir });
+    app = await startTestPhonehome({ dataDir, dashboardPort: 0 });
     const proxy = `http://127.0.0.1:${app.proxyPort}`;
     expect(await curl(proxy, `${origin.url}/collect/register`, ['--data', `imei=${IMEI}&model=TA-1046`])).toBe('200');
     const binaryFile = path.join(dataDir, 'body.bin');
@@ -116,6 +116,20 @@ describe('phonehome export (HAR)', () => {
     const exported = har.log.entries.flatMap((e, i) => e._phonehome.findings.map((f) => ({ entry: i, type: f.type, value: f.value })));
     expect(found.map((f) => ({ entry: f.entry, type: f.type, value: f.value }))).toEqual(exported);
     expect(exported.length).toBeGreaterThan(0);
+  });
+
+  test('the dashboard serves the same export as a download, with the list filters', async () => {
+    const base = app.dashboardUrl!.replace(/\/$/, '');
+    const all = await fetch(`${base}/api/export.har`);
+    expect(all.status).toBe(200);
+    expect(all.headers.get('content-disposition')).toMatch(/^attachment; filename="phonehome-[0-9T-]+Z?\.har"$/);
+    const body = (await all.json()) as typeof har;
+    expect(body.log.entries).toEqual(har.log.entries);
+    const imei = (await (await fetch(`${base}/api/export.har?type=imei&host=127.0.0`)).json()) as typeof har;
+    expect(imei.log.entries.map((e) => new URL(e.request.url).pathname)).toEqual(['/collect/register']);
+    const bad = await fetch(`${base}/api/export.har?since=someday`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/since/);
   });
 
   test('filters: only flows with findings, by host, by time; bad options are usage errors', () => {

@@ -21,9 +21,11 @@ export function render(root) {
   const tbody = el('tbody');
   const status = el('p', { class: 'empty' }, 'Loading…');
   const moreBtn = el('button', { type: 'button', class: 'more', onclick: () => loadPage(true), disabled: true }, 'Load older flows');
+  const exportLink = el('a', { class: 'export', href: exportHref(filters), download: '', title: 'The HTTP flows these filters select, with their findings, as a HAR file' }, 'Export HAR');
   root.append(
     el('div', { class: 'toolbar' }, el('h1', null, 'Flows'),
-      filterBar(filters, ['device', 'type', 'severity', 'host', 'q'], (f) => { filters = f; reload(); })),
+      filterBar(filters, ['device', 'type', 'severity', 'host', 'q'], (f) => { filters = f; exportLink.href = exportHref(f); reload(); }),
+      exportLink),
     status,
     el('table', { class: 'list flows' },
       el('thead', null, el('tr', null, ['Time', 'Device', 'Request', 'Status', 'Transport', 'Size', 'Identifiers'].map((h) => el('th', { scope: 'col' }, h)))),
@@ -116,4 +118,12 @@ function flowRow(f) {
 function summaryFromAlert(a) {
   return { id: a.flowId, startedAt: a.startedAt, clientIp: a.clientIp, device: a.device, kind: 'http', method: a.method,
     url: a.url, host: a.host, tls: a.tls, status: null, requestSize: null, responseSize: null, tags: [] };
+}
+
+/** The download URL of the HAR export for these filters (the same filters the list applies). */
+function exportHref(filters) {
+  const params = new URLSearchParams();
+  for (const k of ['device', 'type', 'severity', 'host', 'q']) if (filters[k]) params.set(k, filters[k]);
+  const qs = params.toString();
+  return `/api/export.har${qs ? `?${qs}` : ''}`;
 }
