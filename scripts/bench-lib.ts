@@ -26,22 +26,14 @@ export function mainThreadCpuMs(pid: number): number {
   return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
 }
 
-/**
- * CPU time of the threads of a process that run at a lower priority (nice > 0): phonehome's
- * analysis worker lowers its own thread's priority, so this is the analysis thread's CPU.
- */
-export function lowPriorityThreadsCpuMs(pid: number): number {
-  let total = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[16]) > 0) total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-    } catch {
-      // The thread ended meanwhile.
-    }
+/** CPU time of one thread of a process (its kernel id), in milliseconds; 0 when unknown. */
+export function threadCpuMs(pid: number, tid: number | undefined): number {
+  if (!tid) return 0;
+  try {
+    return statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+  } catch {
+    return 0;
   }
-  return total;
 }
 
 function statCpuMs(statPath: string): number {

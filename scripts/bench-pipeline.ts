@@ -19,7 +19,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { Pool, request } from 'undici';
 import { WebSocket } from 'ws';
-import { lowPriorityThreadsCpuMs, mainThreadCpuMs, processCpuMs, stopChild } from './bench-lib';
+import { mainThreadCpuMs, processCpuMs, stopChild, threadCpuMs } from './bench-lib';
 import { startDashboard } from '../dashboard/server';
 import type { Flow } from '../proxy/flow';
 import { startLive } from '../proxy/pipeline/live';
@@ -215,7 +215,7 @@ async function spawnJson<T>(args: string[]): Promise<{ child: ChildProcess; info
 async function startServer(dataDir: string, analysis: boolean, queueLimit?: number) {
   const profileDir = process.argv.find((a, i) => process.argv[i - 1] === '--cpu-prof');
   const nodeArgs = profileDir && analysis ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  return spawnJson<{ proxyPort: number; dashboardPort: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })]);
+  return spawnJson<{ proxyPort: number; dashboardPort: number; analysisTid?: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })]);
 }
 
 /** A leaking request as a phone sends it to a plain-HTTP proxy: absolute URL, IMEI and cell id in a form body. */
@@ -234,12 +234,12 @@ interface Throughput {
   /** CPU ms per request of phonehome's main thread, and of the whole process (worker threads included). */
   mainCpuMs: number;
   processCpuMs: number;
-  /** ...and of the analysis worker's thread (the one thread at a lower priority). */
+  /** ...and of the analysis worker's thread. */
   analysisCpuMs: number;
 }
 
-/** Requests/s through the proxy with `concurrency` keep-alive clients for `seconds`; `pid`: phonehome's. */
-async function throughput(pid: number, proxyPort: number, originPort: number, concurrency: number, seconds: number): Promise<Throughput> {
+/** Requests/s through the proxy with `concurrency` keep-alive clients for `seconds`; `pid`: phonehome's, `analysisTid`: its analysis thread. */
+async function throughput(pid: number, analysisTid: number | undefined, proxyPort: number, originPort: number, concurrency: number, seconds: number): Promise<Throughput> {
   const pool = new Pool(`http://127.0.0.1:${proxyPort}`, { connections: concurrency, pipelining: 1 });
   let done = 0;
   let errors = 0;
@@ -264,14 +264,14 @@ async function throughput(pid: number, proxyPort: number, originPort: number, co
   await Promise.all(Array.from({ length: concurrency }, worker)); // warm-up
   counting = true;
   const started = performance.now();
-  const cpuBefore = { main: mainThreadCpuMs(pid), all: processCpuMs(pid), analysis: lowPriorityThreadsCpuMs(pid) };
+  const cpuBefore = { main: mainThreadCpuMs(pid), all: processCpuMs(pid), analysis: threadCpuMs(pid, analysisTid) };
   stopAt = started + seconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, worker));
   const rps = done / ((performance.now() - started) / 1000);
   const cpu = {
     mainCpuMs: (mainThreadCpuMs(pid) - cpuBefore.main) / done,
     processCpuMs: (processCpuMs(pid) - cpuBefore.all) / done,
-    analysisCpuMs: (lowPriorityThreadsCpuMs(pid) - cpuBefore.analysis) / done,
+    analysisCpuMs: (threadCpuMs(pid, analysisTid) - cpuBefore.analysis) / done,
   };
   await pool.close();
   if (errors) process.stderr.write(`  ! ${errors} failed requests (last: ${lastError})\n`);
@@ -306,7 +306,7 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
         const server = await startServer(dataDir, m.analysis, m.queueLimit);
         const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
         try {
-          const t = await throughput(server.child.pid!, server.info.proxyPort, origin.info.port, concurrency, seconds);
+          const t = await throughput(server.child.pid!, server.info.analysisTid, server.info.proxyPort, origin.info.port, concurrency, seconds);
           results.push({ mode: m.mode, ...t });
           // Did analysis keep up? The flows still pending when the load stops, and how long they take.
           const backlog = m.analysis ? await drainTime(server.info.dashboardPort) : '';

@@ -209,7 +209,8 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
   }
 
   let finished = false;
-  const finish = (error?: string) => {
+  /** Records the flow once; `then` runs when it is stored (or could not be). */
+  const finish = (error?: string, then?: () => void) => {
     if (finished) return;
     finished = true;
     flow.endedAt = Date.now();
@@ -217,7 +218,7 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
     flow.requestBody = reqTap.toBody();
     flow.responseBody = resTap.toBody();
     if (error && !flow.error) flow.error = error;
-    rt.recorder.record(flow);
+    rt.recorder.record(flow, then && (() => then()));
   };
 
   upReq.on('socket', (s) => {
@@ -252,7 +253,7 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
       refuse(res, 502, 'phonehome: the server sent a response that cannot be forwarded');
       return;
     }
-    relayResponseBody(upRes, res, resTap, () => finish());
+    relayResponseBody(upRes, res, resTap, (release) => finish(undefined, release));
     upRes.on('error', (err) => {
       finish(`response from server failed: ${err.message}`);
       res.destroy();
@@ -281,10 +282,10 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
 /**
  * Streams a response to the phone with backpressure, and stores the flow before the phone can see
  * the response complete: the final piece (the last bytes of a Content-Length body, or the closing
- * chunk written by end()) is released only after `stored` ran. A flow the phone received is a flow
- * in the database, even if the process is killed right after.
+ * chunk written by end()) is released only once the recorder has stored the flow. A flow the phone
+ * received is a flow in the database, even if the process is killed right after.
  */
-function relayResponseBody(upRes: http.IncomingMessage, res: http.ServerResponse, tap: BodyTap, stored: () => void): void {
+function relayResponseBody(upRes: http.IncomingMessage, res: http.ServerResponse, tap: BodyTap, store: (release: () => void) => void): void {
   const declared = /^\d+$/.test(upRes.headers['content-length'] ?? '') ? Number(upRes.headers['content-length']) : -1;
   let received = 0;
   let held: Buffer | undefined;
@@ -301,9 +302,11 @@ function relayResponseBody(upRes: http.IncomingMessage, res: http.ServerResponse
     }
   });
   upRes.on('end', () => {
-    stored();
-    if (held) res.end(held);
-    else res.end();
+    // The recorder stores at the end of this event-loop turn (with the other flows that ended in it).
+    store(() => {
+      if (held) res.end(held);
+      else res.end();
+    });
   });
 }
 

@@ -52,9 +52,18 @@ export const MAX_RECORD_BATCH_BYTES = 16 * 1024 * 1024;
  * as it runs at a lower priority), and meanwhile the proxy serves traffic.
  */
 export const MAX_GATE_DEFER_MS = 200;
+/**
+ * The same when someone waits for the flow to be stored: the proxy holds a response's last bytes
+ * until its flow is in SQLite (a flow the phone received survives a crash right after), so that
+ * response waits this long at most before the event loop blocks on the gate instead.
+ */
+export const MAX_GATE_DEFER_WAITED_ON_MS = 5;
 
-/** Called once the flow is stored (id set), e.g. to write rows that point at it. */
-export type AfterStore = (flow: Flow) => void;
+/**
+ * Called once the flow's fate is known: stored (id set), or not (the store failed, logged). E.g.
+ * to release a response held until its flow is stored, or to write rows that point at the flow.
+ */
+export type AfterStore = (flow: Flow, stored: boolean) => void;
 
 /**
  * Stores finished flows, then hands each to the listener (analysis). The flows that finish in one
@@ -70,6 +79,8 @@ export class FlowRecorder {
   private scheduled = false;
   /** When the oldest waiting flow found the gate taken (0: it did not). */
   private deferredSince = 0;
+  /** Some waiting flow has an after-store step (a response held, a row to write). */
+  private waitedOn = false;
 
   constructor(
     private readonly store: Store,
@@ -83,6 +94,7 @@ export class FlowRecorder {
       if (!flow.tags.includes('body-truncated')) flow.tags.push('body-truncated');
     }
     this.waiting.push({ flow, then });
+    if (then) this.waitedOn = true;
     this.waitingBytes += flow.requestBody.bytes.length + flow.responseBody.bytes.length;
     if (this.waiting.length >= MAX_RECORD_BATCH || this.waitingBytes >= MAX_RECORD_BATCH_BYTES) this.flush(true);
     else this.schedule();
@@ -106,33 +118,37 @@ export class FlowRecorder {
     if (!this.waiting.length) return;
     const batch = this.waiting;
     const flows = batch.map((w) => w.flow);
+    const maxDefer = this.waitedOn ? MAX_GATE_DEFER_WAITED_ON_MS : MAX_GATE_DEFER_MS;
     let stored: boolean;
     try {
-      const wait = force || (this.deferredSince > 0 && Date.now() - this.deferredSince >= MAX_GATE_DEFER_MS);
+      const wait = force || (this.deferredSince > 0 && Date.now() - this.deferredSince >= maxDefer);
       stored = this.store.flows.insertMany(flows, wait);
     } catch {
       // One bad flow must not sink the others: store them one by one.
-      this.waiting = [];
-      this.waitingBytes = 0;
-      this.deferredSince = 0;
-      this.deliver(batch.filter((w) => this.insertOne(w.flow)));
+      this.reset();
+      for (const w of batch) this.deliver(w, this.insertOne(w.flow));
       return;
     }
     if (!stored) {
       if (!this.deferredSince) this.deferredSince = Date.now();
       if (!this.scheduled) {
         this.scheduled = true;
-        void this.store.writeGate.whenFree(MAX_GATE_DEFER_MS).then(() => {
+        void this.store.writeGate.whenFree(Math.max(1, maxDefer - (Date.now() - this.deferredSince))).then(() => {
           this.scheduled = false;
           this.flush(false);
         });
       }
       return;
     }
+    this.reset();
+    for (const w of batch) this.deliver(w, true);
+  }
+
+  private reset(): void {
     this.waiting = [];
     this.waitingBytes = 0;
     this.deferredSince = 0;
-    this.deliver(batch);
+    this.waitedOn = false;
   }
 
   private insertOne(flow: Flow): boolean {
@@ -146,14 +162,18 @@ export class FlowRecorder {
     }
   }
 
-  private deliver(stored: { flow: Flow; then?: AfterStore }[]): void {
-    for (const { flow, then } of stored) {
-      this.call(then, flow, 'after-store step');
-      this.call(this.onFlow, flow, 'onFlow listener');
+  private deliver({ flow, then }: { flow: Flow; then?: AfterStore }, stored: boolean): void {
+    if (then) {
+      try {
+        then(flow, stored);
+      } catch (err) {
+        this.log(`after-store step failed for flow ${flow.id}: ${(err as Error).message}`);
+      }
     }
+    if (stored) this.call(this.onFlow, flow, 'onFlow listener');
   }
 
-  private call(fn: AfterStore | undefined, flow: Flow, what: string): void {
+  private call(fn: ((flow: Flow) => void) | undefined, flow: Flow, what: string): void {
     if (!fn) return;
     try {
       fn(flow);

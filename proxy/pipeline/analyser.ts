@@ -90,6 +90,8 @@ export interface WorkerAnalyserOptions {
   onCrash?(reason: string): void;
   /** Home country, rules, user trackers and geo cache for the worker's judge (read once at start). */
   judge?: JudgeSettings;
+  /** The proxy's load (LoadPublisher.buffer): the worker yields while the proxy is busy and the CPU saturated. */
+  loadSignal?: SharedArrayBuffer;
 }
 
 export class WorkerAnalyser implements Analyser {
@@ -104,6 +106,8 @@ export class WorkerAnalyser implements Analyser {
   private readonly timeoutMs: number;
   private readonly running = new RunningJobCell();
   private isReady = false;
+  /** The worker thread's kernel id (Linux), once it is ready: for per-thread CPU figures. */
+  kernelThreadId: number | undefined;
   private readonly readyWaiters: (() => void)[] = [];
   /** The job the watchdog last saw running, and since when. */
   private watched = { jobId: 0, since: 0 };
@@ -171,13 +175,15 @@ export class WorkerAnalyser implements Analyser {
       checkpointIntervalMs: this.opts.checkpointIntervalMs,
       runningJob: this.running.buffer,
       judge: this.opts.judge,
+      loadSignal: this.opts.loadSignal,
     };
     this.running.stop();
     this.watched = { jobId: 0, since: Date.now() };
     const w = new Worker(workerScriptPath(), { workerData, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.worker = w;
-    w.on('message', (msg: WorkerReply[] | { ready: true }) => {
+    w.on('message', (msg: WorkerReply[] | { ready: true; tid?: number }) => {
       if (!Array.isArray(msg)) {
+        this.kernelThreadId = msg.tid;
         this.markReady();
         return;
       }

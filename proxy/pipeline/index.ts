@@ -15,6 +15,7 @@ import { Broadcaster } from './broadcaster';
 import { AnalysisOutcome, AnalysisRecorder } from './recorder';
 import type { JudgeSettings } from '../judge-config';
 import { EventSequencer } from './sequencer';
+import { LoadPublisher, yieldEnabled } from './cpu-yield';
 
 /**
  * Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending), which
@@ -85,6 +86,8 @@ export class AnalysisPipeline {
   private heldBytes = 0;
   private readonly maxInFlight: number;
   private readonly timer: NodeJS.Timeout;
+  /** This (the proxy's) thread's load, for the worker to yield to (cpu-yield.ts). */
+  private readonly load = new LoadPublisher();
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private counts = { analysed: 0, failed: 0, overflowed: 0 };
@@ -98,7 +101,7 @@ export class AnalysisPipeline {
     this.sequencer = new EventSequencer(opts.store.events, this.broadcaster);
     this.defaultProfile = opts.defaultProfile ?? null;
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
-    this.analyser = opts.analyser ?? new WorkerAnalyser({ ...defaultWorkerOptions(opts.store, (reason) => this.log(reason)), judge: opts.judge });
+    this.analyser = opts.analyser ?? new WorkerAnalyser({ ...defaultWorkerOptions(opts.store, (reason) => this.log(reason)), judge: opts.judge, loadSignal: yieldEnabled() ? this.load.buffer : undefined });
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
     this.maxInFlight = opts.inFlight ?? DEFAULT_IN_FLIGHT;
@@ -142,6 +145,11 @@ export class AnalysisPipeline {
     return this.analyser.ready?.() ?? Promise.resolve();
   }
 
+  /** The analysis thread's kernel id (Linux, real worker only): benchmarks read its CPU time. */
+  analysisThreadId(): number | undefined {
+    return this.analyser instanceof WorkerAnalyser ? this.analyser.kernelThreadId : undefined;
+  }
+
   stats(): PipelineStats {
     return {
       pending: this.recorder.pendingCount(),
@@ -164,6 +172,7 @@ export class AnalysisPipeline {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    this.load.close();
     const deadline = Date.now() + 5000;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await this.analyser.close();

@@ -1,16 +1,31 @@
 /**
- * Why: analysis must never compete with the proxy for CPU. On a laptop with few cores, a burst of
- * traffic keeps the proxy's event loop, the phone's TLS and the analysis worker busy at once; at
- * equal priority the worker takes its share and the proxy slows down. Lowering the worker thread's
- * scheduling priority (Linux: setpriority on the thread's own id, which changes that thread only)
- * lets the proxy go first; analysis takes the idle time, and when it falls behind, flows wait in
- * SQLite (state pending) and are analysed as soon as there is CPU — never dropped.
+ * Why: a user may want analysis to take only the CPU nothing else wants (PHONEHOME_ANALYSIS_NICE):
+ * lowering the worker thread's scheduling priority (Linux: setpriority on the thread's own id,
+ * which changes that thread only) lets everything else go first; flows wait in SQLite (state
+ * pending) meanwhile and are analysed as soon as there is CPU — never dropped. By default the
+ * worker keeps normal priority and yields to a busy proxy itself (cpu-yield.ts).
  */
 import * as fs from 'fs';
 import * as os from 'os';
 
-/** Nice value of the analysis thread (0 = same as the proxy, 19 = lowest). PHONEHOME_ANALYSIS_NICE overrides. */
-export const DEFAULT_ANALYSIS_NICE = 10;
+/**
+ * Nice value of the analysis thread (0 = same as the proxy, 19 = lowest). PHONEHOME_ANALYSIS_NICE
+ * overrides. 0 by default: the worker yields to a busy proxy by itself (cpu-yield.ts); a lower OS
+ * priority made alerts late whenever other programs kept the laptop busy, and let the scheduler
+ * preempt the worker inside a SQLite write the proxy was waiting for.
+ */
+export const DEFAULT_ANALYSIS_NICE = 0;
+
+/** The kernel's id of the calling thread (Linux), e.g. for per-thread CPU figures; else undefined. */
+export function thisThreadKernelId(): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isInteger(tid) && tid > 0 ? tid : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function analysisNice(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.PHONEHOME_ANALYSIS_NICE;

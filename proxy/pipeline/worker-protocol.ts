@@ -24,6 +24,8 @@ export interface WorkerInit {
   checkpointIntervalMs?: number;
   /** Home country, rules, user trackers and geo cache for the judge (read once at start). */
   judge?: JudgeSettings;
+  /** The proxy's event loop utilisation, published by the main thread (cpu-yield.ts LoadPublisher). */
+  loadSignal?: SharedArrayBuffer;
 }
 
 export type WorkerReply =

@@ -17,8 +17,9 @@ import type { AnalysisOutcome } from './recorder';
 import { openWorkerRecorder, WorkerRecorder } from './worker-store';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker-protocol';
 import { RunningJobCell } from './running-job';
-import { analysisNice, lowerThisThreadPriority } from './thread-priority';
+import { analysisNice, lowerThisThreadPriority, thisThreadKernelId } from './thread-priority';
 import { warmUp } from './warm-up';
+import { YieldPolicy } from './cpu-yield';
 
 interface AnalyserModule {
   analyseFlow(flow: Flow, opts: { profile?: never; geo?: never; limits?: { timeBudgetMs: number } } & Partial<JudgeOptions>): AnalysisResult;
@@ -120,7 +121,25 @@ function flush(): void {
   parentPort!.postMessage(store.write(items));
 }
 
+/** While the proxy is busy and the CPU saturated, pause between jobs (cpu-yield.ts), holding nothing. */
+const yieldPolicy = init.loadSignal ? new YieldPolicy(init.loadSignal) : null;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Longest pause before one job: the thread's timers (WAL checkpoints) run between jobs. */
+const MAX_YIELD_PER_JOB_MS = 250;
+
+function yieldWhileBusy(): void {
+  if (!yieldPolicy) return;
+  let pause = yieldPolicy.pauseMs();
+  if (!pause) return;
+  flush();
+  for (let waited = 0; pause && waited < MAX_YIELD_PER_JOB_MS; pause = yieldPolicy.pauseMs()) {
+    Atomics.wait(sleepCell, 0, 0, pause);
+    waited += pause;
+  }
+}
+
 parentPort!.on('message', (job: WorkerJob) => {
+  yieldWhileBusy();
   running.start(job.jobId);
   const out = analyse(job);
   running.stop();
@@ -142,4 +161,4 @@ parentPort!.on('message', (job: WorkerJob) => {
 lowerThisThreadPriority(analysisNice());
 // The real analyser only: tests substitute modules that hang or crash on purpose.
 if (!init.analyserModule) warmUp((flow) => analyser.analyseFlow(flow, { ...judge, geo: geo as never, limits: LIVE_LIMITS }));
-parentPort!.postMessage({ ready: true });
+parentPort!.postMessage({ ready: true, tid: thisThreadKernelId() });

@@ -10,8 +10,8 @@ import type { DnsMessage } from './codec';
 
 /** What records a finished flow and hands it to analysis (the proxy's FlowRecorder fits). */
 export interface FlowSink {
-  /** then: called once the flow is stored (its id set); the proxy's recorder stores at the end of the event-loop turn. */
-  record(flow: Flow, then?: (flow: Flow) => void): void;
+  /** then: called once the flow is stored (its id set) or could not be; the proxy's recorder stores at the end of the event-loop turn. */
+  record(flow: Flow, then?: (flow: Flow, stored: boolean) => void): void;
   /** Stores what is still waiting to be stored (on close). */
   flushNow?(): void;
 }
@@ -58,11 +58,11 @@ export function answersOf(m: DnsMessage | undefined): DnsAnswer[] {
 /** Stores the flow (through the sink, which also queues it for analysis) and the dns row. */
 export function recordDnsExchange(sink: FlowSink, store: Store | undefined, x: DnsExchange, log?: (s: string) => void): Flow {
   const flow = dnsFlow(x);
-  sink.record(flow, (stored) => {
+  sink.record(flow, (stored, ok) => {
     if (!store) return;
     try {
       store.dns.insert({
-        flowId: stored.id ?? null, ts: x.startedAt, source: x.source, clientIp: x.clientIp, resolver: x.resolver,
+        flowId: ok ? (stored.id ?? null) : null, ts: x.startedAt, source: x.source, clientIp: x.clientIp, resolver: x.resolver,
         name: x.name, type: x.type, rcode: x.answer?.rcodeName ?? null, answers: answersOf(x.answer), answeredAt: x.answeredAt ?? null,
       });
     } catch (err) {

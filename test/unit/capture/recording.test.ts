@@ -102,19 +102,20 @@ describe('capture/recording', () => {
     store.close();
   });
 
-  it('a batch with a flow that cannot be stored still stores the others', async () => {
+  it('a batch with a flow that cannot be stored still stores the others, and tells each waiter its fate', async () => {
     const store = Store.open({ dataDir: dir });
     const logs: string[] = [];
     const seen: number[] = [];
     const rec = new FlowRecorder(store, (l) => logs.push(l), (f) => seen.push(f.id!));
     const bad = flow();
     (bad as { kind: unknown }).kind = null; // violates NOT NULL
-    rec.record(flow());
-    rec.record(bad);
-    rec.record(flow());
+    const fates: boolean[] = [];
+    for (const f of [flow(), bad, flow()]) rec.record(f, (_f, stored) => fates.push(stored));
     await new Promise((r) => setImmediate(r));
     expect(seen).toHaveLength(2);
     expect(bad.id).toBeUndefined();
+    // Everyone waiting hears back, stored or not (a response held for its flow is released either way).
+    expect(fates).toEqual([true, false, true]);
     expect(logs.join()).toMatch(/recording failed \(1 so far\)/);
     store.close();
   });

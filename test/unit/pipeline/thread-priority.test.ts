@@ -43,7 +43,8 @@ linux('analysis thread priority', () => {
     }
   });
 
-  it('takes its nice value from PHONEHOME_ANALYSIS_NICE, clamped, defaulting to 10', () => {
+  it('takes its nice value from PHONEHOME_ANALYSIS_NICE, clamped, defaulting to normal priority', () => {
+    expect(DEFAULT_ANALYSIS_NICE).toBe(0);
     expect(analysisNice({})).toBe(DEFAULT_ANALYSIS_NICE);
     expect(analysisNice({ PHONEHOME_ANALYSIS_NICE: '0' })).toBe(0);
     expect(analysisNice({ PHONEHOME_ANALYSIS_NICE: '40' })).toBe(19);
