@@ -178,7 +178,7 @@ function readPcapng(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset:
   while (w.ensure(1)) {
     const start = w.offset;
     if (!w.ensure(12)) throw truncated(w, 'block header', start, 12);
-    const p = w.pos;
+    let p = w.pos;
     const rawType = w.buf.readUInt32LE(p);
     if (rawType === PCAPNG_SHB) {
       /* A section header sets the byte order of everything up to the next one. */
@@ -194,6 +194,8 @@ function readPcapng(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset:
     const total = u32(p + 4);
     if (total < 12 || total % 4 !== 0 || total > MAX_PACKET_BYTES + 4096) throw new CaptureError(start, `corrupt block: length ${total} is invalid`);
     if (!w.ensure(total)) throw truncated(w, `block of type ${type}`, start, total);
+    /* ensure may have slid the window: the block now starts at pos. */
+    p = w.pos;
     if (u32(p + total - 4) !== total) throw new CaptureError(start, 'corrupt block: trailing length does not match');
     const body = p + 8;
     const bodyEnd = p + total - 4;
