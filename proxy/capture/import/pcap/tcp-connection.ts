@@ -7,9 +7,10 @@
 import type { Body, Flow, Header } from '../../../flow';
 import { emptyBody, headerValue } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
-import { HttpStreamParser, type HttpMessage, type HttpRole } from './http-parser';
-import { TcpDirection } from './tcp-reassembly';
+import { HttpStreamParser, type HttpMessage, type HttpParserOwner, type HttpRole } from './http-parser';
+import { TcpDirection, type StreamSink } from './tcp-reassembly';
 import { requestUrl } from './request-url';
+import type { AddressKey } from './network';
 
 export interface Endpoint {
   ip: string;
@@ -35,12 +36,15 @@ class FirstBytes {
   kept = 0;
   size = 0;
   limit = RAW_KEEP_BYTES;
-  add(data: Buffer): void {
-    this.size += data.length;
+  /** Counts buf[start, end) and keeps a copy of what fits under the limit. */
+  add(buf: Buffer, start: number, end: number): void {
+    this.size += end - start;
     if (this.kept >= this.limit) return;
-    const part = data.subarray(0, this.limit - this.kept);
-    this.chunks.push(Buffer.from(part));
-    this.kept += part.length;
+    const n = Math.min(end - start, this.limit - this.kept);
+    const part = Buffer.allocUnsafe(n);
+    buf.copy(part, 0, start, start + n);
+    this.chunks.push(part);
+    this.kept += n;
   }
   bytes(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
@@ -50,7 +54,7 @@ class FirstBytes {
   }
 }
 
-export class TcpConnection {
+export class TcpConnection implements StreamSink, HttpParserOwner {
   /** Side 0 = the endpoint that sent the first packet seen; `clientSide` once known. */
   readonly ends: [Endpoint, Endpoint];
   readonly dirs: [TcpDirection, TcpDirection];
@@ -67,15 +71,20 @@ export class TcpConnection {
   /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
   lingerTs = -1;
   closed = false;
+  /** The importer's bookkeeping: the tuple it is filed under (side 0 first), and its place in the list of open connections. */
+  src: AddressKey = 0;
+  sport = 0;
+  dst: AddressKey = 0;
+  dport = 0;
+  isOpen = false;
+  openPrev: TcpConnection | null = null;
+  openNext: TcpConnection | null = null;
 
   constructor(a: Endpoint, b: Endpoint, ts: number, private readonly ctx: ConnectionContext) {
     this.ends = [a, b];
     this.startTs = ts;
     this.lastTs = ts;
-    this.dirs = [0, 1].map((side) => new TcpDirection({
-      data: (bytes, t) => this.data(side as 0 | 1, bytes, t),
-      gap: (missing, t) => this.parsers[side]?.gap(missing, t),
-    })) as [TcpDirection, TcpDirection];
+    this.dirs = [new TcpDirection(this, 0), new TcpDirection(this, 1)];
   }
 
   /** A SYN (without ACK) from `side` makes it the client; a SYN-ACK makes it the server. */
@@ -87,34 +96,40 @@ export class TcpConnection {
     return this.clientSide !== -1;
   }
 
-  private data(side: 0 | 1, bytes: Buffer, ts: number): void {
+  /** In-order bytes of one direction (StreamSink): buf[start, end), valid only during the call. */
+  data(side: 0 | 1, buf: Buffer, start: number, end: number, ts: number): void {
     if (this.closed) return; // a late retransmission after both FINs
     this.lastTs = ts;
     if (this.mode === 'http') {
-      this.parsers[side]?.feed(bytes, ts);
+      this.parsers[side]?.feed(buf, start, end, ts);
       /* The first bytes are only needed if this never turns out to be HTTP (then it is recorded as raw TCP). */
-      if (this.httpMessages === 0) this.first[side].add(bytes);
+      if (this.httpMessages === 0) this.first[side].add(buf, start, end);
       return;
     }
     if (this.mode === 'tls' && this.tlsEmitted) return;
-    if (this.mode === 'detect') return this.detect(side, bytes, ts);
-    this.first[side].add(bytes);
+    if (this.mode === 'detect') return this.detect(side, buf, start, end, ts);
+    this.first[side].add(buf, start, end);
     if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
   }
 
+  /** Bytes of direction `side` the capture does not have (StreamSink). */
+  gap(side: 0 | 1, missing: number, ts: number): void {
+    this.parsers[side]?.gap(missing, ts);
+  }
+
   /** First data of the connection (its bytes are kept in `first` here, unless they already made an HTTP message). */
-  private detect(side: 0 | 1, bytes: Buffer, ts: number): void {
+  private detect(side: 0 | 1, buf: Buffer, start: number, end: number, ts: number): void {
     if (this.clientSide === -1) {
       /* Capture started mid-connection: both sides look for a start line; the first one found sets the roles. */
       this.mode = 'http';
       this.parsers = [this.parser(null, 0), this.parser(null, 1)];
-      this.parsers[side]!.feed(bytes, ts);
-      if (this.httpMessages === 0) this.first[side].add(bytes);
+      this.parsers[side]!.feed(buf, start, end, ts);
+      if (this.httpMessages === 0) this.first[side].add(buf, start, end);
       return;
     }
-    if (side !== this.clientSide) return this.first[side].add(bytes); // the server speaks first: wait for the client
-    if (bytes[0] === 0x16 && (bytes.length < 2 || bytes[1] === 0x03)) {
-      this.first[side].add(bytes);
+    if (side !== this.clientSide) return this.first[side].add(buf, start, end); // the server speaks first: wait for the client
+    if (buf[start] === 0x16 && (end - start < 2 || buf[start + 1] === 0x03)) {
+      this.first[side].add(buf, start, end);
       this.mode = 'tls';
       this.first[side].limit = MAX_CLIENT_HELLO_BYTES;
       this.readHello(ts, false);
@@ -124,30 +139,42 @@ export class TcpConnection {
     const server = (1 - side) as 0 | 1;
     this.parsers[side] = this.parser('request', side);
     this.parsers[server] = this.parser('response', server);
-    this.parsers[side]!.feed(bytes, ts);
+    this.parsers[side]!.feed(buf, start, end, ts);
     /* Bytes that made an HTTP message will never be recorded as raw TCP: no copy of them is needed. */
-    if (this.httpMessages === 0) this.first[side].add(bytes);
+    if (this.httpMessages === 0) this.first[side].add(buf, start, end);
     /* What the server sent before the client spoke (a banner) is not HTTP: the response parser starts after it. */
   }
 
   private parser(role: HttpRole | null, side: 0 | 1): HttpStreamParser {
-    return new HttpStreamParser(role, this.ctx.bodyLimit, {
-      message: (m) => this.message(m),
-      nextIndex: () => this.ctx.nextRequestIndex(),
-      requestMethod: () => this.pending[0]?.method,
-      upgraded: () => this.parsers.forEach((p) => p?.stop()),
-      roleFound: (role) => this.roleFound(side, role),
-    });
+    return new HttpStreamParser(role, this.ctx.bodyLimit, this, side);
   }
 
-  private roleFound(side: 0 | 1, role: HttpRole): void {
+  /** HttpParserOwner: a request's capture-order index. */
+  nextIndex(): number {
+    return this.ctx.nextRequestIndex();
+  }
+
+  /** HttpParserOwner: the method of the request the next response answers. */
+  requestMethod(): string | undefined {
+    return this.pending[0]?.method;
+  }
+
+  /** HttpParserOwner: the connection switched protocols; neither direction is HTTP any more. */
+  upgraded(): void {
+    this.parsers[0]?.stop();
+    this.parsers[1]?.stop();
+  }
+
+  /** HttpParserOwner: a parser of unknown role found its first start line. */
+  roleFound(side: 0 | 1, role: HttpRole): void {
     const other = (1 - side) as 0 | 1;
     this.clientSide = role === 'request' ? side : other;
     const otherParser = this.parsers[other];
     if (otherParser && otherParser.role === null) otherParser.role = role === 'request' ? 'response' : 'request';
   }
 
-  private message(m: HttpMessage): void {
+  /** HttpParserOwner: a complete (or cut) message. */
+  message(m: HttpMessage): void {
     this.httpMessages++;
     if (m.role === 'request') {
       this.pending.push(m);
