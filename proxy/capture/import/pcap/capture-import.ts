@@ -206,6 +206,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   let gapBytes = 0;
   const ctx: ConnectionContext = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    addressText: (key, v6) => names.text(key, v6),
     nextRequestIndex: () => requestIndex++,
     emit(flow, index) {
       if (flow.kind === 'http') result.httpRequests++;
@@ -297,13 +298,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     }
     if (!conn) {
       if (open.size >= MAX_OPEN_CONNECTIONS) close(open.head!, ts);
-      const a = { ip: names.text(ip.src, ip.v6), port: sport };
-      const z = { ip: names.text(ip.dst, ip.v6), port: dport };
-      conn = new TcpConnection(a, z, ts, ctx);
-      conn.src = ip.src;
-      conn.sport = sport;
-      conn.dst = ip.dst;
-      conn.dport = dport;
+      conn = new TcpConnection(ip.src, sport, ip.dst, dport, ip.v6, ts, ctx);
       open.add(conn);
       conns.set(conn);
       side = 0;

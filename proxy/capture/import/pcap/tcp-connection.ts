@@ -19,6 +19,8 @@ export interface Endpoint {
 
 export interface ConnectionContext {
   bodyLimit: number;
+  /** Printable form of an address key (the importer caches these). */
+  addressText(key: AddressKey, v6: boolean): string;
   /** Next request index in capture order. */
   nextRequestIndex(): number;
   emit(flow: Flow, requestIndex?: number): void;
@@ -49,20 +51,24 @@ class FirstBytes {
   bytes(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
   }
-  free(): void {
-    this.chunks = [];
-  }
 }
 
+const NO_PARSERS: readonly [null, null] = Object.freeze([null, null]) as readonly [null, null];
+
+/**
+ * Kept lean on purpose: most connections outlive several young-generation collections (they linger
+ * after their FINs), so every object hung on one is copied and promoted. Parts that only some
+ * connections need (first bytes, waiting requests) are made on first use and dropped at close.
+ */
 export class TcpConnection implements StreamSink, HttpParserOwner {
-  /** Side 0 = the endpoint that sent the first packet seen; `clientSide` once known. */
-  readonly ends: [Endpoint, Endpoint];
   readonly dirs: [TcpDirection, TcpDirection];
   private clientSide: 0 | 1 | -1 = -1;
   private mode: Mode = 'detect';
-  private parsers: [HttpStreamParser | null, HttpStreamParser | null] = [null, null];
-  private readonly first: [FirstBytes, FirstBytes] = [new FirstBytes(), new FirstBytes()];
-  private readonly pending: HttpMessage[] = [];
+  private parsers: readonly [HttpStreamParser | null, HttpStreamParser | null] = NO_PARSERS;
+  /** Each side's first bytes (for raw TCP and the TLS ClientHello), made on first use. */
+  private first0: FirstBytes | null = null;
+  private first1: FirstBytes | null = null;
+  private pending: HttpMessage[] | null = null;
   private httpMessages = 0;
   private tlsEmitted = false;
   readonly startTs: number;
@@ -71,20 +77,44 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
   lingerTs = -1;
   closed = false;
-  /** The importer's bookkeeping: the tuple it is filed under (side 0 first), and its place in the list of open connections. */
-  src: AddressKey = 0;
-  sport = 0;
-  dst: AddressKey = 0;
-  dport = 0;
+  /** The importer's bookkeeping: its place in the list of open connections. */
   isOpen = false;
   openPrev: TcpConnection | null = null;
   openNext: TcpConnection | null = null;
 
-  constructor(a: Endpoint, b: Endpoint, ts: number, private readonly ctx: ConnectionContext) {
-    this.ends = [a, b];
+  /** Side 0 (src, sport) = the endpoint that sent the first packet seen; `clientSide` once known. */
+  constructor(
+    readonly src: AddressKey,
+    readonly sport: number,
+    readonly dst: AddressKey,
+    readonly dport: number,
+    private readonly v6: boolean,
+    ts: number,
+    private readonly ctx: ConnectionContext,
+  ) {
     this.startTs = ts;
     this.lastTs = ts;
     this.dirs = [new TcpDirection(this, 0), new TcpDirection(this, 1)];
+  }
+
+  private endpoint(side: 0 | 1): Endpoint {
+    return side === 0 ? { ip: this.ctx.addressText(this.src, this.v6), port: this.sport } : { ip: this.ctx.addressText(this.dst, this.v6), port: this.dport };
+  }
+
+  private first(side: 0 | 1): FirstBytes {
+    if (side === 0) return (this.first0 ??= new FirstBytes());
+    return (this.first1 ??= new FirstBytes());
+  }
+
+  /** Bytes seen on that side (0 when none). */
+  private firstSize(side: 0 | 1): number {
+    const f = side === 0 ? this.first0 : this.first1;
+    return f === null ? 0 : f.size;
+  }
+
+  private freeFirst(): void {
+    this.first0 = null;
+    this.first1 = null;
   }
 
   /** A SYN (without ACK) from `side` makes it the client; a SYN-ACK makes it the server. */
@@ -103,12 +133,12 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     if (this.mode === 'http') {
       this.parsers[side]?.feed(buf, start, end, ts);
       /* The first bytes are only needed if this never turns out to be HTTP (then it is recorded as raw TCP). */
-      if (this.httpMessages === 0) this.first[side].add(buf, start, end);
+      if (this.httpMessages === 0) this.first(side).add(buf, start, end);
       return;
     }
     if (this.mode === 'tls' && this.tlsEmitted) return;
     if (this.mode === 'detect') return this.detect(side, buf, start, end, ts);
-    this.first[side].add(buf, start, end);
+    this.first(side).add(buf, start, end);
     if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
   }
 
@@ -124,24 +154,26 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
       this.mode = 'http';
       this.parsers = [this.parser(null, 0), this.parser(null, 1)];
       this.parsers[side]!.feed(buf, start, end, ts);
-      if (this.httpMessages === 0) this.first[side].add(buf, start, end);
+      if (this.httpMessages === 0) this.first(side).add(buf, start, end);
       return;
     }
-    if (side !== this.clientSide) return this.first[side].add(buf, start, end); // the server speaks first: wait for the client
+    if (side !== this.clientSide) return this.first(side).add(buf, start, end); // the server speaks first: wait for the client
     if (buf[start] === 0x16 && (end - start < 2 || buf[start + 1] === 0x03)) {
-      this.first[side].add(buf, start, end);
+      this.first(side).add(buf, start, end);
       this.mode = 'tls';
-      this.first[side].limit = MAX_CLIENT_HELLO_BYTES;
+      this.first(side).limit = MAX_CLIENT_HELLO_BYTES;
       this.readHello(ts, false);
       return;
     }
     this.mode = 'http';
     const server = (1 - side) as 0 | 1;
-    this.parsers[side] = this.parser('request', side);
-    this.parsers[server] = this.parser('response', server);
-    this.parsers[side]!.feed(buf, start, end, ts);
+    const parsers: [HttpStreamParser | null, HttpStreamParser | null] = [null, null];
+    parsers[side] = this.parser('request', side);
+    parsers[server] = this.parser('response', server);
+    this.parsers = parsers;
+    parsers[side]!.feed(buf, start, end, ts);
     /* Bytes that made an HTTP message will never be recorded as raw TCP: no copy of them is needed. */
-    if (this.httpMessages === 0) this.first[side].add(buf, start, end);
+    if (this.httpMessages === 0) this.first(side).add(buf, start, end);
     /* What the server sent before the client spoke (a banner) is not HTTP: the response parser starts after it. */
   }
 
@@ -156,7 +188,7 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
 
   /** HttpParserOwner: the method of the request the next response answers. */
   requestMethod(): string | undefined {
-    return this.pending[0]?.method;
+    return this.pending?.[0]?.method;
   }
 
   /** HttpParserOwner: the connection switched protocols; neither direction is HTTP any more. */
@@ -177,19 +209,20 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   message(m: HttpMessage): void {
     this.httpMessages++;
     if (m.role === 'request') {
-      this.pending.push(m);
-      if (this.pending.length > MAX_PENDING_REQUESTS) this.emitRequest(this.pending.shift()!, undefined, 'no response seen (too many requests waiting on this connection)');
+      const pending = (this.pending ??= []);
+      pending.push(m);
+      if (pending.length > MAX_PENDING_REQUESTS) this.emitRequest(pending.shift()!, undefined, 'no response seen (too many requests waiting on this connection)');
       return;
     }
     /* A response that started before the waiting request was sent answers a request the capture missed. */
-    const req = this.pending[0];
+    const req = this.pending?.[0];
     if (!req || m.startTs < req.startTs) return;
-    this.pending.shift();
+    this.pending!.shift();
     this.emitRequest(req, m);
   }
 
   private readHello(ts: number, closing: boolean): void {
-    const first = this.first[this.clientSide as 0 | 1];
+    const first = this.first(this.clientSide as 0 | 1);
     const r = first.size > first.kept ? { status: 'invalid' as const, reason: 'ClientHello too large' } : parseClientHello(first.bytes());
     if (r.status === 'need-more' && !closing) return;
     this.tlsEmitted = true;
@@ -206,8 +239,7 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
       flow.error = r.status === 'invalid' ? `unreadable TLS ClientHello: ${r.reason}` : 'TLS ClientHello incomplete in the capture';
     }
     flow.url = `tls://${urlHost(flow.host)}:${flow.port}`;
-    this.first[0].free();
-    this.first[1].free();
+    this.freeFirst();
     this.ctx.emit(flow);
   }
 
@@ -218,22 +250,24 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     this.dirs[0].flush();
     this.dirs[1].flush();
     this.closed = true;
-    for (const p of this.parsers) p?.end(ts);
-    for (const req of this.pending.splice(0)) this.emitRequest(req, undefined, 'no response seen in the capture');
+    this.parsers[0]?.end(ts);
+    this.parsers[1]?.end(ts);
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) for (const req of pending) this.emitRequest(req, undefined, 'no response seen in the capture');
     if (this.mode === 'tls' && !this.tlsEmitted) this.readHello(ts, true);
-    if ((this.mode === 'detect' || (this.mode === 'http' && this.httpMessages === 0)) && (this.first[0].size || this.first[1].size)) this.emitRaw(ts);
+    if ((this.mode === 'detect' || (this.mode === 'http' && this.httpMessages === 0)) && (this.firstSize(0) || this.firstSize(1))) this.emitRaw(ts);
     /* The entry may linger to absorb late retransmissions: keep nothing large alive. */
-    this.parsers = [null, null];
-    this.first[0].free();
-    this.first[1].free();
+    this.parsers = NO_PARSERS;
+    this.freeFirst();
   }
 
   private emitRaw(ts: number): void {
     /* Roles unknown: the side with the higher (ephemeral) port is most likely the client. */
-    if (this.clientSide === -1) this.clientSide = this.ends[0].port >= this.ends[1].port ? 0 : 1;
+    if (this.clientSide === -1) this.clientSide = this.sport >= this.dport ? 0 : 1;
     const flow = this.baseFlow('raw', 'tcp', this.startTs);
-    const c = this.first[this.clientSide];
-    const s = this.first[1 - this.clientSide];
+    const c = this.first(this.clientSide);
+    const s = this.first((1 - this.clientSide) as 0 | 1);
     flow.requestBody = { bytes: c.bytes(), size: c.size, truncated: c.size > c.kept };
     flow.responseBody = { bytes: s.bytes(), size: s.size, truncated: s.size > s.kept };
     flow.endedAt = ts;
@@ -243,8 +277,8 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   }
 
   private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number, requestBody: Body = emptyBody(), responseBody: Body = emptyBody()): Flow {
-    const client = this.ends[this.clientSide === -1 ? 0 : this.clientSide];
-    const server = this.ends[this.clientSide === 1 ? 0 : 1];
+    const client = this.endpoint(this.clientSide === -1 ? 0 : this.clientSide);
+    const server = this.endpoint(this.clientSide === 1 ? 0 : 1);
     return {
       kind,
       source: 'pcap',
