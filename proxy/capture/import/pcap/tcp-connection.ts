@@ -300,30 +300,39 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   }
 
   private emitRequest(req: HttpMessage, res: HttpMessage | undefined, missing?: string): void {
-    const flow = this.baseFlow('http', 'http', req.startTs, req.body, res ? res.body : emptyBody());
+    const client = this.endpoint(this.clientSide === -1 ? 0 : this.clientSide);
+    const server = this.endpoint(this.clientSide === 1 ? 0 : 1);
+    const port = server.port;
     const hostHeader = headerValue(req.headers, 'host');
     const target = req.target ?? '/';
-    const url = requestUrl(hostHeader, target, flow.port);
-    if (url.hostname !== undefined) flow.host = url.hostname;
-    flow.url = url.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
-    flow.method = req.method;
-    flow.httpVersion = req.version;
-    flow.requestHeaders = req.headers as Header[];
-    flow.timings = { requestSentMs: req.endTs - req.startTs };
-    const errors: string[] = [];
-    if (req.error) errors.push(req.error);
-    if (res) {
-      flow.responseStatus = res.status;
-      flow.responseHeaders = res.headers;
-      flow.endedAt = res.endTs;
-      flow.timings.firstByteMs = res.startTs - req.startTs;
-      flow.timings.totalMs = res.endTs - req.startTs;
-      if (res.error) errors.push(res.error);
-    } else {
-      flow.endedAt = req.endTs;
-      if (missing) errors.push(missing);
-    }
-    if (errors.length) flow.error = errors.join('; ');
+    const url = requestUrl(hostHeader, target, port);
+    const host = url.hostname !== undefined ? url.hostname : server.ip;
+    const error = req.error ? (res ? (res.error ? `${req.error}; ${res.error}` : req.error) : missing ? `${req.error}; ${missing}` : req.error) : res ? res.error : missing;
+    /* One literal in the order the fields were always added (JSON of a flow is unchanged; undefined fields are left out). */
+    const flow: Flow = {
+      kind: 'http',
+      source: 'pcap',
+      startedAt: req.startTs,
+      clientIp: client.ip,
+      clientPort: client.port,
+      scheme: 'http',
+      host,
+      port,
+      serverIp: server.ip,
+      tls: false,
+      requestHeaders: req.headers,
+      requestBody: req.body,
+      responseHeaders: res ? res.headers : [],
+      responseBody: res ? res.body : emptyBody(),
+      timings: { requestSentMs: req.endTs - req.startTs, firstByteMs: res ? res.startTs - req.startTs : undefined, totalMs: res ? res.endTs - req.startTs : undefined },
+      tags: ['imported-pcap'],
+      url: url.href ?? `http://${urlHost(host)}${port === 80 ? '' : ':' + port}${target.startsWith('/') ? target : '/' + target}`,
+      method: req.method,
+      httpVersion: req.version,
+      responseStatus: res ? res.status : undefined,
+      endedAt: res ? res.endTs : req.endTs,
+      error: error || undefined,
+    };
     if (req.error?.startsWith('capture gap') || res?.error?.startsWith('capture gap')) flow.tags.push('capture-gap');
     if (flow.requestBody.truncated || flow.responseBody.truncated) flow.tags.push('body-truncated');
     this.ctx.emit(flow, req.index);
