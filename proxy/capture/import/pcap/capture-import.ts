@@ -232,7 +232,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   const finish = (c: TcpConnection, ts: number) => {
     if (c.closed) return;
     c.close(ts);
-    gapBytes += c.dirs[0].gapBytes + c.dirs[1].gapBytes;
+    gapBytes += c.gapBytes;
     linger(c);
   };
   const close = (c: TcpConnection, ts: number) => {
@@ -269,7 +269,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       lastIdleSweep = now;
       for (let c = open.head; c !== null; ) {
         const next = c.openNext;
-        const finished = (c.fin[0] && c.fin[1]) || c.closed;
+        const finished = (c.fin0 && c.fin1) || c.closed;
         if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
         c = next;
       }
@@ -291,7 +291,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     let conn = conns.get(ip.src, sport, ip.dst, dport);
     let side: 0 | 1 = conns.side;
     const synOnly = (flags & (SYN | ACK)) === SYN;
-    if (conn && synOnly && (conn.fin[0] || conn.fin[1])) {
+    if (conn && synOnly && (conn.fin0 || conn.fin1)) {
       /* A new connection reusing the same addresses and ports. */
       close(conn, ts);
       conn = undefined;
@@ -304,6 +304,11 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       side = 0;
     }
     conn.lastTs = ts;
+    /*
+     * Already recorded (both FINs, lingering): a late retransmission only keeps the entry a while
+     * longer. Its FINs are both set, it is in the linger queue, and data for it would be dropped.
+     */
+    if (conn.closed) return;
     const dir = conn.dirs[side];
     let dataSeq = seq;
     if (flags & SYN) {
@@ -315,11 +320,11 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     if (flags & ACK) conn.dirs[1 - side].acked(((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0);
     if (len > dataOff) dir.segment(dataSeq, b, o + dataOff, ip.end, ts);
     if (flags & (FIN | RST)) {
-      conn.fin[side] = true;
-      if (flags & RST) conn.fin[1 - side] = true;
-      if (conn.fin[0] && conn.fin[1]) linger(conn);
-      /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
-      if (conn.fin[0] && conn.fin[1] && conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
+      if (conn.finFrom(side, (flags & RST) !== 0)) {
+        linger(conn);
+        /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
+        if (conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
+      }
     }
   };
 

@@ -55,13 +55,18 @@ class FirstBytes {
 
 const NO_PARSERS: readonly [null, null] = Object.freeze([null, null]) as readonly [null, null];
 
+/** What a closed connection's `dirs` point to: never fed (see the importer), they only spare the field a null. */
+const NO_SINK: StreamSink = { data() {}, gap() {} };
+const CLOSED_DIRS: readonly [TcpDirection, TcpDirection] = Object.freeze([new TcpDirection(NO_SINK, 0), new TcpDirection(NO_SINK, 1)] as const);
+
 /**
  * Kept lean on purpose: most connections outlive several young-generation collections (they linger
  * after their FINs), so every object hung on one is copied and promoted. Parts that only some
  * connections need (first bytes, waiting requests) are made on first use and dropped at close.
  */
 export class TcpConnection implements StreamSink, HttpParserOwner {
-  readonly dirs: [TcpDirection, TcpDirection];
+  /** Both directions' reassembly; a closed connection drops them (the importer gives it no more segments). */
+  dirs: readonly [TcpDirection, TcpDirection];
   private clientSide: 0 | 1 | -1 = -1;
   private mode: Mode = 'detect';
   private parsers: readonly [HttpStreamParser | null, HttpStreamParser | null] = NO_PARSERS;
@@ -73,7 +78,11 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   private tlsEmitted = false;
   readonly startTs: number;
   lastTs: number;
-  fin: [boolean, boolean] = [false, false];
+  /** FIN or RST seen from side 0, from side 1. */
+  fin0 = false;
+  fin1 = false;
+  /** Bytes missing from the capture in both directions (known once closed). */
+  gapBytes = 0;
   /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
   lingerTs = -1;
   closed = false;
@@ -249,6 +258,7 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     /* What still waits behind holes is delivered (as gaps) before the connection counts as closed. */
     this.dirs[0].flush();
     this.dirs[1].flush();
+    this.gapBytes = this.dirs[0].gapBytes + this.dirs[1].gapBytes;
     this.closed = true;
     this.parsers[0]?.end(ts);
     this.parsers[1]?.end(ts);
@@ -260,6 +270,14 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     /* The entry may linger to absorb late retransmissions: keep nothing large alive. */
     this.parsers = NO_PARSERS;
     this.freeFirst();
+    this.dirs = CLOSED_DIRS;
+  }
+
+  /** A FIN (or, with `reset`, an RST: both directions end) from `side`; true once both sides are done. */
+  finFrom(side: 0 | 1, reset: boolean): boolean {
+    if (side === 0 || reset) this.fin0 = true;
+    if (side === 1 || reset) this.fin1 = true;
+    return this.fin0 && this.fin1;
   }
 
   private emitRaw(ts: number): void {
