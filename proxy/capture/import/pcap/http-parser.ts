@@ -63,6 +63,17 @@ const enum State {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Node's latin1 decoder on every Buffer, without toString's argument handling (this runs for every message head). */
+interface Latin1Decoding {
+  latin1Slice(start: number, end: number): string;
+}
+const HAS_LATIN1_SLICE = typeof (Buffer.prototype as unknown as Partial<Latin1Decoding>).latin1Slice === 'function';
+
+/** buf[start, end) as latin1 text (start < end <= buf.length). */
+function latin1(buf: Buffer, start: number, end: number): string {
+  return HAS_LATIN1_SLICE ? (buf as unknown as Latin1Decoding).latin1Slice(start, end) : buf.toString('latin1', start, end);
+}
+
 /** A copy of buf[start, end). */
 function copyOf(buf: Buffer, start: number, end: number): Buffer {
   const out = Buffer.allocUnsafe(end - start);
@@ -326,7 +337,7 @@ export class HttpStreamParser {
       this.headTs = ts;
       const e = headEnd(buf, o, end);
       if (e >= 0) {
-        this.startMessage(buf.toString('latin1', o, e), ts);
+        this.startMessage(latin1(buf, o, e), ts);
         return e;
       }
     } else {

@@ -106,8 +106,17 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     this.dirs = [new TcpDirection(this, 0), new TcpDirection(this, 1)];
   }
 
+  /** Printable addresses of the two ends, made when the first flow needs them. */
+  private ip0: string | null = null;
+  private ip1: string | null = null;
+
   private endpoint(side: 0 | 1): Endpoint {
-    return side === 0 ? { ip: this.ctx.addressText(this.src, this.v6), port: this.sport } : { ip: this.ctx.addressText(this.dst, this.v6), port: this.dport };
+    return { ip: this.ipText(side), port: side === 0 ? this.sport : this.dport };
+  }
+
+  private ipText(side: 0 | 1): string {
+    if (side === 0) return (this.ip0 ??= this.ctx.addressText(this.src, this.v6));
+    return (this.ip1 ??= this.ctx.addressText(this.dst, this.v6));
   }
 
   private first(side: 0 | 1): FirstBytes {
@@ -318,25 +327,26 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   }
 
   private emitRequest(req: HttpMessage, res: HttpMessage | undefined, missing?: string): void {
-    const client = this.endpoint(this.clientSide === -1 ? 0 : this.clientSide);
-    const server = this.endpoint(this.clientSide === 1 ? 0 : 1);
-    const port = server.port;
+    const clientSide = this.clientSide === -1 ? 0 : this.clientSide;
+    const clientIp = this.ipText(clientSide);
+    const serverIp = this.ipText(this.clientSide === 1 ? 0 : 1);
+    const port = this.clientSide === 1 ? this.sport : this.dport;
     const hostHeader = headerValue(req.headers, 'host');
     const target = req.target ?? '/';
     const url = requestUrl(hostHeader, target, port);
-    const host = url.hostname !== undefined ? url.hostname : server.ip;
+    const host = url.hostname !== undefined ? url.hostname : serverIp;
     const error = req.error ? (res ? (res.error ? `${req.error}; ${res.error}` : req.error) : missing ? `${req.error}; ${missing}` : req.error) : res ? res.error : missing;
     /* One literal in the order the fields were always added (JSON of a flow is unchanged; undefined fields are left out). */
     const flow: Flow = {
       kind: 'http',
       source: 'pcap',
       startedAt: req.startTs,
-      clientIp: client.ip,
-      clientPort: client.port,
+      clientIp,
+      clientPort: clientSide === 0 ? this.sport : this.dport,
       scheme: 'http',
       host,
       port,
-      serverIp: server.ip,
+      serverIp,
       tls: false,
       requestHeaders: req.headers,
       requestBody: req.body,
