@@ -465,6 +465,7 @@ export class HttpStreamParser {
   /** Chunk-size lines, the CRLF after chunk data, and trailer lines. */
   private chunkLine(buf: Buffer, o: number, end: number, ts: number): number {
     const nl = findLf(buf, o, end);
+    if (nl >= 0 && nl - o <= 4096 && this.line === '' && this.state !== State.Trailers) return this.chunkLineInPlace(buf, o, nl, ts);
     const stop = nl < 0 ? end : nl;
     this.line += buf.toString('latin1', o, stop);
     if (this.line.length > 4096) {
@@ -495,6 +496,48 @@ export class HttpStreamParser {
     } else {
       const colon = line.indexOf(':');
       if (colon > 0) this.msg!.headers.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+    }
+    return nl + 1;
+  }
+
+  /**
+   * A chunk-size line, or the CRLF after chunk data, that is whole in buf[o, nl): read from the bytes
+   * (no string), exactly as the string path below reads it.
+   */
+  private chunkLineInPlace(buf: Buffer, o: number, nl: number, ts: number): number {
+    const e = nl > o && buf[nl - 1] === 13 ? nl - 1 : nl;
+    this.msg!.endTs = ts;
+    if (this.state === State.ChunkDataEnd) {
+      this.state = State.ChunkSize;
+      if (e !== o) this.badChunk(ts);
+      return nl + 1;
+    }
+    /* 1 to 12 hex digits, optional white space, optional ";extension" without CR. */
+    let i = o;
+    let size = 0;
+    while (i < e && i - o < 13) {
+      const c = buf[i];
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d < 0) break;
+      size = size * 16 + d;
+      i++;
+    }
+    let ok = i > o && i - o <= 12;
+    if (ok) {
+      while (i < e && (buf[i] === 32 || (buf[i] >= 9 && buf[i] <= 13) || buf[i] === 160)) i++;
+      if (i < e) {
+        if (buf[i] !== 59) ok = false;
+        else for (let j = i + 1; j < e; j++) if (buf[j] === 13) ok = false;
+      }
+    }
+    if (!ok) {
+      this.badChunk(ts);
+      return nl + 1;
+    }
+    if (size === 0) this.state = State.Trailers;
+    else {
+      this.state = State.ChunkData;
+      this.remaining = size;
     }
     return nl + 1;
   }
