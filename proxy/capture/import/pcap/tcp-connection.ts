@@ -225,7 +225,8 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
 
   /** HttpParserOwner: a complete (or cut) message. */
   message(m: HttpMessage): void {
-    this.httpMessages++;
+    /* An HTTP connection is never recorded as raw TCP: its first bytes are not needed any more. */
+    if (this.httpMessages++ === 0) this.freeFirst();
     if (m.role === 'request') {
       const pending = (this.pending ??= []);
       pending.push(m);
