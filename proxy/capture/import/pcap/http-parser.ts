@@ -42,8 +42,6 @@ export interface HttpParserOwner {
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Bytes of an unfinished line kept while looking for a start line. */
 const MAX_RESYNC_LINE = 8 * 1024;
-/** A body announced by Content-Length up to this size gets its buffer at once (larger ones grow as bytes arrive). */
-const PREALLOCATE_BODY = 64 * 1024;
 
 /** Stricter, for resynchronising in the middle of arbitrary bytes. */
 const RESYNC_REQUEST = /^(?:GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND|REPORT) \S+ HTTP\/1\.[01]\r?$/;
@@ -130,42 +128,27 @@ class Carry {
   }
 }
 
-/** A body's bytes up to the limit (and its true size): one buffer when the length is known, else a copy per piece. */
+/**
+ * A body's bytes up to the limit (and its true size): a copy of each piece as it arrives, so what is
+ * held is never more than what the capture contained (a Content-Length is not trusted to size a buffer).
+ */
 class BodyCollector {
   private chunks: Buffer[] | null = null;
-  /** The whole body's buffer, filled from the start (while the bytes fit the announced length). */
-  private fixed: Buffer | null;
   private kept = 0;
   size = 0;
-  constructor(private readonly limit: number, expected: number) {
-    const n = Math.min(expected, limit);
-    this.fixed = n > 0 && n <= PREALLOCATE_BODY ? Buffer.allocUnsafe(n) : null;
-  }
+  constructor(private readonly limit: number) {}
   add(buf: Buffer, start: number, end: number): void {
     const len = end - start;
     this.size += len;
     const room = this.limit - this.kept;
     if (room <= 0 || len === 0) return;
     const n = len > room ? room : len;
-    const fixed = this.fixed;
-    if (fixed !== null) {
-      if (this.kept + n <= fixed.length) {
-        buf.copy(fixed, this.kept, start, start + n);
-        this.kept += n;
-        return;
-      }
-      this.chunks = [fixed.subarray(0, this.kept)];
-      this.fixed = null;
-    }
     (this.chunks ??= []).push(copyOf(buf, start, start + n));
     this.kept += n;
   }
   body(): Body {
-    let bytes: Buffer;
-    const fixed = this.fixed;
-    if (fixed !== null) bytes = this.kept === fixed.length ? fixed : fixed.subarray(0, this.kept);
-    else if (this.chunks === null) bytes = Buffer.alloc(0);
-    else bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
+    const chunks = this.chunks;
+    const bytes = chunks === null ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.kept);
     return { bytes, size: this.size, truncated: this.size > bytes.length };
   }
 }
@@ -448,16 +431,16 @@ export class HttpStreamParser {
       if (method === 'HEAD' || status === 204 || status === 304) return this.finish(ts);
     }
     if (chunked) {
-      this.bodyOut = new BodyCollector(this.bodyLimit, 0);
+      this.bodyOut = new BodyCollector(this.bodyLimit);
       this.state = State.ChunkSize;
       this.line = '';
     } else if (length > 0) {
-      this.bodyOut = new BodyCollector(this.bodyLimit, length);
+      this.bodyOut = new BodyCollector(this.bodyLimit);
       this.state = State.Length;
       this.remaining = length;
     } else if (length === 0 || msg.role === 'request') this.finish(ts);
     else {
-      this.bodyOut = new BodyCollector(this.bodyLimit, 0);
+      this.bodyOut = new BodyCollector(this.bodyLimit);
       this.state = State.UntilClose;
     }
   }
