@@ -118,6 +118,26 @@ describe('file formats', () => {
     expect(http[1].flow.startedAt).toBeCloseTo(T0 + 10_004, 2);
   });
 
+  test('pcapng larger than the read window: blocks that straddle its end are read whole (was a RangeError)', () => {
+    /* The reader holds 4 MiB of the file at a time; 2500 connections of ~3 KiB each cross that edge. */
+    const w = new PcapngWriter().section().iface(1);
+    const body = 'x'.repeat(2000);
+    for (let i = 0; i < 2500; i++) {
+      const conv = tcpConversation({ ip: '10.0.0.2', port: 20000 + i }, server, [
+        { from: 'c', data: Buffer.from(`POST /n${i} HTTP/1.1\r\nHost: big.example\r\nContent-Length: ${body.length}\r\n\r\n${body}`) },
+        { from: 's', data: RESPONSE },
+      ], { t0: T0 + i * 100 });
+      for (const f of conv) w.epb(0, { ts: f.ts, data: ethernet(f.data) });
+    }
+    const bytes = w.bytes();
+    expect(bytes.length).toBeGreaterThan(5 * 1024 * 1024);
+    const { flows, result } = runCapture(bytes);
+    expect(result.error).toBeUndefined();
+    const urls = flows.filter((f) => f.flow.kind === 'http').map((f) => f.flow.url);
+    expect(urls).toHaveLength(2500);
+    expect(urls[2499]).toBe('http://big.example:9999/n2499');
+  });
+
   test('pcapng simple packet blocks (no timestamps) use interface 0', () => {
     const w = new PcapngWriter().section().iface(101);
     for (const f of datagrams) w.spb(f.data);

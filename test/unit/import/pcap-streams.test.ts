@@ -145,6 +145,41 @@ describe('HTTP/1.x', () => {
     expect(f.tags).toContain('body-truncated');
   });
 
+  test('start lines and chunk-size lines are read to the letter of HTTP/1.1 (they are scanned by hand, not by regex)', () => {
+    /* Each request is answered by the response at the same place; a line that is not a start line is lost (the parser resyncs). */
+    const reqs = [
+      "M-SEARCH!#$%&'*+.^_`|~ /token HTTP/1.0\r\nHost: s.example\r\n\r\n", // every token character
+      'GET /ok HTTP/1.1\r\nHost: s.example\r\n\r\n',
+      /* From here the parser resynchronises, on the usual methods only. */
+      'GET /two  spaces HTTP/1.1\r\nHost: s.example\r\n\r\n', // three parts only: not a request line
+      `${'M'.repeat(33)} /long-method HTTP/1.1\r\nHost: s.example\r\n\r\n`, // a method is at most 32 characters
+      'GET /nbsp\xa0x HTTP/1.1\r\nHost: s.example\r\n\r\n', // NBSP is white space: no target
+      'GET /v2 HTTP/2.0\r\nHost: s.example\r\n\r\n',
+      'POST /chunks HTTP/1.1\r\nHost: s.example\r\nTransfer-Encoding: chunked\r\n\r\n00003 ;ext=1\r\nabc\r\nA\t\r\n0123456789\r\n0\r\n\r\n',
+      'POST /bad-chunk HTTP/1.1\r\nHost: s.example\r\nTransfer-Encoding: chunked\r\n\r\n0000000000003\r\nabc\r\n0\r\n\r\n', // 13 hex digits
+      'GET /after HTTP/1.1\r\nHost: s.example\r\n\r\n',
+    ].join('');
+    const resps = [
+      'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1',
+      'HTTP/1.1 201\r\nContent-Length: 1\r\n\r\n2',
+      'HTTP/1.0 404 Not Found Here\r\nContent-Length: 1\r\n\r\n3',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n4',
+      'HTTP/1.1 2000 OK\r\nContent-Length: 1\r\n\r\nX\r\n', // four digits: not a status line (the parser resyncs at the next line)
+      'HTTP/1.1 202 Accepted\r\nContent-Length: 1\r\n\r\n5',
+    ].join('');
+    const { http } = run(tcpConversation(C, S, [{ from: 'c', data: b(reqs) }, { from: 's', data: b(resps) }], { t0: T0, mss: 9 }));
+    expect(http.map((h) => [h.flow.method, h.flow.url, h.flow.httpVersion, h.flow.responseStatus, h.flow.responseBody.bytes.toString()])).toEqual([
+      ["M-SEARCH!#$%&'*+.^_`|~", 'http://s.example:9998/token', '1.0', 200, '1'],
+      ['GET', 'http://s.example:9998/ok', '1.1', 201, '2'],
+      ['POST', 'http://s.example:9998/chunks', '1.1', 404, '3'],
+      ['POST', 'http://s.example:9998/bad-chunk', '1.1', 200, '4'],
+      ['GET', 'http://s.example:9998/after', '1.1', 202, '5'],
+    ]);
+    expect(http[2].flow.requestBody.bytes.toString()).toBe('abc0123456789');
+    expect(http[2].flow.error).toBeUndefined();
+    expect(http[3].flow.error).toBe('malformed chunked body in this request');
+  });
+
   test('a request never answered is still recorded, with why', () => {
     const { http } = run(tcpConversation(C, S, [{ from: 'c', data: b('GET /lonely HTTP/1.1\r\nHost: l.example\r\n\r\n') }], { t0: T0 }));
     expect(http).toHaveLength(1);

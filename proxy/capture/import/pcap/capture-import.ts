@@ -57,16 +57,6 @@ const FIN = 0x01;
 const RST = 0x04;
 const ACK = 0x10;
 
-interface Entry {
-  conn: TcpConnection;
-  side: 0 | 1;
-  /** The IPv4 tuple it is filed under (to tell hash collisions apart); unused for IPv6. */
-  src: number;
-  sport: number;
-  dst: number;
-  dport: number;
-}
-
 /** A 30-bit hash of an IPv4 tuple (direction matters): a small-integer Map key, made without allocating. */
 function v4Hash(src: number, sport: number, dst: number, dport: number): number {
   let h = Math.imul(src ^ 0x5bd1e995, 0x9e3779b1);
@@ -75,59 +65,124 @@ function v4Hash(src: number, sport: number, dst: number, dport: number): number 
   return (h ^ (h >>> 16)) & 0x3fffffff;
 }
 
+/** True when (a, ap) sorts before or equal to (b, bp): the tuple is filed under its lower end first. */
+function lowerFirst(a: AddressKey, ap: number, b: AddressKey, bp: number): boolean {
+  return a < b || (a === b && ap <= bp);
+}
+
 /**
- * Connections by (source, port, destination, port), both directions. IPv4 tuples are looked up by a
- * hash of their four numbers (checked against the entry) rather than by a string built per packet;
- * IPv6 tuples, and an IPv4 tuple whose hash is taken by another, by their text.
+ * Open connections by their addresses and ports, one entry per connection for both directions (filed
+ * under the lower end first). IPv4 tuples are looked up by a hash of their four numbers (checked
+ * against the connection) rather than by a string built per packet; IPv6 tuples, and an IPv4 tuple
+ * whose hash is taken by another, by their text. `side` tells which end sent the packet looked up.
  */
 class ConnectionTable {
-  private readonly v4 = new Map<number, Entry>();
-  private readonly byText = new Map<string, Entry>();
+  private readonly v4 = new Map<number, TcpConnection>();
+  private readonly byText = new Map<string, TcpConnection>();
+  /** Side of the last successful get: 0 when the packet came from the connection's first end. */
+  side: 0 | 1 = 0;
 
-  get(src: AddressKey, sport: number, dst: AddressKey, dport: number): Entry | undefined {
+  get(src: AddressKey, sport: number, dst: AddressKey, dport: number): TcpConnection | undefined {
+    const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
-      const e = this.v4.get(v4Hash(src, sport, dst, dport));
-      if (e !== undefined && e.src === src && e.sport === sport && e.dst === dst && e.dport === dport) return e;
+      const c = low ? this.v4.get(v4Hash(src, sport, dst, dport)) : this.v4.get(v4Hash(dst, dport, src, sport));
+      if (c !== undefined && this.sideOf(c, src, sport, dst, dport)) return c;
       if (this.byText.size === 0) return undefined;
     }
-    return this.byText.get(`${src} ${sport} ${dst} ${dport}`);
+    const c = this.byText.get(low ? `${src} ${sport} ${dst} ${dport}` : `${dst} ${dport} ${src} ${sport}`);
+    return c !== undefined && this.sideOf(c, src, sport, dst, dport) ? c : undefined;
   }
 
-  /** Files a tuple that has no entry yet. */
-  set(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection, side: 0 | 1): Entry {
+  /** True (and `side` set) when c is the connection of this tuple, either way. */
+  private sideOf(c: TcpConnection, src: AddressKey, sport: number, dst: AddressKey, dport: number): boolean {
+    const reverse = c.src === dst && c.sport === dport && c.dst === src && c.dport === sport;
+    /* A connection from an address and port to themselves: both ends are the same; the second end wins, as it always did. */
+    if (reverse) this.side = 1;
+    else if (c.src === src && c.sport === sport && c.dst === dst && c.dport === dport) this.side = 0;
+    else return false;
+    return true;
+  }
+
+  /** Files a connection (under its own tuple) that has no entry yet. */
+  set(c: TcpConnection): void {
+    const { src, sport, dst, dport } = c;
+    const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
-      const e: Entry = { conn, side, src, sport, dst, dport };
-      const h = v4Hash(src, sport, dst, dport);
+      const h = low ? v4Hash(src, sport, dst, dport) : v4Hash(dst, dport, src, sport);
       const cur = this.v4.get(h);
-      if (cur === undefined || (cur.src === src && cur.sport === sport && cur.dst === dst && cur.dport === dport)) {
-        this.v4.set(h, e);
-        return e;
+      if (cur === undefined || this.sameTuple(cur, c)) {
+        this.v4.set(h, c);
+        return;
       }
-      this.byText.set(`${src} ${sport} ${dst} ${dport}`, e);
-      return e;
     }
-    const e: Entry = { conn, side, src: 0, sport, dst: 0, dport };
-    this.byText.set(`${src} ${sport} ${dst} ${dport}`, e);
-    return e;
+    this.byText.set(low ? `${src} ${sport} ${dst} ${dport}` : `${dst} ${dport} ${src} ${sport}`, c);
   }
 
-  /** Removes the tuple if it still points at this connection. */
-  delete(src: AddressKey, sport: number, dst: AddressKey, dport: number, conn: TcpConnection): void {
+  /** Removes the connection's entry if it still points at it. */
+  delete(c: TcpConnection): void {
+    const { src, sport, dst, dport } = c;
+    const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
-      const h = v4Hash(src, sport, dst, dport);
+      const h = low ? v4Hash(src, sport, dst, dport) : v4Hash(dst, dport, src, sport);
       const cur = this.v4.get(h);
-      if (cur !== undefined && cur.src === src && cur.sport === sport && cur.dst === dst && cur.dport === dport) {
-        if (cur.conn === conn) this.v4.delete(h);
+      if (cur !== undefined && this.sameTuple(cur, c)) {
+        if (cur === c) this.v4.delete(h);
         return;
       }
       if (this.byText.size === 0) return;
     }
-    const key = `${src} ${sport} ${dst} ${dport}`;
-    if (this.byText.get(key)?.conn === conn) this.byText.delete(key);
+    const key = low ? `${src} ${sport} ${dst} ${dport}` : `${dst} ${dport} ${src} ${sport}`;
+    if (this.byText.get(key) === c) this.byText.delete(key);
+  }
+
+  /** Same two ends (in either order). */
+  private sameTuple(a: TcpConnection, b: TcpConnection): boolean {
+    return (a.src === b.src && a.sport === b.sport && a.dst === b.dst && a.dport === b.dport) || (a.src === b.dst && a.sport === b.dport && a.dst === b.src && a.dport === b.sport);
   }
 }
 
-type Tuple = [src: AddressKey, sport: number, dst: AddressKey, dport: number];
+/** Open connections, oldest first: a list threaded through the connections themselves (no Map, no node objects). */
+class OpenList {
+  head: TcpConnection | null = null;
+  private tail: TcpConnection | null = null;
+  size = 0;
+
+  add(c: TcpConnection): void {
+    c.openPrev = this.tail;
+    c.openNext = null;
+    if (this.tail) this.tail.openNext = c;
+    else this.head = c;
+    this.tail = c;
+    c.isOpen = true;
+    this.size++;
+  }
+
+  delete(c: TcpConnection): void {
+    if (!c.isOpen) return;
+    if (c.openPrev) c.openPrev.openNext = c.openNext;
+    else this.head = c.openNext;
+    if (c.openNext) c.openNext.openPrev = c.openPrev;
+    else this.tail = c.openPrev;
+    c.openPrev = c.openNext = null;
+    c.isOpen = false;
+    this.size--;
+  }
+}
+
+/** Printable IPv4 addresses, cached: a capture talks to few servers (and is from few phones). */
+class AddressNames {
+  private readonly v4 = new Map<number, string>();
+  text(key: AddressKey, v6: boolean): string {
+    if (typeof key !== 'number') return addressText(key, v6);
+    let t = this.v4.get(key);
+    if (t === undefined) {
+      if (this.v4.size >= 4096) this.v4.clear();
+      t = addressText(key, v6);
+      this.v4.set(key, t);
+    }
+    return t;
+  }
+}
 
 export function importCapture(file: string, onFlow: (f: CapturedFlow) => void, opts: CaptureImportOptions = {}): CaptureImportResult {
   const fd = fs.openSync(file, 'r');
@@ -142,14 +197,16 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   const result: CaptureImportResult = { format: null, fileBytes: size, packets: 0, httpRequests: 0, tlsConnections: 0, rawConnections: 0, dnsQueries: 0, notes: [] };
   const net = new NetworkDecoder();
   const conns = new ConnectionTable();
-  /** Open connections (oldest first) and the tuple they were first seen with. */
-  const open = new Map<TcpConnection, Tuple>();
+  const open = new OpenList();
+  const names = new AddressNames();
   const unsupported = new Set<number>();
   let requestIndex = 0;
-  let lastTs = 0;
+  /* Numbers that change per packet live in an object (a closure's variable would box every new value). */
+  const clock = { lastTs: 0 };
   let gapBytes = 0;
   const ctx: ConnectionContext = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    addressText: (key, v6) => names.text(key, v6),
     nextRequestIndex: () => requestIndex++,
     emit(flow, index) {
       if (flow.kind === 'http') result.httpRequests++;
@@ -175,23 +232,21 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   const finish = (c: TcpConnection, ts: number) => {
     if (c.closed) return;
     c.close(ts);
-    gapBytes += c.dirs[0].gapBytes + c.dirs[1].gapBytes;
+    gapBytes += c.gapBytes;
     linger(c);
   };
   const close = (c: TcpConnection, ts: number) => {
     finish(c, ts);
-    const t = open.get(c);
-    if (t) {
-      conns.delete(t[0], t[1], t[2], t[3], c);
-      conns.delete(t[2], t[3], t[0], t[1], c);
+    if (c.isOpen) {
+      conns.delete(c);
+      open.delete(c);
     }
-    open.delete(c);
   };
   const sweep = (now: number) => {
     /* Finished connections leave after lingering, oldest first; one that saw packets since it was queued goes back in the queue. */
     while (lingerHead < lingering.length) {
       const c = lingering[lingerHead];
-      if (!open.has(c)) {
+      if (!c.isOpen) {
         lingerHead++;
         continue;
       }
@@ -212,41 +267,48 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     /* Idle ones: a walk over every open connection, at most once per IDLE_SWEEP_MS of capture time. */
     if (now - lastIdleSweep >= IDLE_SWEEP_MS) {
       lastIdleSweep = now;
-      for (const c of open.keys()) {
-        const finished = (c.fin[0] && c.fin[1]) || c.closed;
+      for (let c = open.head; c !== null; ) {
+        const next = c.openNext;
+        const finished = (c.fin0 && c.fin1) || c.closed;
         if ((finished && now - c.lastTs > CONNECTION_LINGER_MS) || now - c.lastTs > CONNECTION_IDLE_MS) close(c, c.lastTs);
+        c = next;
       }
     }
     net.fragments.expire(now);
   };
 
   const tcp = (ip: IpDatagram, ts: number) => {
-    const t = ip.payload;
-    if (t.length < 20) return;
-    const sport = t.readUInt16BE(0);
-    const dport = t.readUInt16BE(2);
-    const seq = t.readUInt32BE(4);
-    const dataOff = (t[12] >> 4) * 4;
-    const flags = t[13];
-    if (dataOff < 20 || dataOff > t.length) return;
-    let e = conns.get(ip.src, sport, ip.dst, dport);
+    const b = ip.buf;
+    const o = ip.start;
+    const len = ip.end - o;
+    if (len < 20) return;
+    const sport = (b[o] << 8) | b[o + 1];
+    const dport = (b[o + 2] << 8) | b[o + 3];
+    const seq = ((b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7]) >>> 0;
+    const dataOff = (b[o + 12] >> 4) * 4;
+    const flags = b[o + 13];
+    if (dataOff < 20 || dataOff > len) return;
+    let conn = conns.get(ip.src, sport, ip.dst, dport);
+    let side: 0 | 1 = conns.side;
     const synOnly = (flags & (SYN | ACK)) === SYN;
-    if (e && synOnly && (e.conn.fin[0] || e.conn.fin[1]) ) {
+    if (conn && synOnly && (conn.fin0 || conn.fin1)) {
       /* A new connection reusing the same addresses and ports. */
-      close(e.conn, ts);
-      e = undefined;
+      close(conn, ts);
+      conn = undefined;
     }
-    if (!e) {
-      if (open.size >= MAX_OPEN_CONNECTIONS) close(open.keys().next().value as TcpConnection, ts);
-      const a = { ip: addressText(ip.src, ip.v6), port: sport };
-      const b = { ip: addressText(ip.dst, ip.v6), port: dport };
-      const conn = new TcpConnection(a, b, ts, ctx);
-      open.set(conn, [ip.src, sport, ip.dst, dport]);
-      e = conns.set(ip.src, sport, ip.dst, dport, conn, 0);
-      conns.set(ip.dst, dport, ip.src, sport, conn, 1);
+    if (!conn) {
+      if (open.size >= MAX_OPEN_CONNECTIONS) close(open.head!, ts);
+      conn = new TcpConnection(ip.src, sport, ip.dst, dport, ip.v6, ts, ctx);
+      open.add(conn);
+      conns.set(conn);
+      side = 0;
     }
-    const { conn, side } = e;
     conn.lastTs = ts;
+    /*
+     * Already recorded (both FINs, lingering): a late retransmission only keeps the entry a while
+     * longer. Its FINs are both set, it is in the linger queue, and data for it would be dropped.
+     */
+    if (conn.closed) return;
     const dir = conn.dirs[side];
     let dataSeq = seq;
     if (flags & SYN) {
@@ -255,21 +317,21 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       dataSeq = (seq + 1) >>> 0;
     }
     /* The acknowledgement first: it speaks of data sent before this packet (and may reveal a gap the reply follows). */
-    if (flags & ACK) conn.dirs[1 - side].acked(t.readUInt32BE(8));
-    if (t.length > dataOff) dir.segment(dataSeq, t.subarray(dataOff), ts);
+    if (flags & ACK) conn.dirs[1 - side].acked(((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0);
+    if (len > dataOff) dir.segment(dataSeq, b, o + dataOff, ip.end, ts);
     if (flags & (FIN | RST)) {
-      conn.fin[side] = true;
-      if (flags & RST) conn.fin[1 - side] = true;
-      if (conn.fin[0] && conn.fin[1]) linger(conn);
-      /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
-      if (conn.fin[0] && conn.fin[1] && conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
+      if (conn.finFrom(side, (flags & RST) !== 0)) {
+        linger(conn);
+        /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
+        if (conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
+      }
     }
   };
 
   const onPacket = (p: Packet) => {
     result.packets++;
-    const ts = p.ts || lastTs;
-    if (ts > lastTs) lastTs = ts;
+    const ts = p.ts || clock.lastTs;
+    if (ts > clock.lastTs) clock.lastTs = ts;
     const ip = net.decodeAt(p.buf, p.start, p.end, p.linkType, ts);
     if (!ip) {
       if (!SUPPORTED_LINK_TYPES.includes(p.linkType)) unsupported.add(p.linkType);
@@ -277,7 +339,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     }
     if (ip.proto === 6) tcp(ip, ts);
     else if (ip.proto === 17) dns.datagram(ip, ts);
-    if ((result.packets & 4095) === 0) sweep(lastTs);
+    if ((result.packets & 4095) === 0) sweep(clock.lastTs);
   };
 
   try {
@@ -286,7 +348,9 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     if (!(err instanceof CaptureError)) throw err;
     result.error = { offset: err.offset, message: err.message };
   }
-  for (const c of [...open.keys()]) close(c, Math.max(c.lastTs, lastTs));
+  const left: TcpConnection[] = [];
+  for (let c = open.head; c !== null; c = c.openNext) left.push(c);
+  for (const c of left) close(c, Math.max(c.lastTs, clock.lastTs));
   dns.flush();
   opts.onProgress?.(size, size);
   if (unsupported.size) result.notes.push(`packets of unsupported link type ${[...unsupported].join(', ')} were skipped`);

@@ -137,18 +137,21 @@ function readPcap(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset: n
   const linkType = u32(20) & 0x0fffffff;
   const fracToMs = nano ? 1e-6 : 1e-3;
   const packet = new PacketView(linkType);
+  const fracLimit = nano ? 1e9 : 1e6;
   w.pos = 24;
   let packets = 0;
-  while (w.ensure(1)) {
+  while (w.pos < w.len || w.ensure(1)) {
     const start = w.offset;
-    if (!w.ensure(16)) throw truncated(w, 'packet record header', start, 16);
+    if (w.pos + 16 > w.len && !w.ensure(16)) throw truncated(w, 'packet record header', start, 16);
     const p = w.pos;
-    const sec = u32(p);
-    const frac = u32(p + 4);
-    const incl = u32(p + 8);
+    const b = w.buf;
+    /* The record header read in place (Buffer's readUInt32 checks its arguments on every call). */
+    const sec = le ? (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0 : u32(p);
+    const frac = le ? (b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) >>> 0 : u32(p + 4);
+    const incl = le ? (b[p + 8] | (b[p + 9] << 8) | (b[p + 10] << 16) | (b[p + 11] << 24)) >>> 0 : u32(p + 8);
     if (incl > MAX_PACKET_BYTES) throw new CaptureError(start, `corrupt packet record: captured length ${incl} is implausible`);
-    if (frac >= (nano ? 1e9 : 1e6)) throw new CaptureError(start, `corrupt packet record: sub-second timestamp ${frac} out of range`);
-    if (!w.ensure(16 + incl)) throw truncated(w, 'packet data', start, 16 + incl);
+    if (frac >= fracLimit) throw new CaptureError(start, `corrupt packet record: sub-second timestamp ${frac} out of range`);
+    if (w.pos + 16 + incl > w.len && !w.ensure(16 + incl)) throw truncated(w, 'packet data', start, 16 + incl);
     const q = w.pos + 16;
     w.pos = q + incl;
     /* One Packet object reused for every record: the callee must not keep it (nor its data view). */
@@ -178,7 +181,7 @@ function readPcapng(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset:
   while (w.ensure(1)) {
     const start = w.offset;
     if (!w.ensure(12)) throw truncated(w, 'block header', start, 12);
-    const p = w.pos;
+    let p = w.pos;
     const rawType = w.buf.readUInt32LE(p);
     if (rawType === PCAPNG_SHB) {
       /* A section header sets the byte order of everything up to the next one. */
@@ -194,6 +197,8 @@ function readPcapng(w: Window, onPacket: (p: Packet) => void, onBytes?: (offset:
     const total = u32(p + 4);
     if (total < 12 || total % 4 !== 0 || total > MAX_PACKET_BYTES + 4096) throw new CaptureError(start, `corrupt block: length ${total} is invalid`);
     if (!w.ensure(total)) throw truncated(w, `block of type ${type}`, start, total);
+    /* ensure may have slid the window: the block now starts at pos. */
+    p = w.pos;
     if (u32(p + total - 4) !== total) throw new CaptureError(start, 'corrupt block: trailing length does not match');
     const body = p + 8;
     const bodyEnd = p + total - 4;

@@ -26,24 +26,23 @@ export interface HttpMessage {
   index: number;
 }
 
-export interface HttpParserHooks {
+/** What the parser tells the connection it belongs to (`side` is the direction it reads). */
+export interface HttpParserOwner {
   message(msg: HttpMessage): void;
   /** For responses: the method of the request this response answers (HEAD has no body). */
-  requestMethod?(): string | undefined;
+  requestMethod(): string | undefined;
   /** A head was read (requests get their capture-order index here). */
-  nextIndex?(): number;
+  nextIndex(): number;
   /** For a parser of unknown role: which kind of start line it found first. */
-  roleFound?(role: HttpRole): void;
+  roleFound(side: 0 | 1, role: HttpRole): void;
   /** After a 101 or a successful CONNECT the stream is no longer HTTP. */
-  upgraded?(): void;
+  upgraded(): void;
 }
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Bytes of an unfinished line kept while looking for a start line. */
 const MAX_RESYNC_LINE = 8 * 1024;
 
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) (\S{1,65536}) HTTP\/(1\.[01])$/;
-const STATUS_LINE = /^HTTP\/(1\.[01]) (\d{3})(?: .*)?$/;
 /** Stricter, for resynchronising in the middle of arbitrary bytes. */
 const RESYNC_REQUEST = /^(?:GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND|REPORT) \S+ HTTP\/1\.[01]\r?$/;
 const RESYNC_STATUS = /^HTTP\/1\.[01] \d{3}(?: [^\r\n]*)?\r?$/;
@@ -60,6 +59,32 @@ const enum State {
   Stopped,
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** Node's latin1 decoder on every Buffer, without toString's argument handling (this runs for every message head). */
+interface Latin1Decoding {
+  latin1Slice(start: number, end: number): string;
+}
+const HAS_LATIN1_SLICE = typeof (Buffer.prototype as unknown as Partial<Latin1Decoding>).latin1Slice === 'function';
+
+/** buf[start, end) as latin1 text (start < end <= buf.length). */
+function latin1(buf: Buffer, start: number, end: number): string {
+  return HAS_LATIN1_SLICE ? (buf as unknown as Latin1Decoding).latin1Slice(start, end) : buf.toString('latin1', start, end);
+}
+
+/** A copy of buf[start, end). */
+function copyOf(buf: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  buf.copy(out, 0, start, end);
+  return out;
+}
+
+/** Offset of the first LF in buf[from, end), or -1. */
+function findLf(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === 10) return i;
+  return -1;
+}
+
 /** Bytes carried over between segments (an unfinished head or line), kept as parts: never re-copied per segment. */
 class Carry {
   private parts: Buffer[] = [];
@@ -67,9 +92,16 @@ class Carry {
   get empty(): boolean {
     return this.len === 0;
   }
-  add(b: Buffer): void {
+  /** Keeps a copy of buf[start, end). */
+  add(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    this.parts.push(copyOf(buf, start, end));
+    this.len += end - start;
+  }
+  /** Keeps `b` itself (a buffer nobody else holds). */
+  addOwned(b: Buffer): void {
     if (!b.length) return;
-    this.parts.push(Buffer.from(b));
+    this.parts.push(b);
     this.len += b.length;
   }
   take(): Buffer {
@@ -78,6 +110,7 @@ class Carry {
     return out;
   }
   clear(): void {
+    if (this.len === 0) return;
     this.parts = [];
     this.len = 0;
   }
@@ -95,21 +128,27 @@ class Carry {
   }
 }
 
+/**
+ * A body's bytes up to the limit (and its true size): a copy of each piece as it arrives, so what is
+ * held is never more than what the capture contained (a Content-Length is not trusted to size a buffer).
+ */
 class BodyCollector {
-  private chunks: Buffer[] = [];
+  private chunks: Buffer[] | null = null;
   private kept = 0;
   size = 0;
   constructor(private readonly limit: number) {}
-  add(data: Buffer): void {
-    this.size += data.length;
+  add(buf: Buffer, start: number, end: number): void {
+    const len = end - start;
+    this.size += len;
     const room = this.limit - this.kept;
-    if (room <= 0) return;
-    const part = data.length > room ? data.subarray(0, room) : data;
-    this.chunks.push(Buffer.from(part));
-    this.kept += part.length;
+    if (room <= 0 || len === 0) return;
+    const n = len > room ? room : len;
+    (this.chunks ??= []).push(copyOf(buf, start, start + n));
+    this.kept += n;
   }
   body(): Body {
-    const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
+    const chunks = this.chunks;
+    const bytes = chunks === null ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.kept);
     return { bytes, size: this.size, truncated: this.size > bytes.length };
   }
 }
@@ -131,7 +170,8 @@ export class HttpStreamParser {
   constructor(
     public role: HttpRole | null,
     private readonly bodyLimit: number,
-    private readonly hooks: HttpParserHooks,
+    private readonly owner: HttpParserOwner,
+    private readonly side: 0 | 1,
     resync = false,
   ) {
     this.state = resync || role === null ? State.Resync : State.Head;
@@ -153,21 +193,22 @@ export class HttpStreamParser {
     this.carry.clear();
   }
 
-  feed(data: Buffer, ts: number): void {
-    let o = 0;
-    while (o < data.length) {
+  /** The next bytes of the stream: buf[start, end) (not kept: what is needed is copied). */
+  feed(buf: Buffer, start: number, end: number, ts: number): void {
+    let o = start;
+    while (o < end) {
       switch (this.state) {
         case State.Stopped:
           return;
         case State.Resync:
-          o = this.scan(data, o, ts);
+          o = this.scan(buf, o, end, ts);
           break;
         case State.Head:
-          o = this.head(data, o, ts);
+          o = this.head(buf, o, end, ts);
           break;
         case State.Length: {
-          const n = Math.min(this.remaining, data.length - o);
-          this.bodyOut!.add(data.subarray(o, o + n));
+          const n = Math.min(this.remaining, end - o);
+          this.bodyOut!.add(buf, o, o + n);
           o += n;
           this.remaining -= n;
           this.msg!.endTs = ts;
@@ -175,13 +216,13 @@ export class HttpStreamParser {
           break;
         }
         case State.UntilClose:
-          this.bodyOut!.add(o === 0 ? data : data.subarray(o));
+          this.bodyOut!.add(buf, o, end);
           this.msg!.endTs = ts;
-          o = data.length;
+          o = end;
           break;
         case State.ChunkData: {
-          const n = Math.min(this.remaining, data.length - o);
-          this.bodyOut!.add(data.subarray(o, o + n));
+          const n = Math.min(this.remaining, end - o);
+          this.bodyOut!.add(buf, o, o + n);
           o += n;
           this.remaining -= n;
           if (this.remaining === 0) {
@@ -193,7 +234,7 @@ export class HttpStreamParser {
         case State.ChunkSize:
         case State.ChunkDataEnd:
         case State.Trailers:
-          o = this.chunkLine(data, o, ts);
+          o = this.chunkLine(buf, o, end, ts);
           break;
       }
     }
@@ -223,14 +264,14 @@ export class HttpStreamParser {
   }
 
   /** Looks for a start line at a line boundary; returns the offset to continue from. */
-  private scan(data: Buffer, o: number, ts: number): number {
-    while (o < data.length) {
-      const nl = data.indexOf(10, o);
-      const stop = nl < 0 ? data.length : nl;
-      if (this.carry.empty && !(data[o] >= 65 && data[o] <= 90)) {
+  private scan(buf: Buffer, o: number, end: number, ts: number): number {
+    while (o < end) {
+      const nl = findLf(buf, o, end);
+      const stop = nl < 0 ? end : nl;
+      if (this.carry.empty && !(buf[o] >= 65 && buf[o] <= 90)) {
         /* Start lines begin with an uppercase letter: skip other lines without decoding them. */
         this.skippedBytes += stop - o + (nl < 0 ? 0 : 1);
-        if (nl < 0) return data.length;
+        if (nl < 0) return end;
         o = nl + 1;
         continue;
       }
@@ -238,24 +279,24 @@ export class HttpStreamParser {
         /* An unfinished line that could be a start line: keep it (bounded) for the next data. */
         if (this.carry.len + (stop - o) <= MAX_RESYNC_LINE) {
           if (this.carry.empty) this.headTs = ts;
-          this.carry.add(data.subarray(o, stop));
+          this.carry.add(buf, o, stop);
         } else {
           this.skippedBytes += this.carry.len + stop - o;
           this.carry.clear();
         }
-        return data.length;
+        return end;
       }
       const carried = this.carry.empty ? null : this.carry.take();
-      const text = carried ? carried.toString('latin1') + data.toString('latin1', o, stop) : data.toString('latin1', o, stop);
+      const text = carried ? carried.toString('latin1') + buf.toString('latin1', o, stop) : buf.toString('latin1', o, stop);
       const role = this.matchStart(text);
       if (role) {
         if (this.role === null) {
           this.role = role;
-          this.hooks.roleFound?.(role);
+          this.owner.roleFound(this.side, role);
         }
         this.state = State.Head;
         /* The line is re-read as the start of a head: what was carried over goes back in front. */
-        if (carried) this.carry.add(carried);
+        if (carried) this.carry.addOwned(carried);
         else this.headTs = ts;
         return o;
       }
@@ -271,35 +312,35 @@ export class HttpStreamParser {
     return null;
   }
 
-  private head(data: Buffer, o: number, ts: number): number {
+  private head(buf: Buffer, o: number, end: number, ts: number): number {
     if (this.carry.empty) {
       /* Blank lines before a request line are allowed (RFC 9112 §2.2). */
-      while (o < data.length && (data[o] === 13 || data[o] === 10)) o++;
-      if (o === data.length) return o;
+      while (o < end && (buf[o] === 13 || buf[o] === 10)) o++;
+      if (o === end) return o;
       this.headTs = ts;
-      const end = headEnd(data, o);
-      if (end >= 0) {
-        this.startMessage(data.toString('latin1', o, end), ts);
-        return end;
+      const e = headEnd(buf, o, end);
+      if (e >= 0) {
+        this.startMessage(latin1(buf, o, e), ts);
+        return e;
       }
     } else {
       /* Only the new bytes (and the last three carried) are searched: a head in many tiny segments stays linear. */
       const tail = this.carry.tail(3);
-      const probe = Buffer.concat([tail, data.subarray(o)]);
-      const e = headEnd(probe, 0);
+      const probe = Buffer.concat([tail, buf.subarray(o, end)]);
+      const e = headEnd(probe, 0, probe.length);
       if (e >= 0) {
         const inData = e - tail.length;
-        const head = Buffer.concat([this.carry.take(), data.subarray(o, o + inData)]);
+        const head = Buffer.concat([this.carry.take(), buf.subarray(o, o + inData)]);
         this.startMessage(head.toString('latin1'), ts);
         return o + inData;
       }
     }
-    if (this.carry.len + data.length - o > MAX_HEAD_BYTES) {
-      this.skippedBytes += this.carry.len + data.length - o;
+    if (this.carry.len + end - o > MAX_HEAD_BYTES) {
+      this.skippedBytes += this.carry.len + end - o;
       this.carry.clear();
       this.state = State.Resync;
-    } else this.carry.add(data.subarray(o));
-    return data.length;
+    } else this.carry.add(buf, o, end);
+    return end;
   }
 
   private startMessage(head: string, ts: number): void {
@@ -307,18 +348,30 @@ export class HttpStreamParser {
     const n = head.length;
     let eol = head.indexOf('\n');
     if (eol < 0) eol = n;
-    const first = head.slice(0, eol > 0 && head.charCodeAt(eol - 1) === 13 ? eol - 1 : eol);
+    const lineEnd = eol > 0 && head.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
     let msg: HttpMessage;
     const headers: Header[] = [];
     const body = { bytes: EMPTY, size: 0, truncated: false };
     if (this.role === 'request') {
-      const m = REQUEST_LINE.exec(first);
-      if (!m) return this.lost(n);
-      msg = { role: 'request', method: m[1], target: m[2], version: m[3], headers, body, startTs: this.headTs, endTs: ts, index: -1 };
+      /* method SP target SP HTTP/1.x: a token of 1 to 32 characters, a target without white space. */
+      const sp = tokenEnd(head, lineEnd);
+      const vAt = lineEnd - 9;
+      if (sp === 0 || sp > 32 || head.charCodeAt(sp) !== 32 || vAt <= sp + 1 || vAt - sp - 1 > 65536) return this.lost(n);
+      const version = httpVersionAt(head, vAt + 1);
+      if (version === undefined || head.charCodeAt(vAt) !== 32 || !noSpace(head, sp + 1, vAt)) return this.lost(n);
+      msg = { role: 'request', method: head.slice(0, sp), target: head.slice(sp + 1, vAt), version, headers, body, startTs: this.headTs, endTs: ts, index: -1 };
     } else {
-      const m = STATUS_LINE.exec(first);
-      if (!m) return this.lost(n);
-      msg = { role: 'response', status: Number(m[2]), version: m[1], headers, body, startTs: this.headTs, endTs: ts, index: -1 };
+      /* HTTP/1.x SP 3DIGIT [SP reason], the reason without CR. */
+      const version = lineEnd >= 12 ? httpVersionAt(head, 0) : undefined;
+      const d0 = head.charCodeAt(9) - 48;
+      const d1 = head.charCodeAt(10) - 48;
+      const d2 = head.charCodeAt(11) - 48;
+      if (version === undefined || head.charCodeAt(8) !== 32 || !(d0 >= 0 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)) return this.lost(n);
+      if (lineEnd > 12) {
+        const cr = head.indexOf('\r', 13);
+        if (head.charCodeAt(12) !== 32 || (cr >= 0 && cr < lineEnd)) return this.lost(n);
+      }
+      msg = { role: 'response', status: d0 * 100 + d1 * 10 + d2, version, headers, body, startTs: this.headTs, endTs: ts, index: -1 };
     }
     for (let ls = eol + 1; ls < n; ) {
       let le = head.indexOf('\n', ls);
@@ -336,9 +389,9 @@ export class HttpStreamParser {
       }
       ls = le + 1;
     }
-    if (msg.role === 'request') msg.index = this.hooks.nextIndex?.() ?? -1;
+    if (msg.role === 'request') msg.index = this.owner.nextIndex();
     this.msg = msg;
-    this.bodyOut = new BodyCollector(this.bodyLimit);
+    this.bodyOut = null;
     this.frameBody(msg, ts);
   }
 
@@ -350,10 +403,15 @@ export class HttpStreamParser {
   private frameBody(msg: HttpMessage, ts: number): void {
     let chunked = false;
     let length = -1;
-    for (const [n, v] of msg.headers) {
+    const headers = msg.headers;
+    for (let i = 0; i < headers.length; i++) {
+      const n = headers[i][0];
       /* Only names of the right length are lower-cased and compared. */
-      if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') chunked = /(?:^|,)\s*chunked\s*$/i.test(v);
-      else if (n.length === 14 && n.toLowerCase() === 'content-length' && /^\d{1,15}$/.test(v)) length = Number(v);
+      if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') chunked = /(?:^|,)\s*chunked\s*$/i.test(headers[i][1]);
+      else if (n.length === 14 && n.toLowerCase() === 'content-length') {
+        const v = headers[i][1];
+        if (isDigits(v, 15)) length = Number(v);
+      }
     }
     if (msg.role === 'response') {
       const status = msg.status!;
@@ -363,36 +421,42 @@ export class HttpStreamParser {
         this.state = State.Head;
         return;
       }
-      const method = this.hooks.requestMethod?.();
+      const method = this.owner.requestMethod();
       if (status === 101 || (method === 'CONNECT' && status >= 200 && status < 300)) {
         this.finish(ts);
         this.state = State.Stopped;
-        this.hooks.upgraded?.();
+        this.owner.upgraded();
         return;
       }
       if (method === 'HEAD' || status === 204 || status === 304) return this.finish(ts);
     }
     if (chunked) {
+      this.bodyOut = new BodyCollector(this.bodyLimit);
       this.state = State.ChunkSize;
       this.line = '';
     } else if (length > 0) {
+      this.bodyOut = new BodyCollector(this.bodyLimit);
       this.state = State.Length;
       this.remaining = length;
     } else if (length === 0 || msg.role === 'request') this.finish(ts);
-    else this.state = State.UntilClose;
+    else {
+      this.bodyOut = new BodyCollector(this.bodyLimit);
+      this.state = State.UntilClose;
+    }
   }
 
   /** Chunk-size lines, the CRLF after chunk data, and trailer lines. */
-  private chunkLine(data: Buffer, o: number, ts: number): number {
-    const nl = data.indexOf(10, o);
-    const stop = nl < 0 ? data.length : nl;
-    this.line += data.toString('latin1', o, stop);
+  private chunkLine(buf: Buffer, o: number, end: number, ts: number): number {
+    const nl = findLf(buf, o, end);
+    if (nl >= 0 && nl - o <= 4096 && this.line === '' && this.state !== State.Trailers) return this.chunkLineInPlace(buf, o, nl, ts);
+    const stop = nl < 0 ? end : nl;
+    this.line += buf.toString('latin1', o, stop);
     if (this.line.length > 4096) {
       this.gap(0, ts);
-      return data.length;
+      return end;
     }
-    if (nl < 0) return data.length;
-    const line = this.line.replace(/\r$/, '');
+    if (nl < 0) return end;
+    const line = this.line.charCodeAt(this.line.length - 1) === 13 ? this.line.slice(0, -1) : this.line;
     this.line = '';
     this.msg!.endTs = ts;
     if (this.state === State.ChunkDataEnd) {
@@ -419,6 +483,48 @@ export class HttpStreamParser {
     return nl + 1;
   }
 
+  /**
+   * A chunk-size line, or the CRLF after chunk data, that is whole in buf[o, nl): read from the bytes
+   * (no string), exactly as the string path below reads it.
+   */
+  private chunkLineInPlace(buf: Buffer, o: number, nl: number, ts: number): number {
+    const e = nl > o && buf[nl - 1] === 13 ? nl - 1 : nl;
+    this.msg!.endTs = ts;
+    if (this.state === State.ChunkDataEnd) {
+      this.state = State.ChunkSize;
+      if (e !== o) this.badChunk(ts);
+      return nl + 1;
+    }
+    /* 1 to 12 hex digits, optional white space, optional ";extension" without CR. */
+    let i = o;
+    let size = 0;
+    while (i < e && i - o < 13) {
+      const c = buf[i];
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d < 0) break;
+      size = size * 16 + d;
+      i++;
+    }
+    let ok = i > o && i - o <= 12;
+    if (ok) {
+      while (i < e && (buf[i] === 32 || (buf[i] >= 9 && buf[i] <= 13) || buf[i] === 160)) i++;
+      if (i < e) {
+        if (buf[i] !== 59) ok = false;
+        else for (let j = i + 1; j < e; j++) if (buf[j] === 13) ok = false;
+      }
+    }
+    if (!ok) {
+      this.badChunk(ts);
+      return nl + 1;
+    }
+    if (size === 0) this.state = State.Trailers;
+    else {
+      this.state = State.ChunkData;
+      this.remaining = size;
+    }
+    return nl + 1;
+  }
+
   private badChunk(ts: number): void {
     this.emit(ts, `malformed chunked body in this ${this.msg!.role}`);
     this.msg = null;
@@ -435,15 +541,59 @@ export class HttpStreamParser {
 
   private emit(ts: number, error?: string): void {
     const msg = this.msg!;
-    msg.body = this.bodyOut!.body();
+    msg.body = this.bodyOut === null ? { bytes: Buffer.alloc(0), size: 0, truncated: false } : this.bodyOut.body();
     msg.endTs = Math.max(msg.endTs, ts);
     if (error) msg.error = error;
     this.messages++;
-    this.hooks.message(msg);
+    this.owner.message(msg);
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+/** tchar (RFC 9110 token characters): ! # $ % & ' * + - . ^ _ ` | ~ digits letters. */
+const TCHAR = (() => {
+  const t = new Uint8Array(128);
+  for (const c of "!#$%&'*+-.^_`|~") t[c.charCodeAt(0)] = 1;
+  for (let c = 48; c <= 57; c++) t[c] = 1;
+  for (let c = 65; c <= 90; c++) t[c] = 1;
+  for (let c = 97; c <= 122; c++) t[c] = 1;
+  return t;
+})();
+
+/** End of the token that starts s (at most `limit`): the index of its first non-token character. */
+function tokenEnd(s: string, limit: number): number {
+  let i = 0;
+  while (i < limit) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] === 0) break;
+    i++;
+  }
+  return i;
+}
+
+/** '1.1' or '1.0' when s has "HTTP/1.1" or "HTTP/1.0" at `at`. */
+function httpVersionAt(s: string, at: number): string | undefined {
+  if (s.charCodeAt(at) !== 72 || s.charCodeAt(at + 1) !== 84 || s.charCodeAt(at + 2) !== 84 || s.charCodeAt(at + 3) !== 80) return undefined;
+  if (s.charCodeAt(at + 4) !== 47 || s.charCodeAt(at + 5) !== 49 || s.charCodeAt(at + 6) !== 46) return undefined;
+  const minor = s.charCodeAt(at + 7);
+  return minor === 49 ? '1.1' : minor === 48 ? '1.0' : undefined;
+}
+
+/** True when s[a, b) has no white space (as \S reads latin1 text). */
+function noSpace(s: string, a: number, b: number): boolean {
+  for (let i = a; i < b; i++) if (isSpace(s.charCodeAt(i))) return false;
+  return true;
+}
+
+/** True for 1 to `max` ASCII digits. */
+function isDigits(s: string, max: number): boolean {
+  const n = s.length;
+  if (n === 0 || n > max) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 
 /** s.slice(a, b).trim() for latin1 text (whose only whitespace is TAB, LF, VT, FF, CR, space and NBSP), with one slice. */
 function trimmed(s: string, a: number, b: number): string {
@@ -456,15 +606,19 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || c === 160;
 }
 
-/** Offset just past the blank line ending a head (CRLF or bare LF), or -1. */
-function headEnd(buf: Buffer, from: number): number {
+/** Offset just past the blank line ending a head in buf[from, end) (CRLF or bare LF), or -1. */
+function headEnd(buf: Buffer, from: number, end: number): number {
   let i = from;
   while (true) {
-    const nl = buf.indexOf(10, i);
+    const nl = findLf(buf, i, end);
     if (nl < 0) return -1;
-    if (buf[nl + 1] === 10) return nl + 2;
-    if (buf[nl + 1] === 13 && buf[nl + 2] === 10) return nl + 3;
-    if (nl + 1 >= buf.length || (buf[nl + 1] === 13 && nl + 2 >= buf.length)) return -1;
+    if (nl + 1 >= end) return -1;
+    const c = buf[nl + 1];
+    if (c === 10) return nl + 2;
+    if (c === 13) {
+      if (nl + 2 >= end) return -1;
+      if (buf[nl + 2] === 10) return nl + 3;
+    }
     i = nl + 1;
   }
 }

@@ -28,7 +28,15 @@ export interface IpDatagram {
   dst: AddressKey;
   /** IP protocol number of the payload (6 TCP, 17 UDP). */
   proto: number;
-  payload: Buffer;
+  /** The payload is buf[start, end): no view is made per packet (valid until the next packet is decoded). */
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/** The payload as a view (for the rare paths that want one). */
+export function ipPayload(ip: IpDatagram): Buffer {
+  return ip.buf.subarray(ip.start, ip.end);
 }
 
 const ETHERTYPE_IPV4 = 0x0800;
@@ -73,7 +81,7 @@ function isIpType(t: number): boolean {
 export class NetworkDecoder {
   readonly fragments = new FragmentReassembler();
   /** One datagram object reused for every packet: callers read it before the next decode and keep nothing of it. */
-  private readonly out: IpDatagram = { v6: false, src: 0, dst: 0, proto: 0, payload: Buffer.alloc(0) };
+  private readonly out: IpDatagram = { v6: false, src: 0, dst: 0, proto: 0, buf: Buffer.alloc(0), start: 0, end: 0 };
 
   decode(frame: Buffer, linkType: number, ts: number): IpDatagram | null {
     return this.decodeAt(frame, 0, frame.length, linkType, ts);
@@ -98,28 +106,29 @@ export class NetworkDecoder {
     /* Ethernet pads short frames; a snap length cuts long ones (then keep what was captured). */
     const end = Math.min(total, len);
     if (end < ihl) return null;
-    const src = b.readUInt32BE(s + 12);
-    const dst = b.readUInt32BE(s + 16);
+    const src = ((b[s + 12] << 24) | (b[s + 13] << 16) | (b[s + 14] << 8) | b[s + 15]) >>> 0;
+    const dst = ((b[s + 16] << 24) | (b[s + 17] << 16) | (b[s + 18] << 8) | b[s + 19]) >>> 0;
     const proto = b[s + 9];
     const flags = (b[s + 6] << 8) | b[s + 7];
     const more = (flags & 0x2000) !== 0;
     const fragOff = (flags & 0x1fff) * 8;
-    let payload = b.subarray(s + ihl, s + end);
     if (more || fragOff > 0) {
-      const whole = this.fragments.add(`4/${src}/${dst}/${proto}/${(b[s + 4] << 8) | b[s + 5]}`, fragOff, more, payload, ts);
+      const whole = this.fragments.add(`4/${src}/${dst}/${proto}/${(b[s + 4] << 8) | b[s + 5]}`, fragOff, more, b.subarray(s + ihl, s + end), ts);
       if (!whole) return null;
-      payload = whole;
+      return this.datagram(false, src, dst, proto, whole, 0, whole.length);
     }
-    return this.datagram(false, src, dst, proto, payload);
+    return this.datagram(false, src, dst, proto, b, s + ihl, s + end);
   }
 
-  private datagram(v6: boolean, src: AddressKey, dst: AddressKey, proto: number, payload: Buffer): IpDatagram {
+  private datagram(v6: boolean, src: AddressKey, dst: AddressKey, proto: number, buf: Buffer, start: number, end: number): IpDatagram {
     const d = this.out;
     d.v6 = v6;
     d.src = src;
     d.dst = dst;
     d.proto = proto;
-    d.payload = payload;
+    d.buf = buf;
+    d.start = start;
+    d.end = end;
     return d;
   }
 
@@ -152,13 +161,12 @@ export class NetworkDecoder {
     if (o > end) return null;
     const src = b.toString('hex', 8, 24);
     const dst = b.toString('hex', 24, 40);
-    let payload = b.subarray(o, end);
     if (frag && (frag.more || frag.off > 0)) {
-      const whole = this.fragments.add(`6/${src}/${dst}/${frag.id}`, frag.off, frag.more, payload, ts);
+      const whole = this.fragments.add(`6/${src}/${dst}/${frag.id}`, frag.off, frag.more, b.subarray(o, end), ts);
       if (!whole) return null;
-      payload = whole;
+      return this.datagram(true, src, dst, next, whole, 0, whole.length);
     }
-    return this.datagram(true, src, dst, next, payload);
+    return this.datagram(true, src, dst, next, b, o, end);
   }
 }
 

@@ -23,19 +23,43 @@ const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i;
 /** Query characters URL keeps as they are (special-scheme query percent-encode set excluded). */
 const PLAIN_QUERY = /^[!$-&(-;=?-~]*$/;
 
+interface PlainHost {
+  hostname: string;
+  /** The Host header's port (80 when it names none). */
+  port: number;
+}
+
+/** Host headers already read (a capture names few hosts, in every request): the header, or null when it is not plain. */
+const plainHosts = new Map<string, PlainHost | null>();
+const MAX_PLAIN_HOSTS = 1024;
+
+function plainHost(hostHeader: string): PlainHost | null {
+  let h = plainHosts.get(hostHeader);
+  if (h !== undefined) return h;
+  const m = PLAIN_HOST.exec(hostHeader) ?? DOTTED_QUAD.exec(hostHeader);
+  h = null;
+  if (m && !m[1].includes('xn--')) {
+    const port = m[2] === undefined ? 80 : Number(m[2]);
+    if (port <= 65535) h = { hostname: m[1], port };
+  }
+  if (hostHeader.length <= 255) {
+    if (plainHosts.size >= MAX_PLAIN_HOSTS) plainHosts.clear();
+    plainHosts.set(hostHeader, h);
+  }
+  return h;
+}
+
 /** Fast path only; undefined when the slow path must decide. */
 export function plainRequestUrl(hostHeader: string, target: string, connPort: number): RequestUrl | undefined {
   if (target.charCodeAt(0) !== 47 /* / */) return undefined;
-  const m = PLAIN_HOST.exec(hostHeader) ?? DOTTED_QUAD.exec(hostHeader);
-  if (!m) return undefined;
-  const hostname = m[1];
-  if (hostname.includes('xn--')) return undefined;
+  const h = plainHost(hostHeader);
+  if (h === null) return undefined;
+  const hostname = h.hostname;
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);
   if (!PLAIN_PATH.test(path) || DOT_SEGMENT.test(path)) return undefined;
   if (q >= 0 && !PLAIN_QUERY.test(target.slice(q + 1))) return undefined;
-  let port = m[2] === undefined ? 80 : Number(m[2]);
-  if (port > 65535) return undefined;
+  let port = h.port;
   /* A Host without a port (or with the default one): the URL names the port the client connected to. */
   if (port === 80) port = connPort;
   return { hostname, href: `http://${hostname}${port === 80 ? '' : ':' + port}${target}` };

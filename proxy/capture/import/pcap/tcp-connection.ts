@@ -7,9 +7,10 @@
 import type { Body, Flow, Header } from '../../../flow';
 import { emptyBody, headerValue } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
-import { HttpStreamParser, type HttpMessage, type HttpRole } from './http-parser';
-import { TcpDirection } from './tcp-reassembly';
+import { HttpStreamParser, type HttpMessage, type HttpParserOwner, type HttpRole } from './http-parser';
+import { TcpDirection, type StreamSink } from './tcp-reassembly';
 import { requestUrl } from './request-url';
+import type { AddressKey } from './network';
 
 export interface Endpoint {
   ip: string;
@@ -18,6 +19,8 @@ export interface Endpoint {
 
 export interface ConnectionContext {
   bodyLimit: number;
+  /** Printable form of an address key (the importer caches these). */
+  addressText(key: AddressKey, v6: boolean): string;
   /** Next request index in capture order. */
   nextRequestIndex(): number;
   emit(flow: Flow, requestIndex?: number): void;
@@ -35,47 +38,101 @@ class FirstBytes {
   kept = 0;
   size = 0;
   limit = RAW_KEEP_BYTES;
-  add(data: Buffer): void {
-    this.size += data.length;
+  /** Counts buf[start, end) and keeps a copy of what fits under the limit. */
+  add(buf: Buffer, start: number, end: number): void {
+    this.size += end - start;
     if (this.kept >= this.limit) return;
-    const part = data.subarray(0, this.limit - this.kept);
-    this.chunks.push(Buffer.from(part));
-    this.kept += part.length;
+    const n = Math.min(end - start, this.limit - this.kept);
+    const part = Buffer.allocUnsafe(n);
+    buf.copy(part, 0, start, start + n);
+    this.chunks.push(part);
+    this.kept += n;
   }
   bytes(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.kept);
   }
-  free(): void {
-    this.chunks = [];
-  }
 }
 
-export class TcpConnection {
-  /** Side 0 = the endpoint that sent the first packet seen; `clientSide` once known. */
-  readonly ends: [Endpoint, Endpoint];
-  readonly dirs: [TcpDirection, TcpDirection];
+const NO_PARSERS: readonly [null, null] = Object.freeze([null, null]) as readonly [null, null];
+
+/** What a closed connection's `dirs` point to: never fed (see the importer), they only spare the field a null. */
+const NO_SINK: StreamSink = { data() {}, gap() {} };
+const CLOSED_DIRS: readonly [TcpDirection, TcpDirection] = Object.freeze([new TcpDirection(NO_SINK, 0), new TcpDirection(NO_SINK, 1)] as const);
+
+/**
+ * Kept lean on purpose: most connections outlive several young-generation collections (they linger
+ * after their FINs), so every object hung on one is copied and promoted. Parts that only some
+ * connections need (first bytes, waiting requests) are made on first use and dropped at close.
+ */
+export class TcpConnection implements StreamSink, HttpParserOwner {
+  /** Both directions' reassembly; a closed connection drops them (the importer gives it no more segments). */
+  dirs: readonly [TcpDirection, TcpDirection];
   private clientSide: 0 | 1 | -1 = -1;
   private mode: Mode = 'detect';
-  private parsers: [HttpStreamParser | null, HttpStreamParser | null] = [null, null];
-  private readonly first: [FirstBytes, FirstBytes] = [new FirstBytes(), new FirstBytes()];
-  private readonly pending: HttpMessage[] = [];
+  private parsers: readonly [HttpStreamParser | null, HttpStreamParser | null] = NO_PARSERS;
+  /** Each side's first bytes (for raw TCP and the TLS ClientHello), made on first use. */
+  private first0: FirstBytes | null = null;
+  private first1: FirstBytes | null = null;
+  private pending: HttpMessage[] | null = null;
   private httpMessages = 0;
   private tlsEmitted = false;
   readonly startTs: number;
   lastTs: number;
-  fin: [boolean, boolean] = [false, false];
+  /** FIN or RST seen from side 0, from side 1. */
+  fin0 = false;
+  fin1 = false;
+  /** Bytes missing from the capture in both directions (known once closed). */
+  gapBytes = 0;
   /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
   lingerTs = -1;
   closed = false;
+  /** The importer's bookkeeping: its place in the list of open connections. */
+  isOpen = false;
+  openPrev: TcpConnection | null = null;
+  openNext: TcpConnection | null = null;
 
-  constructor(a: Endpoint, b: Endpoint, ts: number, private readonly ctx: ConnectionContext) {
-    this.ends = [a, b];
+  /** Side 0 (src, sport) = the endpoint that sent the first packet seen; `clientSide` once known. */
+  constructor(
+    readonly src: AddressKey,
+    readonly sport: number,
+    readonly dst: AddressKey,
+    readonly dport: number,
+    private readonly v6: boolean,
+    ts: number,
+    private readonly ctx: ConnectionContext,
+  ) {
     this.startTs = ts;
     this.lastTs = ts;
-    this.dirs = [0, 1].map((side) => new TcpDirection({
-      data: (bytes, t) => this.data(side as 0 | 1, bytes, t),
-      gap: (missing, t) => this.parsers[side]?.gap(missing, t),
-    })) as [TcpDirection, TcpDirection];
+    this.dirs = [new TcpDirection(this, 0), new TcpDirection(this, 1)];
+  }
+
+  /** Printable addresses of the two ends, made when the first flow needs them. */
+  private ip0: string | null = null;
+  private ip1: string | null = null;
+
+  private endpoint(side: 0 | 1): Endpoint {
+    return { ip: this.ipText(side), port: side === 0 ? this.sport : this.dport };
+  }
+
+  private ipText(side: 0 | 1): string {
+    if (side === 0) return (this.ip0 ??= this.ctx.addressText(this.src, this.v6));
+    return (this.ip1 ??= this.ctx.addressText(this.dst, this.v6));
+  }
+
+  private first(side: 0 | 1): FirstBytes {
+    if (side === 0) return (this.first0 ??= new FirstBytes());
+    return (this.first1 ??= new FirstBytes());
+  }
+
+  /** Bytes seen on that side (0 when none). */
+  private firstSize(side: 0 | 1): number {
+    const f = side === 0 ? this.first0 : this.first1;
+    return f === null ? 0 : f.size;
+  }
+
+  private freeFirst(): void {
+    this.first0 = null;
+    this.first1 = null;
   }
 
   /** A SYN (without ACK) from `side` makes it the client; a SYN-ACK makes it the server. */
@@ -87,82 +144,104 @@ export class TcpConnection {
     return this.clientSide !== -1;
   }
 
-  private data(side: 0 | 1, bytes: Buffer, ts: number): void {
+  /** In-order bytes of one direction (StreamSink): buf[start, end), valid only during the call. */
+  data(side: 0 | 1, buf: Buffer, start: number, end: number, ts: number): void {
     if (this.closed) return; // a late retransmission after both FINs
     this.lastTs = ts;
     if (this.mode === 'http') {
-      this.parsers[side]?.feed(bytes, ts);
+      this.parsers[side]?.feed(buf, start, end, ts);
       /* The first bytes are only needed if this never turns out to be HTTP (then it is recorded as raw TCP). */
-      if (this.httpMessages === 0) this.first[side].add(bytes);
+      if (this.httpMessages === 0) this.first(side).add(buf, start, end);
       return;
     }
     if (this.mode === 'tls' && this.tlsEmitted) return;
-    if (this.mode === 'detect') return this.detect(side, bytes, ts);
-    this.first[side].add(bytes);
+    if (this.mode === 'detect') return this.detect(side, buf, start, end, ts);
+    this.first(side).add(buf, start, end);
     if (this.mode === 'tls' && side === this.clientSide) this.readHello(ts, false);
   }
 
+  /** Bytes of direction `side` the capture does not have (StreamSink). */
+  gap(side: 0 | 1, missing: number, ts: number): void {
+    this.parsers[side]?.gap(missing, ts);
+  }
+
   /** First data of the connection (its bytes are kept in `first` here, unless they already made an HTTP message). */
-  private detect(side: 0 | 1, bytes: Buffer, ts: number): void {
+  private detect(side: 0 | 1, buf: Buffer, start: number, end: number, ts: number): void {
     if (this.clientSide === -1) {
       /* Capture started mid-connection: both sides look for a start line; the first one found sets the roles. */
       this.mode = 'http';
       this.parsers = [this.parser(null, 0), this.parser(null, 1)];
-      this.parsers[side]!.feed(bytes, ts);
-      if (this.httpMessages === 0) this.first[side].add(bytes);
+      this.parsers[side]!.feed(buf, start, end, ts);
+      if (this.httpMessages === 0) this.first(side).add(buf, start, end);
       return;
     }
-    if (side !== this.clientSide) return this.first[side].add(bytes); // the server speaks first: wait for the client
-    if (bytes[0] === 0x16 && (bytes.length < 2 || bytes[1] === 0x03)) {
-      this.first[side].add(bytes);
+    if (side !== this.clientSide) return this.first(side).add(buf, start, end); // the server speaks first: wait for the client
+    if (buf[start] === 0x16 && (end - start < 2 || buf[start + 1] === 0x03)) {
+      this.first(side).add(buf, start, end);
       this.mode = 'tls';
-      this.first[side].limit = MAX_CLIENT_HELLO_BYTES;
+      this.first(side).limit = MAX_CLIENT_HELLO_BYTES;
       this.readHello(ts, false);
       return;
     }
     this.mode = 'http';
     const server = (1 - side) as 0 | 1;
-    this.parsers[side] = this.parser('request', side);
-    this.parsers[server] = this.parser('response', server);
-    this.parsers[side]!.feed(bytes, ts);
+    const parsers: [HttpStreamParser | null, HttpStreamParser | null] = [null, null];
+    parsers[side] = this.parser('request', side);
+    parsers[server] = this.parser('response', server);
+    this.parsers = parsers;
+    parsers[side]!.feed(buf, start, end, ts);
     /* Bytes that made an HTTP message will never be recorded as raw TCP: no copy of them is needed. */
-    if (this.httpMessages === 0) this.first[side].add(bytes);
+    if (this.httpMessages === 0) this.first(side).add(buf, start, end);
     /* What the server sent before the client spoke (a banner) is not HTTP: the response parser starts after it. */
   }
 
   private parser(role: HttpRole | null, side: 0 | 1): HttpStreamParser {
-    return new HttpStreamParser(role, this.ctx.bodyLimit, {
-      message: (m) => this.message(m),
-      nextIndex: () => this.ctx.nextRequestIndex(),
-      requestMethod: () => this.pending[0]?.method,
-      upgraded: () => this.parsers.forEach((p) => p?.stop()),
-      roleFound: (role) => this.roleFound(side, role),
-    });
+    return new HttpStreamParser(role, this.ctx.bodyLimit, this, side);
   }
 
-  private roleFound(side: 0 | 1, role: HttpRole): void {
+  /** HttpParserOwner: a request's capture-order index. */
+  nextIndex(): number {
+    return this.ctx.nextRequestIndex();
+  }
+
+  /** HttpParserOwner: the method of the request the next response answers. */
+  requestMethod(): string | undefined {
+    return this.pending?.[0]?.method;
+  }
+
+  /** HttpParserOwner: the connection switched protocols; neither direction is HTTP any more. */
+  upgraded(): void {
+    this.parsers[0]?.stop();
+    this.parsers[1]?.stop();
+  }
+
+  /** HttpParserOwner: a parser of unknown role found its first start line. */
+  roleFound(side: 0 | 1, role: HttpRole): void {
     const other = (1 - side) as 0 | 1;
     this.clientSide = role === 'request' ? side : other;
     const otherParser = this.parsers[other];
     if (otherParser && otherParser.role === null) otherParser.role = role === 'request' ? 'response' : 'request';
   }
 
-  private message(m: HttpMessage): void {
-    this.httpMessages++;
+  /** HttpParserOwner: a complete (or cut) message. */
+  message(m: HttpMessage): void {
+    /* An HTTP connection is never recorded as raw TCP: its first bytes are not needed any more. */
+    if (this.httpMessages++ === 0) this.freeFirst();
     if (m.role === 'request') {
-      this.pending.push(m);
-      if (this.pending.length > MAX_PENDING_REQUESTS) this.emitRequest(this.pending.shift()!, undefined, 'no response seen (too many requests waiting on this connection)');
+      const pending = (this.pending ??= []);
+      pending.push(m);
+      if (pending.length > MAX_PENDING_REQUESTS) this.emitRequest(pending.shift()!, undefined, 'no response seen (too many requests waiting on this connection)');
       return;
     }
     /* A response that started before the waiting request was sent answers a request the capture missed. */
-    const req = this.pending[0];
+    const req = this.pending?.[0];
     if (!req || m.startTs < req.startTs) return;
-    this.pending.shift();
+    this.pending!.shift();
     this.emitRequest(req, m);
   }
 
   private readHello(ts: number, closing: boolean): void {
-    const first = this.first[this.clientSide as 0 | 1];
+    const first = this.first(this.clientSide as 0 | 1);
     const r = first.size > first.kept ? { status: 'invalid' as const, reason: 'ClientHello too large' } : parseClientHello(first.bytes());
     if (r.status === 'need-more' && !closing) return;
     this.tlsEmitted = true;
@@ -179,8 +258,7 @@ export class TcpConnection {
       flow.error = r.status === 'invalid' ? `unreadable TLS ClientHello: ${r.reason}` : 'TLS ClientHello incomplete in the capture';
     }
     flow.url = `tls://${urlHost(flow.host)}:${flow.port}`;
-    this.first[0].free();
-    this.first[1].free();
+    this.freeFirst();
     this.ctx.emit(flow);
   }
 
@@ -190,23 +268,34 @@ export class TcpConnection {
     /* What still waits behind holes is delivered (as gaps) before the connection counts as closed. */
     this.dirs[0].flush();
     this.dirs[1].flush();
+    this.gapBytes = this.dirs[0].gapBytes + this.dirs[1].gapBytes;
     this.closed = true;
-    for (const p of this.parsers) p?.end(ts);
-    for (const req of this.pending.splice(0)) this.emitRequest(req, undefined, 'no response seen in the capture');
+    this.parsers[0]?.end(ts);
+    this.parsers[1]?.end(ts);
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) for (const req of pending) this.emitRequest(req, undefined, 'no response seen in the capture');
     if (this.mode === 'tls' && !this.tlsEmitted) this.readHello(ts, true);
-    if ((this.mode === 'detect' || (this.mode === 'http' && this.httpMessages === 0)) && (this.first[0].size || this.first[1].size)) this.emitRaw(ts);
+    if ((this.mode === 'detect' || (this.mode === 'http' && this.httpMessages === 0)) && (this.firstSize(0) || this.firstSize(1))) this.emitRaw(ts);
     /* The entry may linger to absorb late retransmissions: keep nothing large alive. */
-    this.parsers = [null, null];
-    this.first[0].free();
-    this.first[1].free();
+    this.parsers = NO_PARSERS;
+    this.freeFirst();
+    this.dirs = CLOSED_DIRS;
+  }
+
+  /** A FIN (or, with `reset`, an RST: both directions end) from `side`; true once both sides are done. */
+  finFrom(side: 0 | 1, reset: boolean): boolean {
+    if (side === 0 || reset) this.fin0 = true;
+    if (side === 1 || reset) this.fin1 = true;
+    return this.fin0 && this.fin1;
   }
 
   private emitRaw(ts: number): void {
     /* Roles unknown: the side with the higher (ephemeral) port is most likely the client. */
-    if (this.clientSide === -1) this.clientSide = this.ends[0].port >= this.ends[1].port ? 0 : 1;
+    if (this.clientSide === -1) this.clientSide = this.sport >= this.dport ? 0 : 1;
     const flow = this.baseFlow('raw', 'tcp', this.startTs);
-    const c = this.first[this.clientSide];
-    const s = this.first[1 - this.clientSide];
+    const c = this.first(this.clientSide);
+    const s = this.first((1 - this.clientSide) as 0 | 1);
     flow.requestBody = { bytes: c.bytes(), size: c.size, truncated: c.size > c.kept };
     flow.responseBody = { bytes: s.bytes(), size: s.size, truncated: s.size > s.kept };
     flow.endedAt = ts;
@@ -216,8 +305,8 @@ export class TcpConnection {
   }
 
   private baseFlow(kind: Flow['kind'], scheme: Flow['scheme'], ts: number, requestBody: Body = emptyBody(), responseBody: Body = emptyBody()): Flow {
-    const client = this.ends[this.clientSide === -1 ? 0 : this.clientSide];
-    const server = this.ends[this.clientSide === 1 ? 0 : 1];
+    const client = this.endpoint(this.clientSide === -1 ? 0 : this.clientSide);
+    const server = this.endpoint(this.clientSide === 1 ? 0 : 1);
     return {
       kind,
       source: 'pcap',
@@ -239,30 +328,40 @@ export class TcpConnection {
   }
 
   private emitRequest(req: HttpMessage, res: HttpMessage | undefined, missing?: string): void {
-    const flow = this.baseFlow('http', 'http', req.startTs, req.body, res ? res.body : emptyBody());
+    const clientSide = this.clientSide === -1 ? 0 : this.clientSide;
+    const clientIp = this.ipText(clientSide);
+    const serverIp = this.ipText(this.clientSide === 1 ? 0 : 1);
+    const port = this.clientSide === 1 ? this.sport : this.dport;
     const hostHeader = headerValue(req.headers, 'host');
     const target = req.target ?? '/';
-    const url = requestUrl(hostHeader, target, flow.port);
-    if (url.hostname !== undefined) flow.host = url.hostname;
-    flow.url = url.href ?? `http://${urlHost(flow.host)}${flow.port === 80 ? '' : ':' + flow.port}${target.startsWith('/') ? target : '/' + target}`;
-    flow.method = req.method;
-    flow.httpVersion = req.version;
-    flow.requestHeaders = req.headers as Header[];
-    flow.timings = { requestSentMs: req.endTs - req.startTs };
-    const errors: string[] = [];
-    if (req.error) errors.push(req.error);
-    if (res) {
-      flow.responseStatus = res.status;
-      flow.responseHeaders = res.headers;
-      flow.endedAt = res.endTs;
-      flow.timings.firstByteMs = res.startTs - req.startTs;
-      flow.timings.totalMs = res.endTs - req.startTs;
-      if (res.error) errors.push(res.error);
-    } else {
-      flow.endedAt = req.endTs;
-      if (missing) errors.push(missing);
-    }
-    if (errors.length) flow.error = errors.join('; ');
+    const url = requestUrl(hostHeader, target, port);
+    const host = url.hostname !== undefined ? url.hostname : serverIp;
+    const error = req.error ? (res ? (res.error ? `${req.error}; ${res.error}` : req.error) : missing ? `${req.error}; ${missing}` : req.error) : res ? res.error : missing;
+    /* One literal in the order the fields were always added (JSON of a flow is unchanged; undefined fields are left out). */
+    const flow: Flow = {
+      kind: 'http',
+      source: 'pcap',
+      startedAt: req.startTs,
+      clientIp,
+      clientPort: clientSide === 0 ? this.sport : this.dport,
+      scheme: 'http',
+      host,
+      port,
+      serverIp,
+      tls: false,
+      requestHeaders: req.headers,
+      requestBody: req.body,
+      responseHeaders: res ? res.headers : [],
+      responseBody: res ? res.body : emptyBody(),
+      timings: { requestSentMs: req.endTs - req.startTs, firstByteMs: res ? res.startTs - req.startTs : undefined, totalMs: res ? res.endTs - req.startTs : undefined },
+      tags: ['imported-pcap'],
+      url: url.href ?? `http://${urlHost(host)}${port === 80 ? '' : ':' + port}${target.startsWith('/') ? target : '/' + target}`,
+      method: req.method,
+      httpVersion: req.version,
+      responseStatus: res ? res.status : undefined,
+      endedAt: res ? res.endTs : req.endTs,
+      error: error || undefined,
+    };
     if (req.error?.startsWith('capture gap') || res?.error?.startsWith('capture gap')) flow.tags.push('capture-gap');
     if (flow.requestBody.truncated || flow.responseBody.truncated) flow.tags.push('body-truncated');
     this.ctx.emit(flow, req.index);

@@ -6,10 +6,10 @@
  */
 
 export interface StreamSink {
-  /** Next in-order bytes (a view: copy what you keep). */
-  data(bytes: Buffer, ts: number): void;
+  /** Next in-order bytes of direction `side`: buf[start, end), valid only during the call (copy what you keep). */
+  data(side: 0 | 1, buf: Buffer, start: number, end: number, ts: number): void;
   /** `missing` bytes the capture does not have come here. */
-  gap(missing: number, ts: number): void;
+  gap(side: 0 | 1, missing: number, ts: number): void;
 }
 
 /** Out-of-order bytes held per direction before the hole in front of them is declared a gap. */
@@ -21,19 +21,26 @@ function seqDiff(a: number, b: number): number {
   return (a - b) | 0;
 }
 
+interface Waiting {
+  seq: number;
+  data: Buffer;
+  ts: number;
+}
+
 export class TcpDirection {
   /** Sequence number of the next byte expected, or -1 before the first segment. */
   private next = -1;
-  private readonly waiting: Array<{ seq: number; data: Buffer; ts: number }> = [];
+  /** Out-of-order segments (copies), by sequence number; null while none ever waited (the usual case). */
+  private waiting: Waiting[] | null = null;
   private waitingBytes = 0;
   bytes = 0;
   gapBytes = 0;
 
-  constructor(private readonly sink: StreamSink) {}
+  constructor(private readonly sink: StreamSink, private readonly side: 0 | 1) {}
 
   /** True when no out-of-order bytes wait for a hole to fill. */
   get settled(): boolean {
-    return this.waiting.length === 0;
+    return this.waiting === null || this.waiting.length === 0;
   }
 
   get started(): boolean {
@@ -45,22 +52,27 @@ export class TcpDirection {
     if (this.next < 0) this.next = (isn + 1) >>> 0;
   }
 
-  segment(seq: number, payload: Buffer, ts: number): void {
-    if (payload.length === 0) return;
+  /** A segment whose payload is buf[start, end) (a view into the capture: copied only if it must wait). */
+  segment(seq: number, buf: Buffer, start: number, end: number, ts: number): void {
+    const len = end - start;
+    if (len <= 0) return;
     if (this.next < 0) this.next = seq;
     const d = seqDiff(seq, this.next);
     if (d <= 0) {
-      if (d + payload.length <= 0) return; // retransmission of bytes already delivered
-      this.deliver(payload.subarray(-d), ts);
-      this.drain();
+      if (d + len <= 0) return; // retransmission of bytes already delivered
+      this.deliver(buf, start - d, end, ts);
+      if (this.waiting !== null && this.waiting.length) this.drain();
       return;
     }
     /* A hole in front: keep a copy, ordered by sequence number. */
-    let i = this.waiting.length;
-    while (i > 0 && seqDiff(this.waiting[i - 1].seq, seq) > 0) i--;
-    this.waiting.splice(i, 0, { seq, data: Buffer.from(payload), ts });
-    this.waitingBytes += payload.length;
-    if (this.waitingBytes > MAX_OUT_OF_ORDER_BYTES || this.waiting.length > MAX_OUT_OF_ORDER_SEGMENTS) this.skipHole();
+    const waiting = (this.waiting ??= []);
+    let i = waiting.length;
+    while (i > 0 && seqDiff(waiting[i - 1].seq, seq) > 0) i--;
+    const copy = Buffer.allocUnsafe(len);
+    buf.copy(copy, 0, start, end);
+    waiting.splice(i, 0, { seq, data: copy, ts });
+    this.waitingBytes += len;
+    if (this.waitingBytes > MAX_OUT_OF_ORDER_BYTES || waiting.length > MAX_OUT_OF_ORDER_SEGMENTS) this.skipHole();
   }
 
   /**
@@ -68,40 +80,43 @@ export class TcpDirection {
    * peer did receive them and the capture did not, so the hole is a gap now (not after the buffer fills).
    */
   acked(ack: number): void {
-    if (!this.waiting.length || this.next < 0) return;
-    while (this.waiting.length && seqDiff(ack, this.next) > 0 && seqDiff(this.waiting[0].seq, this.next) > 0) this.skipHole();
+    const waiting = this.waiting;
+    if (waiting === null || !waiting.length || this.next < 0) return;
+    while (waiting.length && seqDiff(ack, this.next) > 0 && seqDiff(waiting[0].seq, this.next) > 0) this.skipHole();
   }
 
   /** End of the connection or of the capture: whatever waits is delivered, holes as gaps. */
   flush(): void {
-    while (this.waiting.length) this.skipHole();
+    while (this.waiting !== null && this.waiting.length) this.skipHole();
   }
 
   private skipHole(): void {
-    const first = this.waiting[0];
+    const first = this.waiting![0];
     const missing = seqDiff(first.seq, this.next);
     if (missing > 0) {
       this.gapBytes += missing;
-      this.sink.gap(missing, first.ts);
+      this.sink.gap(this.side, missing, first.ts);
       this.next = first.seq;
     }
     this.drain();
   }
 
   private drain(): void {
-    while (this.waiting.length) {
-      const w = this.waiting[0];
+    const waiting = this.waiting!;
+    while (waiting.length) {
+      const w = waiting[0];
       const d = seqDiff(w.seq, this.next);
       if (d > 0) return;
-      this.waiting.shift();
+      waiting.shift();
       this.waitingBytes -= w.data.length;
-      if (d + w.data.length > 0) this.deliver(w.data.subarray(-d), w.ts);
+      if (d + w.data.length > 0) this.deliver(w.data, -d, w.data.length, w.ts);
     }
   }
 
-  private deliver(data: Buffer, ts: number): void {
-    this.next = (this.next + data.length) >>> 0;
-    this.bytes += data.length;
-    this.sink.data(data, ts);
+  private deliver(buf: Buffer, start: number, end: number, ts: number): void {
+    const len = end - start;
+    this.next = (this.next + len) >>> 0;
+    this.bytes += len;
+    this.sink.data(this.side, buf, start, end, ts);
   }
 }

@@ -8,7 +8,7 @@ import type { Flow } from '../../../flow';
 import { emptyBody } from '../../../flow';
 import type { DnsRecord } from '../../../store/dns';
 import { parseDnsMessage, type DnsMessage } from '../../dns/codec';
-import { addressText, type IpDatagram } from './network';
+import { addressText, ipPayload, type IpDatagram } from './network';
 
 export interface CapturedDns {
   flow: Flow;
@@ -35,7 +35,7 @@ export class UdpDnsReader {
   constructor(private readonly emit: (c: CapturedDns) => void) {}
 
   datagram(ip: IpDatagram, ts: number): void {
-    const u = ip.payload;
+    const u = ipPayload(ip);
     if (u.length < 8) return;
     const sport = u.readUInt16BE(0);
     const dport = u.readUInt16BE(2);
