@@ -10,7 +10,8 @@
  * throughput rounds also report phonehome's CPU per request: its main thread (the proxy's event loop)
  * and the whole process, and how many flows were still pending analysis when the load stopped (and
  * how long they took). `--cpu-prof DIR` runs the full-pipeline phonehome under `node --cpu-prof`;
- * `--compare-queue-limit N` adds the full pipeline with an in-memory queue of N flows to the rounds.
+ * `--compare-queue-limit N` adds the full pipeline with an in-memory queue of N flows to the rounds,
+ * `--compare-env K=V` the full pipeline with that environment (e.g. PHONEHOME_ANALYSIS_YIELD=0).
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -199,8 +200,8 @@ const s = http.createServer({ keepAlive: true, noDelay: true }, (req, res) => {
 });
 s.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: s.address().port }) + '\\n'));`;
 
-async function spawnJson<T>(args: string[]): Promise<{ child: ChildProcess; info: T }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+async function spawnJson<T>(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; info: T }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const info = await new Promise<T>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -212,10 +213,10 @@ async function spawnJson<T>(args: string[]): Promise<{ child: ChildProcess; info
   return { child, info };
 }
 
-async function startServer(dataDir: string, analysis: boolean, queueLimit?: number) {
+async function startServer(dataDir: string, analysis: boolean, queueLimit?: number, env: Record<string, string> = {}) {
   const profileDir = process.argv.find((a, i) => process.argv[i - 1] === '--cpu-prof');
   const nodeArgs = profileDir && analysis ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  return spawnJson<{ proxyPort: number; dashboardPort: number; analysisTid?: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })]);
+  return spawnJson<{ proxyPort: number; dashboardPort: number; analysisTid?: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })], env);
 }
 
 /** A leaking request as a phone sends it to a plain-HTTP proxy: absolute URL, IMEI and cell id in a form body. */
@@ -298,12 +299,15 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
     const results: ({ mode: string } & Throughput)[] = [];
     // --compare-queue-limit N: a third configuration, the full pipeline with that in-memory queue limit.
     const compareQueue = flag('compare-queue-limit', 0);
-    const modes: { mode: string; analysis: boolean; queueLimit?: number }[] = [{ mode: 'recording', analysis: false }, { mode: 'full', analysis: true }];
+    // --compare-env K=V: a configuration with that environment for phonehome (e.g. PHONEHOME_ANALYSIS_YIELD=0).
+    const compareEnv = process.argv.find((a, i) => process.argv[i - 1] === '--compare-env');
+    const modes: { mode: string; analysis: boolean; queueLimit?: number; env?: Record<string, string> }[] = [{ mode: 'recording', analysis: false }, { mode: 'full', analysis: true }];
     if (compareQueue) modes.push({ mode: `full, queue ${compareQueue}`, analysis: true, queueLimit: compareQueue });
+    if (compareEnv) modes.push({ mode: `full, ${compareEnv}`, analysis: true, env: Object.fromEntries([compareEnv.split('=', 2) as [string, string]]) });
     for (let round = 0; round < rounds; round++) {
       for (const m of round % 2 ? [...modes].reverse() : modes) {
         const dataDir = path.join(work, `r${round}-${m.mode.replace(/\W+/g, '-')}`);
-        const server = await startServer(dataDir, m.analysis, m.queueLimit);
+        const server = await startServer(dataDir, m.analysis, m.queueLimit, m.env);
         const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
         try {
           const t = await throughput(server.child.pid!, server.info.analysisTid, server.info.proxyPort, origin.info.port, concurrency, seconds);
@@ -322,10 +326,9 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
     const rec = of('recording', 'rps');
     console.log(`\nthroughput (leaking form POSTs, ${concurrency} keep-alive clients, ${rounds} rounds of ${seconds} s, medians):`);
     console.log(`  recording only ${rec.toFixed(0)} req/s, full pipeline + 1 WebSocket client ${full.toFixed(0)} req/s, ratio ${(full / rec).toFixed(2)} (target ≥ 0.80)`);
-    console.log(`  CPU ms per request, main thread / process: recording only ${of('recording', 'mainCpuMs').toFixed(3)} / ${of('recording', 'processCpuMs').toFixed(3)}, full pipeline ${of('full', 'mainCpuMs').toFixed(3)} / ${of('full', 'processCpuMs').toFixed(3)}`);
-    if (compareQueue) {
-      const q = `full, queue ${compareQueue}`;
-      console.log(`  full pipeline with a queue of ${compareQueue}: ${of(q, 'rps').toFixed(0)} req/s, ratio ${(of(q, 'rps') / rec).toFixed(2)}; CPU ms per request ${of(q, 'mainCpuMs').toFixed(3)} / ${of(q, 'processCpuMs').toFixed(3)}`);
+    console.log(`  CPU ms per request, main thread / process: recording only ${of('recording', 'mainCpuMs').toFixed(3)} / ${of('recording', 'processCpuMs').toFixed(3)}, full pipeline ${of('full', 'mainCpuMs').toFixed(3)} / ${of('full', 'processCpuMs').toFixed(3)} (analysis thread ${of('full', 'analysisCpuMs').toFixed(3)})`);
+    for (const m of modes.slice(2)) {
+      console.log(`  ${m.mode}: ${of(m.mode, 'rps').toFixed(0)} req/s, ratio ${(of(m.mode, 'rps') / rec).toFixed(2)}; CPU ms per request ${of(m.mode, 'mainCpuMs').toFixed(3)} / ${of(m.mode, 'processCpuMs').toFixed(3)} (analysis thread ${of(m.mode, 'analysisCpuMs').toFixed(3)})`);
     }
 
     // Latency: paced leaking requests; from "client has the whole response" to "alert on the WebSocket".

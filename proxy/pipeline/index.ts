@@ -19,9 +19,9 @@ import { LoadPublisher, yieldEnabled } from './cpu-yield';
 
 /**
  * Flows held in memory awaiting analysis; beyond this they wait in SQLite (state pending), which
- * holds a backlog just as well. Kept short: when the proxy saturates the CPU, the lower-priority
- * worker falls behind, and every flow held here survives the young-generation GC and is copied
- * into the old one, at the proxy's expense (`npm run bench:pipeline -- --compare-queue-limit 1000`).
+ * holds a backlog just as well. Kept short: when the proxy saturates the CPU, the worker yields
+ * and falls behind (cpu-yield.ts), and every flow held here survives the young-generation GC and
+ * is copied into the old one, at the proxy's expense (`npm run bench:pipeline -- --compare-queue-limit 1000`).
  */
 export const DEFAULT_QUEUE_LIMIT = 64;
 /**
