@@ -7,6 +7,7 @@ import type { Flow, Header } from '../../flow';
 import type { DecodeContext, Position } from './context';
 import { decompress, type Compression } from './decoders/compress';
 import { urlEntries } from './decoders/form';
+import { flatCopy } from './text';
 import { walkEntry, walkValue } from './walk';
 
 /** Headers that describe the transport, not the phone or its owner. */
@@ -25,10 +26,30 @@ export function decodeUrl(ctx: DecodeContext, url: string): void {
   }
 }
 
+/**
+ * Header names in lower case, remembered: a phone sends the same few dozen names on every request,
+ * and each is looked up three times per flow. Bounded: cleared when full.
+ */
+const LOWER_NAMES = new Map<string, string>();
+const LOWER_NAMES_MAX = 1024;
+
+function lowerName(name: string): string {
+  let lower = LOWER_NAMES.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (LOWER_NAMES.size >= LOWER_NAMES_MAX) LOWER_NAMES.clear();
+    /* Names are short (a sliced name would keep its whole header block alive: stored as a copy). */
+    if (name.length <= 64) LOWER_NAMES.set(flatCopy(name), lower);
+  }
+  return lower;
+}
+
 export function decodeHeaders(ctx: DecodeContext, headers: Header[]): void {
-  for (const [name, value] of headers) {
+  for (let i = 0; i < headers.length; i++) {
     if (ctx.stopped) return;
-    const lower = name.toLowerCase();
+    const name = headers[i][0];
+    const value = headers[i][1];
+    const lower = lowerName(name);
     if (TRANSPORT_HEADERS.has(lower) || !value) continue;
     if (lower === 'cookie') {
       decodeCookies(ctx, value);
@@ -94,6 +115,6 @@ export function decodeRequest(ctx: DecodeContext, flow: Flow): void {
 }
 
 function headerOf(headers: Header[], name: string): string | undefined {
-  for (const [n, v] of headers) if (n.toLowerCase() === name) return v;
+  for (let i = 0; i < headers.length; i++) if (lowerName(headers[i][0]) === name) return headers[i][1];
   return undefined;
 }

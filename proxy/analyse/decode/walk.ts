@@ -79,7 +79,7 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
       if (scalars[i]) ctx.emitField(e);
       else if (e.chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
         /* What walkValue would do with it, without a Position: keep it as a leaf. */
-        if (ctx.outOfTime()) return;
+        if (ctx.outOfTime(e.value.length)) return;
         if (firstSignificant(e.value) >= 0) ctx.emitField(e);
       } else walkValue(ctx, e.value, { path: e.path, key: e.key, keyPath: e.keyPath, chain: e.chain, group: e.group }, NO_HINT);
     }
@@ -167,7 +167,7 @@ function onlyHexDigitsOrDashes(text: string): boolean {
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
 export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = {}): void {
-  if (ctx.stopped || ctx.outOfTime()) return;
+  if (ctx.stopped || ctx.outOfTime(value.length)) return;
   if (pos.chain.length >= ctx.limits.maxDepth) {
     ctx.hit('maxDepth', `decoding depth limit of ${ctx.limits.maxDepth} reached at ${pos.path}; the value there is kept as it is`);
     emitLeaf(ctx, value, pos);
@@ -209,7 +209,7 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     return applyOutput(ctx, decoder, out, pos);
   }
   /* Remembered only when the budget could not have been the reason (decoders spend at most the text's length). */
-  if (memoable && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore) ctx.undecodableTexts.add(value);
+  if (memoable && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore) ctx.rememberUndecodable(value);
   emitLeaf(ctx, value, pos);
 }
 

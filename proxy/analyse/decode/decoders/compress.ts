@@ -254,7 +254,7 @@ export function decompress(kind: Compression, input: Buffer, ctx: DecodeContext,
     if (once === 'invalid') return null;
     if (once !== 'too-large') inflated = { bytes: once, overflow: false, interrupted: false, failed: false };
   }
-  inflated ??= inflateIncrementally(kind, rawDeflate, input, max, () => ctx.outOfTime());
+  inflated ??= inflateIncrementally(kind, rawDeflate, input, max, () => ctx.outOfTime(Infinity));
   const { bytes } = inflated;
   if (inflated.failed || (bytes.length === 0 && input.length > 0 && kind !== 'br')) return null;
   ctx.spendDecoded(bytes.length);

@@ -184,6 +184,10 @@ export interface JsonBase {
  * the entries produced.
  */
 export function scanJson(text: string, type: string, ctx: DecodeContext, limit: number, base: JsonBase): ScannedJson | null {
+  /* Most texts offered are not JSON (headers, tokens, words): they are turned away before anything is allocated. */
+  let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
+  const first = text.charCodeAt(i);
+  if (first !== 0x7b && first !== 0x5b) return null;
   const chain = [...base.chain, type];
   const entries: PlacedEntry[] = [];
   const scalars: boolean[] = [];
@@ -205,13 +209,10 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
     if (suffix === undefined) suffixes.set(key, (suffix = keySuffix(key)));
     return suffix;
   };
-  let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
   const open = (isArray: boolean, path: string, keyPath: string[]) => {
     frames.push({ isArray, path, keyPath, index: 0, key: '' });
     return isArray ? 'firstValueOrEnd' : 'firstKeyOrEnd';
   };
-  const first = text.charCodeAt(i);
-  if (first !== 0x7b && first !== 0x5b) return null;
   let expect: Expect = open(first === 0x5b, base.path ? `${base.path}>${type}:$` : `${type}:$`, base.keyPath);
   i++;
   let nestingNoted = false;
