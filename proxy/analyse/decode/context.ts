@@ -15,6 +15,9 @@ export interface Position {
   group: string;
 }
 
+/** Where every flow starts (shared: Positions are never changed, only replaced). */
+const START: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+
 const MAX_NOTES = 50;
 /** outOfTime reads the clock at least every this many calls (a power of two)... */
 const CHECK_EVERY = 8;
@@ -29,7 +32,7 @@ export class DecodeContext {
   /** Path of the value being decoded now (for notes). */
   at = '';
   /** Position of the value being decoded now: decoders that place their entries build on it. */
-  position: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+  position: Position = START;
   /** Set once fields or time ran out: nothing more is decoded for this flow. */
   stopped = false;
   /**

@@ -77,6 +77,7 @@ function decodeCookies(ctx: DecodeContext, header: string): void {
   }
 }
 
+const NO_CODINGS: string[] = [];
 const CODINGS: Record<string, Compression> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'br' };
 
 /** Undoes Content-Encoding (last applied first), then decodes the body. */
@@ -84,7 +85,7 @@ export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: strin
   if (bytes.length === 0) return;
   let pos: Position = { path: 'body', key: null, keyPath: [], chain: [], group: 'body' };
   let data = bytes;
-  const codings = (contentEncoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity');
+  const codings = contentEncoding ? contentEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity') : NO_CODINGS;
   for (const coding of codings.reverse()) {
     const kind = CODINGS[coding];
     if (!kind) {

@@ -73,12 +73,16 @@ function fieldKeyInfo(field: DecodedField): KeyInfo {
   return keyInfo(field.key !== null && !isDigits(field.key) ? field.key : keyOf(field));
 }
 
+/** The groups of a flow without sibling-context keys: shared, never written to. */
+const NO_GROUPS = new Map<string, DecodedField[]>();
+
 type Proposal = Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] };
 
 export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
   /* One pass over the keys: each field's key facts, and the fields other detectors look up as siblings. */
   const infos: KeyInfo[] = new Array(fields.length);
-  const groups = new Map<string, DecodedField[]>();
+  /* Most flows have no sibling-context key: they share one empty map instead of making their own. */
+  let groups = NO_GROUPS;
   let telAnywhere = false;
   const contactFields: DecodedField[] = [];
   for (let i = 0; i < fields.length; i++) {
@@ -87,6 +91,7 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
     infos[i] = info;
     /* Siblings are matched on the field's own key (a numeric key is never a sibling's). */
     if (info.siblingContext && field.key === info.key) {
+      if (groups === NO_GROUPS) groups = new Map();
       const list = groups.get(field.group);
       if (list) list.push(field);
       else groups.set(field.group, [field]);
@@ -98,7 +103,7 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   }
   const ctx: DetectContext = { groups, profile };
   /** Best candidate per (field, matched text). */
-  const best = new Map<string, Candidate>();
+  const best: Map<string, Candidate> = new Map();
   const offer = (c: Candidate): void => {
     const slot = `${c.field.path}\u0000${c.span}`;
     const current = best.get(slot);
@@ -110,12 +115,12 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   const emit = (c: Proposal): void => offer({ subject: 'device', ...c, field: current! });
   const emitSurroundings = (c: Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] }): void => offer({ subject: 'surroundings', ...c });
 
-  const profileCache: ProfileMatchCache = new Map();
+  const profileCache: ProfileMatchCache | undefined = profile ? new Map() : undefined;
   const deferredPhones: DecodedField[] = [];
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
     current = field;
-    if (profile) detectProfileValues(field, profile, emit, profileCache);
+    if (profile) detectProfileValues(field, profile, emit, profileCache!);
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const info = infos[i]!;
     const cls = info.cls;
@@ -141,7 +146,7 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
   for (const field of contactFields) detectContactsByPattern(field, ctx, emitterFor(field));
 
-  return dedupe([...best.values()]);
+  return best.size ? dedupe([...best.values()]) : [];
 }
 
 /** Same type+value+path once; the profile's reading outranks a key's, which outranks a pattern's. */
