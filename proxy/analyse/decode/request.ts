@@ -44,12 +44,22 @@ function lowerName(name: string): string {
   return lower;
 }
 
-export function decodeHeaders(ctx: DecodeContext, headers: Header[]): void {
+/** The body's Content-Type and Content-Encoding (first of each), as decodeHeaders found them. */
+interface BodyHeaders {
+  contentType?: string;
+  contentEncoding?: string;
+}
+
+export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: BodyHeaders): void {
   for (let i = 0; i < headers.length; i++) {
-    if (ctx.stopped) return;
     const name = headers[i][0];
     const value = headers[i][1];
     const lower = lowerName(name);
+    if (body) {
+      if (lower === 'content-type') body.contentType ??= value;
+      else if (lower === 'content-encoding') body.contentEncoding ??= value;
+    }
+    if (ctx.stopped) continue;
     if (TRANSPORT_HEADERS.has(lower) || !value) continue;
     if (lower === 'cookie') {
       decodeCookies(ctx, value);
@@ -105,17 +115,11 @@ export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: strin
 
 export function decodeRequest(ctx: DecodeContext, flow: Flow): void {
   if (flow.url) decodeUrl(ctx, flow.url);
-  decodeHeaders(ctx, flow.requestHeaders);
+  const found: BodyHeaders = {};
+  decodeHeaders(ctx, flow.requestHeaders, found);
   const body = flow.requestBody;
   if (body && body.bytes.length) {
     if (body.truncated) ctx.note(`request body was captured only in part (${body.bytes.length} of ${body.size} bytes); the rest was not examined`);
-    const ct = headerOf(flow.requestHeaders, 'content-type');
-    const ce = headerOf(flow.requestHeaders, 'content-encoding');
-    decodeBody(ctx, body.bytes, ct, ce);
+    decodeBody(ctx, body.bytes, found.contentType, found.contentEncoding);
   }
-}
-
-function headerOf(headers: Header[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i++) if (lowerName(headers[i][0]) === name) return headers[i][1];
-  return undefined;
 }

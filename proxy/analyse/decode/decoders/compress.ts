@@ -116,6 +116,9 @@ function inflateAtOnce(kind: Compression, rawDeflate: boolean, input: Buffer, ma
   let total = 0;
   let inOff = 0;
   let availIn = input.length;
+  /* Invalid data makes zlib build an Error nobody reads: without its stack trace (most of its cost; sniffed noise is often invalid). */
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     for (;;) {
       const window = Buffer.allocUnsafe(ONE_SHOT_OUTPUT_BYTES);
@@ -137,6 +140,7 @@ function inflateAtOnce(kind: Compression, rawDeflate: boolean, input: Buffer, ma
     if (!engine.destroyed) engine.close();
     return 'invalid';
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     giveBack(kind, rawDeflate, engine);
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);

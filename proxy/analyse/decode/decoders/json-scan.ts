@@ -10,6 +10,9 @@
 import type { DecodeContext } from '../context';
 import type { PlacedEntry } from '../registry';
 
+/** Documents this long or longer share their key strings, key paths and locator suffixes (see scanJson). */
+const SHARED_PARTS_MIN_LENGTH = 1024;
+
 /** Containers nested deeper than this are skipped (hostile `[[[[...]]]]`). */
 export const MAX_JSON_NESTING = 64;
 
@@ -192,19 +195,27 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
   const entries: PlacedEntry[] = [];
   const scalars: boolean[] = [];
   const frames: Frame[] = [];
+  /*
+   * Batches repeat their keys: from SHARED_PARTS_MIN_LENGTH on, key strings, key paths and locator
+   * suffixes are made once per document and shared. A small document (one event, a config) makes
+   * them as it goes: the maps would cost more than they save.
+   */
+  const shareParts = text.length >= SHARED_PARTS_MIN_LENGTH;
   /* Key paths per (parent key path, key): every record of a batch shares them. */
-  const childKeyPaths = new Map<string[], Map<string, string[]>>();
+  const childKeyPaths = shareParts ? new Map<string[], Map<string, string[]>>() : undefined;
   const keyPathOf = (parent: string[], key: string): string[] => {
+    if (!childKeyPaths) return [...parent, key];
     let byKey = childKeyPaths.get(parent);
     if (!byKey) childKeyPaths.set(parent, (byKey = new Map()));
     let kp = byKey.get(key);
     if (!kp) byKey.set(key, (kp = [...parent, key]));
     return kp;
   };
-  const knownKeys = new Map<number, string>();
+  const knownKeys = shareParts ? new Map<number, string>() : undefined;
   /* Each key's locator suffix (`.imei`, `["a b"]`), built once per document. */
-  const suffixes = new Map<string, string>();
+  const suffixes = shareParts ? new Map<string, string>() : undefined;
   const suffixOf = (key: string): string => {
+    if (!suffixes) return keySuffix(key);
     let suffix = suffixes.get(key);
     if (suffix === undefined) suffixes.set(key, (suffix = keySuffix(key)));
     return suffix;
@@ -244,7 +255,7 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       }
       if (expect === 'key') {
         if (c !== 0x22) throw new NotJson();
-        const k = readKey(text, i, knownKeys);
+        const k = knownKeys ? readKey(text, i, knownKeys) : readString(text, i);
         if (k === null) return entries.length ? { entries, scalars, complete: false } : null;
         top.key = k;
         i = skipWs(text, stringEnd);
