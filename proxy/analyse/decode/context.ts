@@ -38,23 +38,34 @@ export class DecodeContext {
   /**
    * Texts every text decoder already declined, without notes or budget effects: batches repeat
    * values (event names, ad IDs) in every record, and requests repeat them (User-Agent, app
-   * names), and the answer for one text does not change. Shared by all flows decoded with the
-   * same limits (a decoder's answer may depend on them, never on anything else of the flow).
+   * names), and the answer for one text does not change. The first SHARED_PER_FLOW of a flow go
+   * to a memo shared by all flows decoded with the same limits (a decoder's answer may depend on
+   * them, never on anything else of the flow); the rest, a big batch's, to this flow's own.
    */
-  readonly undecodableTexts: Set<string>;
+  private readonly sharedUndecodable: Set<string>;
+  private ownUndecodable: Set<string> | undefined;
+  private sharedAdded = 0;
   private readonly deadline: number;
   private checks = 0;
   private pendingWork = 0;
 
   constructor(readonly limits: DecodeLimits, private readonly clock: () => number = defaultClock) {
     this.deadline = clock() + limits.timeBudgetMs;
-    this.undecodableTexts = sharedUndecodable(limits);
+    this.sharedUndecodable = sharedUndecodable(limits);
   }
 
-  /** Remembers a text every text decoder declined (a copy: the text may be a slice of a big body). */
+  /** True when every text decoder already declined this text (see sharedUndecodable). */
+  knownUndecodable(text: string): boolean {
+    return this.sharedUndecodable.has(text) || (this.ownUndecodable !== undefined && this.ownUndecodable.has(text));
+  }
+
+  /** Remembers a text every text decoder declined (in the shared memo as a copy: the text may be a slice of a big body). */
   rememberUndecodable(text: string): void {
-    sharedChars += text.length;
-    this.undecodableTexts.add(text.length >= SLICE_MIN_LENGTH ? flatCopy(text) : text);
+    if (this.sharedAdded < SHARED_PER_FLOW) {
+      this.sharedAdded++;
+      sharedChars += text.length;
+      this.sharedUndecodable.add(text.length >= SLICE_MIN_LENGTH ? flatCopy(text) : text);
+    } else (this.ownUndecodable ??= new Set()).add(text);
   }
 
   note(text: string): void {
@@ -138,6 +149,8 @@ let sharedChars = 0;
 /** Bounds of the shared memo: it starts over when either is passed. */
 const SHARED_MAX_TEXTS = 4096;
 const SHARED_MAX_CHARS = 1024 * 1024;
+/** Undecodable texts one flow adds to the shared memo; the rest stay the flow's own. */
+const SHARED_PER_FLOW = 32;
 /** Shorter strings are never slices of another in V8 (they are copied when cut). */
 const SLICE_MIN_LENGTH = 13;
 

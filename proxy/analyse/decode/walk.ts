@@ -228,7 +228,7 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   const hexShaped = !hint.contentType && onlyHexDigitsOrDashes(value);
   const sniffers = hexShaped ? HEX_ONLY : TEXT_DECODERS;
   const memoable = !hexShaped && !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
-  if (memoable && ctx.undecodableTexts.has(value)) {
+  if (memoable && ctx.knownUndecodable(value)) {
     emitLeaf(ctx, value, pos, leaf);
     return;
   }

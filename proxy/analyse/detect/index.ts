@@ -103,9 +103,11 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   }
   const ctx: DetectContext = { groups, profile };
   /** Best candidate per (field, matched text). */
-  const best: Map<string, Candidate> = new Map();
+  /* Made at the first candidate: most flows have none. */
+  let best: Map<string, Candidate> | undefined;
   const offer = (c: Candidate): void => {
     const slot = `${c.field.path}\u0000${c.span}`;
+    best ??= new Map();
     const current = best.get(slot);
     if (!current || better(c, current)) best.set(slot, c);
   };
@@ -140,13 +142,15 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
 
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
   let imsiCountry: string | undefined;
-  for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
+  if (best) for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
   const needsCountry = deferredPhones.length > 0 || telAnywhere;
   ctx.country = profile?.country ?? imsiCountry ?? (needsCountry ? countryFromFields(fields) : undefined);
   for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
   for (const field of contactFields) detectContactsByPattern(field, ctx, emitterFor(field));
 
-  return best.size ? dedupe([...best.values()]) : [];
+  /* `best` is assigned in closures, so the compiler cannot see it set here: read it through a const. */
+  const found = best as Map<string, Candidate> | undefined;
+  return found?.size ? dedupe([...found.values()]) : [];
 }
 
 /** Same type+value+path once; the profile's reading outranks a key's, which outranks a pattern's. */
