@@ -16,9 +16,12 @@ const BARE_VALUE_MIN = 8;
 export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
   const entries: Entry[] = [];
   const chain = [type];
-  const parts = text.split('&');
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i];
+  /* What text.split('&') gives, part by part, without the array. */
+  for (let i = 0, from = 0; from <= text.length; i++) {
+    let to = text.indexOf('&', from);
+    if (to < 0) to = text.length;
+    const part = text.slice(from, to);
+    from = to + 1;
     if (!part) continue;
     const eq = part.indexOf('=');
     if (eq < 0 && part.length >= BARE_VALUE_MIN) {
