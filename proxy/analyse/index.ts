@@ -37,7 +37,8 @@ export function analyseFlow(flow: Flow, opts: AnalyseOptions = {}): AnalysisResu
   } catch (err) {
     decoded = { fields: [], notes: [`decoding failed: ${messageOf(err)}`], limitsHit: [] };
   }
-  const notes = [...decoded.notes];
+  /* The decoder's own array, made for this flow alone: added to, not copied. */
+  const notes = decoded.notes;
   let findings: Finding[] = [];
   try {
     findings = detectFields(decoded.fields, opts.profile).map((d) => ({

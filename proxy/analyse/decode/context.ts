@@ -4,6 +4,7 @@
  */
 import type { DecodedField } from '../types';
 import type { DecodeLimits, LimitName } from './limits';
+import { flatCopy } from './text';
 
 /** Where a value sits: what the fields found under it will carry. */
 export interface Position {
@@ -14,7 +15,14 @@ export interface Position {
   group: string;
 }
 
+/** Where every flow starts (shared: Positions are never changed, only replaced). */
+const START: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+
 const MAX_NOTES = 50;
+/** outOfTime reads the clock at least every this many calls (a power of two)... */
+const CHECK_EVERY = 8;
+/** ...and before any value once this many characters or bytes were announced since the last reading. */
+const CHECK_WORK = 16 * 1024;
 
 export class DecodeContext {
   readonly fields: DecodedField[] = [];
@@ -24,19 +32,40 @@ export class DecodeContext {
   /** Path of the value being decoded now (for notes). */
   at = '';
   /** Position of the value being decoded now: decoders that place their entries build on it. */
-  position: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+  position: Position = START;
   /** Set once fields or time ran out: nothing more is decoded for this flow. */
   stopped = false;
   /**
    * Texts every text decoder already declined, without notes or budget effects: batches repeat
-   * values (event names, ad IDs) in every record, and the answer for one text does not change.
+   * values (event names, ad IDs) in every record, and requests repeat them (User-Agent, app
+   * names), and the answer for one text does not change. The first SHARED_PER_FLOW of a flow go
+   * to a memo shared by all flows decoded with the same limits (a decoder's answer may depend on
+   * them, never on anything else of the flow); the rest, a big batch's, to this flow's own.
    */
-  readonly undecodableTexts = new Set<string>();
+  private readonly sharedUndecodable: Set<string>;
+  private ownUndecodable: Set<string> | undefined;
+  private sharedAdded = 0;
   private readonly deadline: number;
   private checks = 0;
+  private pendingWork = 0;
 
   constructor(readonly limits: DecodeLimits, private readonly clock: () => number = defaultClock) {
     this.deadline = clock() + limits.timeBudgetMs;
+    this.sharedUndecodable = sharedUndecodable(limits);
+  }
+
+  /** True when every text decoder already declined this text (see sharedUndecodable). */
+  knownUndecodable(text: string): boolean {
+    return this.sharedUndecodable.has(text) || (this.ownUndecodable !== undefined && this.ownUndecodable.has(text));
+  }
+
+  /** Remembers a text every text decoder declined (in the shared memo as a copy: the text may be a slice of a big body). */
+  rememberUndecodable(text: string): void {
+    if (this.sharedAdded < SHARED_PER_FLOW) {
+      this.sharedAdded++;
+      sharedChars += text.length;
+      this.sharedUndecodable.add(text.length >= SLICE_MIN_LENGTH ? flatCopy(text) : text);
+    } else (this.ownUndecodable ??= new Set()).add(text);
   }
 
   note(text: string): void {
@@ -48,10 +77,18 @@ export class DecodeContext {
     this.note(text);
   }
 
-  /** True (and decoding stops) once the time budget is spent. Cheap enough to call per value. */
-  outOfTime(): boolean {
+  /**
+   * True (and decoding stops) once the time budget is spent. Cheap enough to call per value: the
+   * clock is read every CHECK_EVERY calls, or sooner once the values announced (`work`, their
+   * characters or bytes) since the last reading pass CHECK_WORK, so a step over a big value is
+   * always preceded by a reading, and small ones are read in batches (a small flow reads it
+   * about once). Work that cannot be sized (a chunk of a decompression) passes Infinity.
+   */
+  outOfTime(work = 0): boolean {
     if (this.stopped) return true;
-    if ((++this.checks & 7) !== 0 && this.checks > 8) return false;
+    this.pendingWork += work;
+    if ((++this.checks & (CHECK_EVERY - 1)) !== 0 && this.pendingWork < CHECK_WORK) return false;
+    this.pendingWork = 0;
     if (this.clock() > this.deadline) {
       this.stopped = true;
       this.hit('timeBudgetMs', `decoding stopped after the time budget of ${this.limits.timeBudgetMs} ms; later fields were not examined`);
@@ -103,6 +140,30 @@ export class DecodeContext {
     }
     this.fields.push({ path, key, keyPath, value: text, chain, group });
   }
+}
+
+/** The shared memo of undecodable texts, and the limits it was filled under. */
+let sharedTexts = new Set<string>();
+let sharedLimits: DecodeLimits | undefined;
+let sharedChars = 0;
+/** Bounds of the shared memo: it starts over when either is passed. */
+const SHARED_MAX_TEXTS = 4096;
+const SHARED_MAX_CHARS = 1024 * 1024;
+/** Undecodable texts one flow adds to the shared memo; the rest stay the flow's own. */
+const SHARED_PER_FLOW = 32;
+/** Shorter strings are never slices of another in V8 (they are copied when cut). */
+const SLICE_MIN_LENGTH = 13;
+
+function sharedUndecodable(limits: DecodeLimits): Set<string> {
+  const l = sharedLimits;
+  const same = l !== undefined && l.maxDepth === limits.maxDepth && l.maxDecodedBytes === limits.maxDecodedBytes && l.maxRatio === limits.maxRatio
+    && l.maxFields === limits.maxFields && l.maxFieldLength === limits.maxFieldLength && l.timeBudgetMs === limits.timeBudgetMs;
+  if (!same || sharedTexts.size >= SHARED_MAX_TEXTS || sharedChars >= SHARED_MAX_CHARS) {
+    sharedTexts = new Set();
+    sharedLimits = limits;
+    sharedChars = 0;
+  }
+  return sharedTexts;
 }
 
 function defaultClock(): number {

@@ -30,6 +30,11 @@ function finish(ctx: DecodeContext): DecodeResult {
  */
 const shapeKeeper: { context?: DecodeContext } = {};
 
+/** The kept context never decodes: it needs no reading of the clock. */
+const noClock = (): number => 0;
+const KEEPER_RENEW_EVERY = 64;
+let flowsSinceKeeper = 0;
+
 function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeContext) => void): DecodeResult {
   const ctx = new DecodeContext(resolveLimits(limits));
   try {
@@ -37,7 +42,8 @@ function guarded(limits: Partial<DecodeLimits> | undefined, work: (ctx: DecodeCo
   } catch (err) {
     ctx.note(`decoding stopped early: ${err instanceof Error ? err.message : String(err)}`);
   }
-  shapeKeeper.context = new DecodeContext(ctx.limits);
+  /* Renewed every KEEPER_RENEW_EVERY flows: the class settles in the first flows and stays (renewing costs a context). */
+  if (++flowsSinceKeeper % KEEPER_RENEW_EVERY === 1) shapeKeeper.context = new DecodeContext(ctx.limits, noClock);
   return finish(ctx);
 }
 

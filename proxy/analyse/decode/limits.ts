@@ -32,13 +32,21 @@ export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
 
 export type LimitName = keyof DecodeLimits;
 
+/** A budget given as a finite number ≥ 0, or the default. */
+function pick(v: number | undefined, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+/** The defaults with whatever valid budgets `partial` sets (called per flow: written out, no key iteration). */
 export function resolveLimits(partial?: Partial<DecodeLimits>): DecodeLimits {
-  const out: DecodeLimits = { ...DEFAULT_DECODE_LIMITS };
-  if (partial) {
-    for (const k of Object.keys(DEFAULT_DECODE_LIMITS) as LimitName[]) {
-      const v = partial[k];
-      if (typeof v === 'number' && Number.isFinite(v) && v >= 0) out[k] = v;
-    }
-  }
-  return out;
+  const d = DEFAULT_DECODE_LIMITS;
+  if (!partial) return { maxDepth: d.maxDepth, maxDecodedBytes: d.maxDecodedBytes, maxRatio: d.maxRatio, maxFields: d.maxFields, maxFieldLength: d.maxFieldLength, timeBudgetMs: d.timeBudgetMs };
+  return {
+    maxDepth: pick(partial.maxDepth, d.maxDepth),
+    maxDecodedBytes: pick(partial.maxDecodedBytes, d.maxDecodedBytes),
+    maxRatio: pick(partial.maxRatio, d.maxRatio),
+    maxFields: pick(partial.maxFields, d.maxFields),
+    maxFieldLength: pick(partial.maxFieldLength, d.maxFieldLength),
+    timeBudgetMs: pick(partial.timeBudgetMs, d.timeBudgetMs),
+  };
 }

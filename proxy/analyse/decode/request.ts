@@ -7,6 +7,7 @@ import type { Flow, Header } from '../../flow';
 import type { DecodeContext, Position } from './context';
 import { decompress, type Compression } from './decoders/compress';
 import { urlEntries } from './decoders/form';
+import { flatCopy } from './text';
 import { walkEntry, walkValue } from './walk';
 
 /** Headers that describe the transport, not the phone or its owner. */
@@ -25,10 +26,40 @@ export function decodeUrl(ctx: DecodeContext, url: string): void {
   }
 }
 
-export function decodeHeaders(ctx: DecodeContext, headers: Header[]): void {
-  for (const [name, value] of headers) {
-    if (ctx.stopped) return;
-    const lower = name.toLowerCase();
+/**
+ * Header names in lower case, remembered: a phone sends the same few dozen names on every request,
+ * and each is looked up three times per flow. Bounded: cleared when full.
+ */
+const LOWER_NAMES = new Map<string, string>();
+const LOWER_NAMES_MAX = 1024;
+
+function lowerName(name: string): string {
+  let lower = LOWER_NAMES.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (LOWER_NAMES.size >= LOWER_NAMES_MAX) LOWER_NAMES.clear();
+    /* Names are short (a sliced name would keep its whole header block alive: stored as a copy). */
+    if (name.length <= 64) LOWER_NAMES.set(flatCopy(name), lower);
+  }
+  return lower;
+}
+
+/** The body's Content-Type and Content-Encoding (first of each), as decodeHeaders found them. */
+interface BodyHeaders {
+  contentType?: string;
+  contentEncoding?: string;
+}
+
+export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: BodyHeaders): void {
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i][0];
+    const value = headers[i][1];
+    const lower = lowerName(name);
+    if (body) {
+      if (lower === 'content-type') body.contentType ??= value;
+      else if (lower === 'content-encoding') body.contentEncoding ??= value;
+    }
+    if (ctx.stopped) continue;
     if (TRANSPORT_HEADERS.has(lower) || !value) continue;
     if (lower === 'cookie') {
       decodeCookies(ctx, value);
@@ -56,6 +87,7 @@ function decodeCookies(ctx: DecodeContext, header: string): void {
   }
 }
 
+const NO_CODINGS: string[] = [];
 const CODINGS: Record<string, Compression> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'br' };
 
 /** Undoes Content-Encoding (last applied first), then decodes the body. */
@@ -63,7 +95,7 @@ export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: strin
   if (bytes.length === 0) return;
   let pos: Position = { path: 'body', key: null, keyPath: [], chain: [], group: 'body' };
   let data = bytes;
-  const codings = (contentEncoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity');
+  const codings = contentEncoding ? contentEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity') : NO_CODINGS;
   for (const coding of codings.reverse()) {
     const kind = CODINGS[coding];
     if (!kind) {
@@ -83,17 +115,11 @@ export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: strin
 
 export function decodeRequest(ctx: DecodeContext, flow: Flow): void {
   if (flow.url) decodeUrl(ctx, flow.url);
-  decodeHeaders(ctx, flow.requestHeaders);
+  const found: BodyHeaders = {};
+  decodeHeaders(ctx, flow.requestHeaders, found);
   const body = flow.requestBody;
   if (body && body.bytes.length) {
     if (body.truncated) ctx.note(`request body was captured only in part (${body.bytes.length} of ${body.size} bytes); the rest was not examined`);
-    const ct = headerOf(flow.requestHeaders, 'content-type');
-    const ce = headerOf(flow.requestHeaders, 'content-encoding');
-    decodeBody(ctx, body.bytes, ct, ce);
+    decodeBody(ctx, body.bytes, found.contentType, found.contentEncoding);
   }
-}
-
-function headerOf(headers: Header[], name: string): string | undefined {
-  for (const [n, v] of headers) if (n.toLowerCase() === name) return v;
-  return undefined;
 }

@@ -2,10 +2,10 @@
 import { isUtf8 } from 'node:buffer';
 
 /** Share of characters that must be printable for decoded bytes to count as text. */
-const PRINTABLE_SHARE = 0.95;
+export const PRINTABLE_SHARE = 0.95;
 
 /** Control characters are counted in this much of a payload; the rest is only checked to be UTF-8. */
-const PRINTABLE_SCAN_BYTES = 64 * 1024;
+export const PRINTABLE_SCAN_BYTES = 64 * 1024;
 
 /** True when the bytes are valid UTF-8 and almost all printable (tabs and newlines allowed). */
 export function isMostlyPrintable(bytes: Buffer): boolean {
@@ -96,4 +96,13 @@ export function onlyBase64Chars(text: string, from: number, to: number, allowSpa
     if (!ok) return false;
   }
   return true;
+}
+
+/**
+ * A copy of the text that shares no storage with the string it was cut from (V8 keeps a slice's
+ * whole parent alive): for strings kept in caches that outlive the flow. UTF-16 both ways, so
+ * every code unit (lone surrogates too) comes back as it was.
+ */
+export function flatCopy(text: string): string {
+  return Buffer.from(text, 'utf16le').toString('utf16le');
 }

@@ -14,8 +14,8 @@ import { multipartDecoder } from './decoders/multipart';
 import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
-import { Decoder, DecoderOutput, Entry, Hint, Payload, safeTry } from './registry';
-import { firstSignificant, isMostlyPrintable } from './text';
+import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
+import { firstSignificant, flatCopy, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -50,13 +50,47 @@ export function declaredDecoders(contentType: string | undefined): Decoder[] {
   return [];
 }
 
+/** A Content-Type's declared decoders, split by what they read; built once per distinct Content-Type. */
+interface Declared {
+  text: Decoder[];
+  bytes: Decoder[];
+}
+
+const NO_DECLARED: Declared = { text: NONE, bytes: NONE };
+const DECLARED_CACHE = new Map<string, Declared>();
+const DECLARED_CACHE_MAX = 256;
+
+function declaredFor(contentType: string | undefined): Declared {
+  if (!contentType) return NO_DECLARED;
+  let d = DECLARED_CACHE.get(contentType);
+  if (d === undefined) {
+    const all = declaredDecoders(contentType);
+    d = all.length ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes') } : NO_DECLARED;
+    if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
+    if (contentType.length <= 256) DECLARED_CACHE.set(flatCopy(contentType), d);
+  }
+  return d;
+}
+
+/** The same hint, marked as naming the decoder's format. */
+function declaredHint(hint: Hint): Hint {
+  return { contentType: hint.contentType, declared: true };
+}
+
+/** Compressed and multipart bodies are recognised by their first bytes, declared or not. */
+const SNIFFED_BYTE_DECODERS: Decoder[] = [gzipDecoder, deflateDecoder, multipartDecoder];
+
 function join(parent: string, segment: string): string {
   return parent ? `${parent}>${segment}` : segment;
 }
 
-function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
+/** `leaf`: the placed entry being walked, if any; when it is the leaf, it is emitted as it is (no copy). */
+function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position, leaf?: PlacedEntry): void {
   if (typeof value === 'string') {
-    if (firstSignificant(value) >= 0) ctx.emit(pos, value);
+    if (firstSignificant(value) >= 0) {
+      if (leaf !== undefined && leaf.value === value) ctx.emitField(leaf);
+      else ctx.emit(pos, value);
+    }
     return;
   }
   if (value.length === 0) return;
@@ -66,7 +100,7 @@ function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position): void {
 
 function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position): void {
   if (out.kind === 'transform') {
-    const next: Position = { ...pos, path: join(pos.path, decoder.type), chain: [...pos.chain, decoder.type] };
+    const next: Position = { path: join(pos.path, decoder.type), key: pos.key, keyPath: pos.keyPath, chain: [...pos.chain, decoder.type], group: pos.group };
     walkValue(ctx, out.data, next, { contentType: out.contentType });
     return;
   }
@@ -79,9 +113,9 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
       if (scalars[i]) ctx.emitField(e);
       else if (e.chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
         /* What walkValue would do with it, without a Position: keep it as a leaf. */
-        if (ctx.outOfTime()) return;
+        if (ctx.outOfTime(e.value.length)) return;
         if (firstSignificant(e.value) >= 0) ctx.emitField(e);
-      } else walkValue(ctx, e.value, { path: e.path, key: e.key, keyPath: e.keyPath, chain: e.chain, group: e.group }, NO_HINT);
+      } else walkValue(ctx, e.value, e, NO_HINT, e); /* the entry is its own Position */
     }
     return;
   }
@@ -115,7 +149,8 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, share
     chain = shared.chain;
     group = shared.group;
   } else {
-    chain = [...pos.chain, ...entry.chain];
+    /* At the root (URL parts), the entry's chain is the whole chain: shared as it is (chains are never changed). */
+    chain = pos.chain.length ? [...pos.chain, ...entry.chain] : entry.chain;
     group = join(pos.path, entry.groupSegment);
   }
   const child: Position = {
@@ -166,11 +201,12 @@ function onlyHexDigitsOrDashes(text: string): boolean {
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
-export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = {}): void {
-  if (ctx.stopped || ctx.outOfTime()) return;
+/** `leaf`: the placed entry whose value this is (see emitLeaf). */
+export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = NO_HINT, leaf?: PlacedEntry): void {
+  if (ctx.stopped || ctx.outOfTime(value.length)) return;
   if (pos.chain.length >= ctx.limits.maxDepth) {
     ctx.hit('maxDepth', `decoding depth limit of ${ctx.limits.maxDepth} reached at ${pos.path}; the value there is kept as it is`);
-    emitLeaf(ctx, value, pos);
+    emitLeaf(ctx, value, pos, leaf);
     return;
   }
   ctx.at = pos.path || 'body';
@@ -180,20 +216,20 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     return;
   }
   if (!hint.contentType && !mightBeEncoded(value)) {
-    emitLeaf(ctx, value, pos);
+    emitLeaf(ctx, value, pos, leaf);
     return;
   }
-  const declared = hint.contentType ? declaredDecoders(hint.contentType).filter((d) => d.accepts === 'text') : NONE;
+  const declared = declaredFor(hint.contentType).text;
   for (const decoder of declared) {
-    const out = safeTry(decoder, value, ctx, { ...hint, declared: true });
+    const out = safeTry(decoder, value, ctx, declaredHint(hint));
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   /* Hashes, UUIDs and digit strings (most long values of a batch): of all text decoders only hex can read them. */
   const hexShaped = !hint.contentType && onlyHexDigitsOrDashes(value);
   const sniffers = hexShaped ? HEX_ONLY : TEXT_DECODERS;
   const memoable = !hexShaped && !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
-  if (memoable && ctx.undecodableTexts.has(value)) {
-    emitLeaf(ctx, value, pos);
+  if (memoable && ctx.knownUndecodable(value)) {
+    emitLeaf(ctx, value, pos, leaf);
     return;
   }
   const notesBefore = ctx.notes.length;
@@ -204,13 +240,13 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     const out = safeTry(decoder, value, ctx, sniffHint);
     if (!out) continue;
     if (out.kind === 'transform' && value.length <= KEEP_ORIGINAL_MAX && (decoder === base64Decoder || decoder === hexDecoder)) {
-      emitLeaf(ctx, value, pos);
+      emitLeaf(ctx, value, pos, leaf);
     }
     return applyOutput(ctx, decoder, out, pos);
   }
   /* Remembered only when the budget could not have been the reason (decoders spend at most the text's length). */
-  if (memoable && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore) ctx.undecodableTexts.add(value);
-  emitLeaf(ctx, value, pos);
+  if (memoable && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore) ctx.rememberUndecodable(value);
+  emitLeaf(ctx, value, pos, leaf);
 }
 
 function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
@@ -220,20 +256,21 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
     const frames = grpcFrames(bytes);
     if (frames) {
       frames.forEach((frame, i) => {
-        const framePos: Position = { ...pos, path: join(pos.path, `grpc:${i}`), chain: [...pos.chain, 'grpc'] };
+        const framePos: Position = { path: join(pos.path, `grpc:${i}`), key: pos.key, keyPath: pos.keyPath, chain: [...pos.chain, 'grpc'], group: pos.group };
         walkValue(ctx, frame, framePos, { contentType: 'application/x-protobuf' });
       });
       return;
     }
   }
-  const declared = declaredDecoders(hint.contentType).filter((d) => d.accepts === 'bytes');
+  const declared = declaredFor(hint.contentType).bytes;
   for (const decoder of declared) {
-    const out = safeTry(decoder, bytes, ctx, { ...hint, declared: true });
+    const out = safeTry(decoder, bytes, ctx, declaredHint(hint));
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
-  for (const decoder of [gzipDecoder, deflateDecoder, multipartDecoder]) {
+  const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
+  for (const decoder of SNIFFED_BYTE_DECODERS) {
     if (declared.includes(decoder)) continue;
-    const out = safeTry(decoder, bytes, ctx, { contentType: hint.contentType });
+    const out = safeTry(decoder, bytes, ctx, sniffHint);
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   if (isMostlyPrintable(bytes)) {

@@ -6,7 +6,7 @@
  */
 import type { DecodedField } from '../types';
 import type { Candidate } from './candidate';
-import { keyOf } from './candidate';
+import { isDigits, keyOf } from './candidate';
 import type { KeyClass, KeyInfo } from './keys';
 import {
   currentTac, isAllSameChar, isPlaceholderDigits, isPlaceholderWord, isUuid, luhnCheckDigit, luhnValid, plausibleTac, splitImsi,
@@ -161,24 +161,31 @@ const DIGIT_RUN = /(?<![A-Za-z0-9+/.])\d{14,20}(?![A-Za-z0-9+/]|\.\d)/g;
 export function detectDeviceIdsByPattern(field: DecodedField, key: KeyInfo, emit: Emit): void {
   const value = field.value;
   if (value.length < 14 || !hasDigitRun(value, 14) || key.nonIdentifier) return;
+  /* A value that is digits only (the usual case) is DIGIT_RUN's one match when 14-20 long, and has none when longer. */
+  if (isDigits(value)) {
+    if (value.length <= 20) digitRun(value, value, field, emit);
+    return;
+  }
   const whole = value.trim();
-  for (const match of value.matchAll(DIGIT_RUN)) {
-    const run = match[0];
-    if (isPlaceholderDigits(run)) continue;
-    if (run.length === 15) {
-      if (luhnValid(run) && currentTac(run)) {
-        emit({ type: 'imei', value: run, detector: 'pattern', confidence: 0.7, span: run, evidence: 'Luhn-valid, with a real TAC prefix' });
-        continue;
-      }
-      // An allocated MCC is true of a quarter of all 15-digit numbers: only a bare value with no key
-      // (text, a protobuf field number) is worth reporting on that evidence alone.
-      const imsi = splitImsi(run);
-      if (imsi && run === whole && hasNoMeaningfulKey(field)) {
-        emit({ type: 'imsi', value: run, detector: 'pattern', confidence: 0.5, span: run, evidence: `MCC ${imsi.mcc} = ${imsi.country}, MNC ${imsi.mnc}` });
-      }
-    } else if (run.length >= 19 && run.startsWith('89') && luhnValid(run)) {
-      emit({ type: 'iccid', value: run, detector: 'pattern', confidence: 0.8, span: run, evidence: 'SIM card number prefix 89, Luhn-valid' });
+  for (const match of value.matchAll(DIGIT_RUN)) digitRun(match[0], whole, field, emit);
+}
+
+/** One digit run of a value (`whole`: the value trimmed): an IMEI, a bare IMSI or an ICCID on its own evidence. */
+function digitRun(run: string, whole: string, field: DecodedField, emit: Emit): void {
+  if (isPlaceholderDigits(run)) return;
+  if (run.length === 15) {
+    if (luhnValid(run) && currentTac(run)) {
+      emit({ type: 'imei', value: run, detector: 'pattern', confidence: 0.7, span: run, evidence: 'Luhn-valid, with a real TAC prefix' });
+      return;
     }
+    // An allocated MCC is true of a quarter of all 15-digit numbers: only a bare value with no key
+    // (text, a protobuf field number) is worth reporting on that evidence alone.
+    const imsi = splitImsi(run);
+    if (imsi && run === whole && hasNoMeaningfulKey(field)) {
+      emit({ type: 'imsi', value: run, detector: 'pattern', confidence: 0.5, span: run, evidence: `MCC ${imsi.mcc} = ${imsi.country}, MNC ${imsi.mnc}` });
+    }
+  } else if (run.length >= 19 && run.startsWith('89') && luhnValid(run)) {
+    emit({ type: 'iccid', value: run, detector: 'pattern', confidence: 0.8, span: run, evidence: 'SIM card number prefix 89, Luhn-valid' });
   }
 }
 

@@ -73,12 +73,16 @@ function fieldKeyInfo(field: DecodedField): KeyInfo {
   return keyInfo(field.key !== null && !isDigits(field.key) ? field.key : keyOf(field));
 }
 
+/** The groups of a flow without sibling-context keys: shared, never written to. */
+const NO_GROUPS = new Map<string, DecodedField[]>();
+
 type Proposal = Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] };
 
 export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
   /* One pass over the keys: each field's key facts, and the fields other detectors look up as siblings. */
   const infos: KeyInfo[] = new Array(fields.length);
-  const groups = new Map<string, DecodedField[]>();
+  /* Most flows have no sibling-context key: they share one empty map instead of making their own. */
+  let groups = NO_GROUPS;
   let telAnywhere = false;
   const contactFields: DecodedField[] = [];
   for (let i = 0; i < fields.length; i++) {
@@ -87,6 +91,7 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
     infos[i] = info;
     /* Siblings are matched on the field's own key (a numeric key is never a sibling's). */
     if (info.siblingContext && field.key === info.key) {
+      if (groups === NO_GROUPS) groups = new Map();
       const list = groups.get(field.group);
       if (list) list.push(field);
       else groups.set(field.group, [field]);
@@ -98,9 +103,11 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   }
   const ctx: DetectContext = { groups, profile };
   /** Best candidate per (field, matched text). */
-  const best = new Map<string, Candidate>();
+  /* Made at the first candidate: most flows have none. */
+  let best: Map<string, Candidate> | undefined;
   const offer = (c: Candidate): void => {
     const slot = `${c.field.path}\u0000${c.span}`;
+    best ??= new Map();
     const current = best.get(slot);
     if (!current || better(c, current)) best.set(slot, c);
   };
@@ -110,12 +117,12 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   const emit = (c: Proposal): void => offer({ subject: 'device', ...c, field: current! });
   const emitSurroundings = (c: Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] }): void => offer({ subject: 'surroundings', ...c });
 
-  const profileCache: ProfileMatchCache = new Map();
+  const profileCache: ProfileMatchCache | undefined = profile ? new Map() : undefined;
   const deferredPhones: DecodedField[] = [];
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
     current = field;
-    if (profile) detectProfileValues(field, profile, emit, profileCache);
+    if (profile) detectProfileValues(field, profile, emit, profileCache!);
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const info = infos[i]!;
     const cls = info.cls;
@@ -135,13 +142,15 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
 
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
   let imsiCountry: string | undefined;
-  for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
+  if (best) for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
   const needsCountry = deferredPhones.length > 0 || telAnywhere;
   ctx.country = profile?.country ?? imsiCountry ?? (needsCountry ? countryFromFields(fields) : undefined);
   for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
   for (const field of contactFields) detectContactsByPattern(field, ctx, emitterFor(field));
 
-  return dedupe([...best.values()]);
+  /* `best` is assigned in closures, so the compiler cannot see it set here: read it through a const. */
+  const found = best as Map<string, Candidate> | undefined;
+  return found?.size ? dedupe([...found.values()]) : [];
 }
 
 /** Same type+value+path once; the profile's reading outranks a key's, which outranks a pattern's. */

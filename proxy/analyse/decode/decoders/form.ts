@@ -16,9 +16,12 @@ const BARE_VALUE_MIN = 8;
 export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
   const entries: Entry[] = [];
   const chain = [type];
-  const parts = text.split('&');
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i];
+  /* What text.split('&') gives, part by part, without the array. */
+  for (let i = 0, from = 0; from <= text.length; i++) {
+    let to = text.indexOf('&', from);
+    if (to < 0) to = text.length;
+    const part = text.slice(from, to);
+    from = to + 1;
     if (!part) continue;
     const eq = part.indexOf('=');
     if (eq < 0 && part.length >= BARE_VALUE_MIN) {
@@ -63,28 +66,67 @@ export const formDecoder: Decoder = {
   explain: () => 'form fields (name=value&...), read one by one',
 };
 
+/** Chains and group segments of URL entries, per prefix ('' for the request URL, 'url' nested): built once, shared by every entry. */
+interface UrlParts {
+  pathChain: string[];
+  pathGroup: string;
+  queryChain: string[];
+  queryGroup: string;
+  head: string;
+}
+
+const URL_PARTS = new Map<string, UrlParts>();
+
+function urlParts(prefix: string[]): UrlParts {
+  const name = prefix.join('>');
+  let parts = URL_PARTS.get(name);
+  if (!parts) {
+    const head = name ? `${name}>` : '';
+    parts = { pathChain: [...prefix, 'path'], pathGroup: `${head}path`, queryChain: [...prefix, 'query'], queryGroup: `${head}query`, head };
+    if (URL_PARTS.size < 16) URL_PARTS.set(name, parts);
+  }
+  return parts;
+}
+
+/** `path:0`, `path:1`... built once. */
+const PATH_SEGMENTS: string[] = [];
+
+function pathSegment(index: number): string {
+  return index < 64 ? (PATH_SEGMENTS[index] ??= `path:${index}`) : `path:${index}`;
+}
+
 /** Splits a URL (absolute or path-only) into its non-empty path segments and query parameters. */
 export function urlEntries(url: string, prefix: string[]): Entry[] {
   const hashAt = url.indexOf('#');
-  const noFragment = hashAt >= 0 ? url.slice(0, hashAt) : url;
-  const q = noFragment.indexOf('?');
-  const beforeQuery = q >= 0 ? noFragment.slice(0, q) : noFragment;
-  const query = q >= 0 ? noFragment.slice(q + 1) : '';
-  const schemeEnd = beforeQuery.indexOf('://');
-  const afterAuthority = schemeEnd >= 0 ? beforeQuery.indexOf('/', schemeEnd + 3) : beforeQuery.indexOf('/');
-  const path = afterAuthority >= 0 ? beforeQuery.slice(afterAuthority) : '';
+  const end = hashAt >= 0 ? hashAt : url.length;
+  const qAt = url.indexOf('?');
+  const q = qAt >= 0 && qAt < end ? qAt : -1;
+  const pathEnd = q >= 0 ? q : end;
+  const schemeEnd = url.indexOf('://');
+  const afterAuthority = schemeEnd >= 0 && schemeEnd < pathEnd ? url.indexOf('/', schemeEnd + 3) : url.indexOf('/');
+  const parts = urlParts(prefix);
   const entries: Entry[] = [];
-  const seg = (s: string) => [...prefix, s].join('>');
-  const segments = path.split('/');
-  let index = 0;
-  for (const raw of segments) {
-    if (!raw) continue;
-    const value = percentDecode(raw, false);
-    entries.push({ segment: seg(`path:${index}`), groupSegment: seg('path'), chain: [...prefix, 'path'], key: null, keyPath: [], value });
-    index++;
+  if (afterAuthority >= 0 && afterAuthority < pathEnd) {
+    let index = 0;
+    let from = afterAuthority + 1;
+    while (from <= pathEnd) {
+      let to = url.indexOf('/', from);
+      if (to < 0 || to > pathEnd) to = pathEnd;
+      if (to > from) {
+        const value = percentDecode(url.slice(from, to), false);
+        entries.push({ segment: parts.head + pathSegment(index), groupSegment: parts.pathGroup, chain: parts.pathChain, key: null, keyPath: [], value });
+        index++;
+      }
+      from = to + 1;
+    }
   }
-  for (const e of splitPairs(query, 'query')) {
-    entries.push({ ...e, segment: seg(e.segment), groupSegment: seg(e.groupSegment), chain: [...prefix, 'query'] });
+  if (q >= 0 && q + 1 < end) {
+    for (const e of splitPairs(url.slice(q + 1, end), 'query')) {
+      if (parts.head) e.segment = parts.head + e.segment;
+      e.groupSegment = parts.queryGroup;
+      e.chain = parts.queryChain;
+      entries.push(e);
+    }
   }
   return entries;
 }

@@ -10,6 +10,9 @@
 import type { DecodeContext } from '../context';
 import type { PlacedEntry } from '../registry';
 
+/** Documents this long or longer share their key strings, key paths and locator suffixes (see scanJson). */
+const SHARED_PARTS_MIN_LENGTH = 1024;
+
 /** Containers nested deeper than this are skipped (hostile `[[[[...]]]]`). */
 export const MAX_JSON_NESTING = 64;
 
@@ -184,34 +187,43 @@ export interface JsonBase {
  * the entries produced.
  */
 export function scanJson(text: string, type: string, ctx: DecodeContext, limit: number, base: JsonBase): ScannedJson | null {
+  /* Most texts offered are not JSON (headers, tokens, words): they are turned away before anything is allocated. */
+  let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
+  const first = text.charCodeAt(i);
+  if (first !== 0x7b && first !== 0x5b) return null;
   const chain = [...base.chain, type];
   const entries: PlacedEntry[] = [];
   const scalars: boolean[] = [];
   const frames: Frame[] = [];
+  /*
+   * Batches repeat their keys: from SHARED_PARTS_MIN_LENGTH on, key strings, key paths and locator
+   * suffixes are made once per document and shared. A small document (one event, a config) makes
+   * them as it goes: the maps would cost more than they save.
+   */
+  const shareParts = text.length >= SHARED_PARTS_MIN_LENGTH;
   /* Key paths per (parent key path, key): every record of a batch shares them. */
-  const childKeyPaths = new Map<string[], Map<string, string[]>>();
+  const childKeyPaths = shareParts ? new Map<string[], Map<string, string[]>>() : undefined;
   const keyPathOf = (parent: string[], key: string): string[] => {
+    if (!childKeyPaths) return [...parent, key];
     let byKey = childKeyPaths.get(parent);
     if (!byKey) childKeyPaths.set(parent, (byKey = new Map()));
     let kp = byKey.get(key);
     if (!kp) byKey.set(key, (kp = [...parent, key]));
     return kp;
   };
-  const knownKeys = new Map<number, string>();
+  const knownKeys = shareParts ? new Map<number, string>() : undefined;
   /* Each key's locator suffix (`.imei`, `["a b"]`), built once per document. */
-  const suffixes = new Map<string, string>();
+  const suffixes = shareParts ? new Map<string, string>() : undefined;
   const suffixOf = (key: string): string => {
+    if (!suffixes) return keySuffix(key);
     let suffix = suffixes.get(key);
     if (suffix === undefined) suffixes.set(key, (suffix = keySuffix(key)));
     return suffix;
   };
-  let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
   const open = (isArray: boolean, path: string, keyPath: string[]) => {
     frames.push({ isArray, path, keyPath, index: 0, key: '' });
     return isArray ? 'firstValueOrEnd' : 'firstKeyOrEnd';
   };
-  const first = text.charCodeAt(i);
-  if (first !== 0x7b && first !== 0x5b) return null;
   let expect: Expect = open(first === 0x5b, base.path ? `${base.path}>${type}:$` : `${type}:$`, base.keyPath);
   i++;
   let nestingNoted = false;
@@ -243,7 +255,7 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       }
       if (expect === 'key') {
         if (c !== 0x22) throw new NotJson();
-        const k = readKey(text, i, knownKeys);
+        const k = knownKeys ? readKey(text, i, knownKeys) : readString(text, i);
         if (k === null) return entries.length ? { entries, scalars, complete: false } : null;
         top.key = k;
         i = skipWs(text, stringEnd);
