@@ -169,17 +169,21 @@ class OpenList {
   }
 }
 
-/** Printable IPv4 addresses, cached: a capture talks to few servers (and is from few phones). */
+/**
+ * Printable IPv4 addresses, cached: a capture talks to few servers (and is from few phones). A
+ * direct-mapped table of numbers (a Map hashed the addresses above 2^31, which are not small integers, slowly).
+ */
 class AddressNames {
-  private readonly v4 = new Map<number, string>();
+  private static readonly SLOTS = 4096;
+  private readonly keys = new Float64Array(AddressNames.SLOTS).fill(-1);
+  private readonly texts: string[] = new Array<string>(AddressNames.SLOTS).fill('');
   text(key: AddressKey, v6: boolean): string {
     if (typeof key !== 'number') return addressText(key, v6);
-    let t = this.v4.get(key);
-    if (t === undefined) {
-      if (this.v4.size >= 4096) this.v4.clear();
-      t = addressText(key, v6);
-      this.v4.set(key, t);
-    }
+    const slot = (key ^ (key >>> 12)) & (AddressNames.SLOTS - 1);
+    if (this.keys[slot] === key) return this.texts[slot];
+    const t = addressText(key, v6);
+    this.keys[slot] = key;
+    this.texts[slot] = t;
     return t;
   }
 }

@@ -373,6 +373,14 @@ export class HttpStreamParser {
       }
       msg = { role: 'response', status: d0 * 100 + d1 * 10 + d2, version, headers, body, startTs: this.headTs, endTs: ts, index: -1 };
     }
+    /*
+     * Framing headers are read as they are met, each once its value is final (a folded line may still
+     * extend the last header): the last Transfer-Encoding decides chunked, the last Content-Length of
+     * digits the length.
+     */
+    let chunked = false;
+    let length = -1;
+    let framing = -1;
     for (let ls = eol + 1; ls < n; ) {
       let le = head.indexOf('\n', ls);
       if (le < 0) le = n;
@@ -384,15 +392,36 @@ export class HttpStreamParser {
           last[1] = `${last[1]} ${head.slice(ls, e).trim()}`;
         } else {
           const colon = head.indexOf(':', ls);
-          if (colon > ls && colon < e) headers.push([trimmed(head, ls, colon), trimmed(head, colon + 1, e)]);
+          if (colon > ls && colon < e) {
+            if (framing >= 0) {
+              if (headers[framing][0].length === 17) chunked = isChunked(headers[framing][1]);
+              else length = contentLength(headers[framing][1], length);
+              framing = -1;
+            }
+            let a = ls;
+            let b = colon;
+            while (a < b && isSpace(head.charCodeAt(a))) a++;
+            while (b > a && isSpace(head.charCodeAt(b - 1))) b--;
+            const nameLength = b - a;
+            if ((nameLength === 14 && namedAt(head, a, 'content-length')) || (nameLength === 17 && namedAt(head, a, 'transfer-encoding'))) framing = headers.length;
+            let va = colon + 1;
+            let vb = e;
+            while (va < vb && isSpace(head.charCodeAt(va))) va++;
+            while (vb > va && isSpace(head.charCodeAt(vb - 1))) vb--;
+            headers.push([head.slice(a, b), head.slice(va, vb)]);
+          }
         }
       }
       ls = le + 1;
     }
+    if (framing >= 0) {
+      if (headers[framing][0].length === 17) chunked = isChunked(headers[framing][1]);
+      else length = contentLength(headers[framing][1], length);
+    }
     if (msg.role === 'request') msg.index = this.owner.nextIndex();
     this.msg = msg;
     this.bodyOut = null;
-    this.frameBody(msg, ts);
+    this.frameBody(msg, ts, chunked, length);
   }
 
   private lost(bytes: number): void {
@@ -400,19 +429,8 @@ export class HttpStreamParser {
     this.state = State.Resync;
   }
 
-  private frameBody(msg: HttpMessage, ts: number): void {
-    let chunked = false;
-    let length = -1;
-    const headers = msg.headers;
-    for (let i = 0; i < headers.length; i++) {
-      const n = headers[i][0];
-      /* Only names of the right length are lower-cased and compared. */
-      if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') chunked = /(?:^|,)\s*chunked\s*$/i.test(headers[i][1]);
-      else if (n.length === 14 && n.toLowerCase() === 'content-length') {
-        const v = headers[i][1];
-        if (isDigits(v, 15)) length = Number(v);
-      }
-    }
+  /** `chunked` and `length` (-1: none) as the head's framing headers say. */
+  private frameBody(msg: HttpMessage, ts: number, chunked: boolean, length: number): void {
     if (msg.role === 'response') {
       const status = msg.status!;
       if (status >= 100 && status < 200 && status !== 101) {
@@ -584,6 +602,30 @@ function noSpace(s: string, a: number, b: number): boolean {
   return true;
 }
 
+/**
+ * True when s has `lower` (lower-case letters and punctuation) at `at` in any case: what
+ * `toLowerCase() === lower` says of latin1 text (no other latin1 character lower-cases to ASCII),
+ * without making the lower-case copy.
+ */
+function namedAt(s: string, at: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = s.charCodeAt(at + i);
+    const t = lower.charCodeAt(i);
+    if (c !== t && !(t >= 97 && t <= 122 && c === t - 32)) return false;
+  }
+  return true;
+}
+
+/** Transfer-Encoding whose last coding is chunked. */
+function isChunked(v: string): boolean {
+  return /(?:^|,)\s*chunked\s*$/i.test(v);
+}
+
+/** A Content-Length value of 1 to 15 digits, or `otherwise`. */
+function contentLength(v: string, otherwise: number): number {
+  return isDigits(v, 15) ? Number(v) : otherwise;
+}
+
 /** True for 1 to `max` ASCII digits. */
 function isDigits(s: string, max: number): boolean {
   const n = s.length;
@@ -595,13 +637,7 @@ function isDigits(s: string, max: number): boolean {
   return true;
 }
 
-/** s.slice(a, b).trim() for latin1 text (whose only whitespace is TAB, LF, VT, FF, CR, space and NBSP), with one slice. */
-function trimmed(s: string, a: number, b: number): string {
-  while (a < b && isSpace(s.charCodeAt(a))) a++;
-  while (b > a && isSpace(s.charCodeAt(b - 1))) b--;
-  return s.slice(a, b);
-}
-
+/** Latin1 white space (as String.prototype.trim reads it): TAB, LF, VT, FF, CR, space and NBSP. */
 function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || c === 160;
 }
