@@ -642,19 +642,24 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || c === 160;
 }
 
-/** Offset just past the blank line ending a head in buf[from, end) (CRLF or bare LF), or -1. */
+/**
+ * Offset just past the blank line ending a head in buf[from, end) (CRLF or bare LF), or -1: after the
+ * first LF that is followed, within the data, by LF or by CR LF.
+ *
+ * Every such ending starts with an LF whose next byte is LF or CR, so a byte at j that is neither rules
+ * out an ending starting at j - 1 or j: looking at every second byte, and only around a CR or LF at
+ * each ending that could start there, finds the same first one while reading half the bytes.
+ */
 function headEnd(buf: Buffer, from: number, end: number): number {
-  let i = from;
-  while (true) {
-    const nl = findLf(buf, i, end);
-    if (nl < 0) return -1;
-    if (nl + 1 >= end) return -1;
-    const c = buf[nl + 1];
-    if (c === 10) return nl + 2;
-    if (c === 13) {
-      if (nl + 2 >= end) return -1;
-      if (buf[nl + 2] === 10) return nl + 3;
+  for (let j = from + 1; j < end; j += 2) {
+    const c = buf[j];
+    if (c !== 10 && c !== 13) continue;
+    for (let s = j - 1; s <= j; s++) {
+      if (buf[s] !== 10 || s + 1 >= end) continue;
+      const next = buf[s + 1];
+      if (next === 10) return s + 2;
+      if (next === 13 && s + 2 < end && buf[s + 2] === 10) return s + 3;
     }
-    i = nl + 1;
   }
+  return -1;
 }
