@@ -72,10 +72,11 @@ function latin1(buf: Buffer, start: number, end: number): string {
   return HAS_LATIN1_SLICE ? (buf as unknown as Latin1Decoding).latin1Slice(start, end) : buf.toString('latin1', start, end);
 }
 
-/** A copy of buf[start, end). */
+/** A copy of buf[start, end) (start < end <= buf.length): one typed-array set, without Buffer#copy's argument handling (this runs for every body). */
 function copyOf(buf: Buffer, start: number, end: number): Buffer {
-  const out = Buffer.allocUnsafe(end - start);
-  buf.copy(out, 0, start, end);
+  const n = end - start;
+  const out = Buffer.allocUnsafe(n);
+  out.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n));
   return out;
 }
 
