@@ -60,37 +60,31 @@ export class DnsForwarder {
   }
 
   /** Sends the query to each resolver in turn until one answers. Never rejects. */
-  async forward(query: Buffer): Promise<ForwardResult> {
-    if (query.length < 12) return { ok: false, error: 'query shorter than a DNS header' };
-    if (this.upstreams.length === 0) return { ok: false, error: 'no DNS resolvers configured' };
-    const errors: string[] = [];
-    for (const upstream of this.upstreams) {
-      if (this.closed) return { ok: false, error: 'phonehome is stopping' };
-      try {
-        const answer = await this.ask(upstream, query);
-        if (answer) return { ok: true, answer, upstream };
-        errors.push(`${upstream.label}: no answer within ${this.timeoutMs} ms`);
-      } catch (err) {
-        errors.push(`${upstream.label}: ${(err as Error).message}`);
-      }
-    }
-    return { ok: false, error: errors.join('; '), upstream: this.upstreams[this.upstreams.length - 1] };
+  forward(query: Buffer): Promise<ForwardResult> {
+    return this.eachUpstream(query, (u, q) => this.ask(u, q), '');
   }
 
   /**
    * Like forward, over TCP (RFC 7766): for a phone that asked over TCP, typically after a truncated
    * UDP answer, when the resolver's UDP answer is truncated too. Never rejects.
    */
-  async forwardTcp(query: Buffer): Promise<ForwardResult> {
+  forwardTcp(query: Buffer): Promise<ForwardResult> {
+    return this.eachUpstream(query, (u, q) => this.askTcp(u, q), ' over TCP');
+  }
+
+  /** Asks each resolver in turn with `ask` until one answers; `via` names the transport in errors. */
+  private async eachUpstream(query: Buffer, ask: (u: Upstream, q: Buffer) => Promise<Buffer | undefined>, via: string): Promise<ForwardResult> {
     if (query.length < 12) return { ok: false, error: 'query shorter than a DNS header' };
     if (this.upstreams.length === 0) return { ok: false, error: 'no DNS resolvers configured' };
     const errors: string[] = [];
     for (const upstream of this.upstreams) {
       if (this.closed) return { ok: false, error: 'phonehome is stopping' };
       try {
-        return { ok: true, answer: await this.askTcp(upstream, query), upstream };
+        const answer = await ask(upstream, query);
+        if (answer) return { ok: true, answer, upstream };
+        errors.push(`${upstream.label}${via}: no answer within ${this.timeoutMs} ms`);
       } catch (err) {
-        errors.push(`${upstream.label} over TCP: ${(err as Error).message}`);
+        errors.push(`${upstream.label}${via}: ${(err as Error).message}`);
       }
     }
     return { ok: false, error: errors.join('; '), upstream: this.upstreams[this.upstreams.length - 1] };
