@@ -6,7 +6,8 @@
  * better-sqlite3 iterator held open would block the proxy's inserts on that connection).
  */
 import type Database from 'better-sqlite3';
-import { severityRank } from '../store/findings';
+import { DeviceStore } from '../store/devices';
+import { FindingStore, severityRank } from '../store/findings';
 import { rowToFlow, type FlowRow } from '../store/flows';
 import { harEntry, harOpening, HAR_CLOSE, type ExportedFinding } from './har';
 
@@ -76,8 +77,8 @@ function whereOf(f: ExportFilter): { sql: string; params: Record<string, string 
 export function* harChunks(db: Database.Database, filter: ExportFilter, version: string): Generator<string> {
   const { sql, params } = whereOf(filter);
   const page = db.prepare(`SELECT * FROM flows WHERE ${sql} AND id > @after ORDER BY id LIMIT @page`);
-  const findings = db.prepare('SELECT type, value, path, chain, detector, confidence, explanation, severity FROM findings WHERE flow_id = ? ORDER BY id');
-  const device = db.prepare('SELECT name FROM devices WHERE client_ip = ?').pluck();
+  const findings = new FindingStore(db);
+  const devices = new DeviceStore(db);
   yield harOpening(version);
   let after = 0;
   let left = filter.limit ?? Number.MAX_SAFE_INTEGER;
@@ -86,9 +87,10 @@ export function* harChunks(db: Database.Database, filter: ExportFilter, version:
     const rows = page.all({ ...params, after, page: Math.min(PAGE, left) }) as (FlowRow & Record<string, unknown>)[];
     for (const row of rows) {
       const flow = rowToFlow(row);
-      const found = (findings.all(flow.id) as (Omit<ExportedFinding, 'chain'> & { chain: string })[]).map((f) => ({ ...f, chain: JSON.parse(f.chain) as string[] }));
+      const found: ExportedFinding[] = findings.forFlow(row.id).map(({ type, value, path, chain, detector, confidence, explanation, severity }) =>
+        ({ type, value, path, chain, detector, confidence, explanation, severity }));
       const entry = harEntry(flow, {
-        device: (device.get(flow.clientIp) as string | undefined) ?? null,
+        device: devices.nameOf(flow.clientIp),
         severity: (row.severity as string | null) ?? null,
         sentence: (row.sentence as string | null) ?? null,
         country: (row.dest_country as string | null) ?? null,

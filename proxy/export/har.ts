@@ -8,17 +8,10 @@
  * file back (client address in `_clientAddress`, base64 request bodies in `_encoding`).
  */
 import { headerValue, type Body, type Flow, type Header } from '../flow';
+import type { FindingRow } from '../store/findings';
 
-export interface ExportedFinding {
-  type: string;
-  value: string;
-  path: string;
-  chain: string[];
-  detector: string;
-  confidence: number;
-  explanation: string;
-  severity: string;
-}
+/** A finding as the HAR carries it: the stored row's own facts, not the flow's (those are in the entry). */
+export type ExportedFinding = Pick<FindingRow, 'type' | 'value' | 'path' | 'chain' | 'detector' | 'confidence' | 'explanation' | 'severity'>;
 
 /** What the store knows about a flow beyond the Flow itself. */
 export interface FlowVerdict {

@@ -5,24 +5,16 @@
  * bodies byte for byte), each entry says what phonehome found and why, the filters select what
  * they say, and phonehome's own HAR import finds the same identifiers in the exported file.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CLI, eventually, readFlows, startTestPhonehome, TestPhonehome } from './helpers/phonehome';
-import { startOrigin, stopServer } from './helpers/browser';
+import { curlThroughProxy as curl, startOrigin, stopServer } from './helpers/browser';
 import { makeTempDir, removeDir } from './helpers/tmp';
 import type * as http from 'node:http';
 
 const IMEI = '490154203237518';
 const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-
-function curl(proxy: string, url: string, args: string[]): Promise<string> {
-  const env = { ...process.env };
-  for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k];
-  return new Promise((resolve, reject) =>
-    execFile('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '--proxy', proxy, ...args, url], { env },
-      (err, out, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(out))));
-}
 
 function phonehome(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
