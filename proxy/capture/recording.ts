@@ -163,20 +163,14 @@ export class FlowRecorder {
   }
 
   private deliver({ flow, then }: { flow: Flow; then?: AfterStore }, stored: boolean): void {
-    if (then) {
-      try {
-        then(flow, stored);
-      } catch (err) {
-        this.log(`after-store step failed for flow ${flow.id}: ${(err as Error).message}`);
-      }
-    }
-    if (stored) this.call(this.onFlow, flow, 'onFlow listener');
+    if (then) this.guarded('after-store step', flow, () => then(flow, stored));
+    if (stored && this.onFlow) this.guarded('onFlow listener', flow, () => this.onFlow!(flow));
   }
 
-  private call(fn: ((flow: Flow) => void) | undefined, flow: Flow, what: string): void {
-    if (!fn) return;
+  /** Runs a caller's step; its failure is logged, never thrown into the proxy. */
+  private guarded(what: string, flow: Flow, step: () => void): void {
     try {
-      fn(flow);
+      step();
     } catch (err) {
       this.log(`${what} failed for flow ${flow.id}: ${(err as Error).message}`);
     }

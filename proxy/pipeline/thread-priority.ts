@@ -20,6 +20,7 @@ export const DEFAULT_ANALYSIS_NICE = 0;
 export function thisThreadKernelId(): number | undefined {
   if (process.platform !== 'linux') return undefined;
   try {
+    // "/proc/thread-self" → "<pid>/task/<tid>": the kernel id of this very thread.
     const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
     return Number.isInteger(tid) && tid > 0 ? tid : undefined;
   } catch {
@@ -38,11 +39,10 @@ export function analysisNice(env: NodeJS.ProcessEnv = process.env): number {
  * applied to, or undefined where threads cannot be addressed (not Linux) or it was refused.
  */
 export function lowerThisThreadPriority(nice: number): number | undefined {
-  if (nice <= 0 || process.platform !== 'linux') return undefined;
+  if (nice <= 0) return undefined;
+  const tid = thisThreadKernelId();
+  if (tid === undefined) return undefined;
   try {
-    // "/proc/thread-self" → "<pid>/task/<tid>": the kernel id of this very thread.
-    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return undefined;
     os.setPriority(tid, Math.min(19, os.getPriority(tid) + nice));
     return tid;
   } catch {

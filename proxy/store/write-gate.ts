@@ -103,7 +103,7 @@ export class WriteGate {
         const left = deadline - Date.now();
         if (left <= 0) return false;
         this.waiting(1);
-        if (Atomics.load(this.cell, 0) === holder) Atomics.wait(this.cell, 0, holder, Math.min(left, 50));
+        Atomics.wait(this.cell, 0, holder, Math.min(left, 50));
         this.waiting(-1);
       }
     } finally {

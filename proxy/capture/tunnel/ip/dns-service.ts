@@ -11,7 +11,7 @@
 import type { Store } from '../../../store';
 import { buildDnsErrorResponse, buildDnsMessage, DnsParseError, parseDnsMessage, peekDnsQuestion, type DnsMessage } from '../../dns/codec';
 import type { DnsForwarder } from '../../dns/forwarder';
-import { recordDnsExchange, type FlowSink } from '../../dns/record';
+import { recordDnsExchange, type DnsExchange, type FlowSink } from '../../dns/record';
 import { SETUP_HOST } from '../../http-forwarder';
 import type { IncomingTcpConnection } from '../tcp/handler';
 import type { TunnelPeer } from '../types';
@@ -167,7 +167,7 @@ export class TunnelDns {
     return res.answer;
   }
 
-  private record(x: Parameters<typeof recordDnsExchange>[2]): void {
+  private record(x: DnsExchange): void {
     recordDnsExchange(this.opts.recorder, this.opts.store, x, this.opts.log);
   }
 
