@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import type { Flow } from '../../../flow';
 import { CaptureError, readPackets, type CaptureFormat, type Packet } from './file-reader';
 import { addressText, NetworkDecoder, SUPPORTED_LINK_TYPES, type AddressKey, type IpDatagram } from './network';
-import { TcpConnection, type ConnectionContext } from './tcp-connection';
+import { FinishedConnection, TcpConnection, type ConnectionContext, type TrackedConnection } from './tcp-connection';
 import type { DnsRecord } from '../../../store/dns';
 import { UdpDnsReader } from './udp-dns';
 
@@ -77,12 +77,12 @@ function lowerFirst(a: AddressKey, ap: number, b: AddressKey, bp: number): boole
  * whose hash is taken by another, by their text. `side` tells which end sent the packet looked up.
  */
 class ConnectionTable {
-  private readonly v4 = new Map<number, TcpConnection>();
-  private readonly byText = new Map<string, TcpConnection>();
+  private readonly v4 = new Map<number, TrackedConnection>();
+  private readonly byText = new Map<string, TrackedConnection>();
   /** Side of the last successful get: 0 when the packet came from the connection's first end. */
   side: 0 | 1 = 0;
 
-  get(src: AddressKey, sport: number, dst: AddressKey, dport: number): TcpConnection | undefined {
+  get(src: AddressKey, sport: number, dst: AddressKey, dport: number): TrackedConnection | undefined {
     const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
       const c = low ? this.v4.get(v4Hash(src, sport, dst, dport)) : this.v4.get(v4Hash(dst, dport, src, sport));
@@ -94,7 +94,7 @@ class ConnectionTable {
   }
 
   /** True (and `side` set) when c is the connection of this tuple, either way. */
-  private sideOf(c: TcpConnection, src: AddressKey, sport: number, dst: AddressKey, dport: number): boolean {
+  private sideOf(c: TrackedConnection, src: AddressKey, sport: number, dst: AddressKey, dport: number): boolean {
     const reverse = c.src === dst && c.sport === dport && c.dst === src && c.dport === sport;
     /* A connection from an address and port to themselves: both ends are the same; the second end wins, as it always did. */
     if (reverse) this.side = 1;
@@ -103,8 +103,8 @@ class ConnectionTable {
     return true;
   }
 
-  /** Files a connection (under its own tuple) that has no entry yet. */
-  set(c: TcpConnection): void {
+  /** Files a connection (under its own tuple) that has no entry yet, or in the place of the entry of its tuple. */
+  set(c: TrackedConnection): void {
     const { src, sport, dst, dport } = c;
     const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
@@ -119,7 +119,7 @@ class ConnectionTable {
   }
 
   /** Removes the connection's entry if it still points at it. */
-  delete(c: TcpConnection): void {
+  delete(c: TrackedConnection): void {
     const { src, sport, dst, dport } = c;
     const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
@@ -136,18 +136,18 @@ class ConnectionTable {
   }
 
   /** Same two ends (in either order). */
-  private sameTuple(a: TcpConnection, b: TcpConnection): boolean {
+  private sameTuple(a: TrackedConnection, b: TrackedConnection): boolean {
     return (a.src === b.src && a.sport === b.sport && a.dst === b.dst && a.dport === b.dport) || (a.src === b.dst && a.sport === b.dport && a.dst === b.src && a.dport === b.sport);
   }
 }
 
 /** Open connections, oldest first: a list threaded through the connections themselves (no Map, no node objects). */
 class OpenList {
-  head: TcpConnection | null = null;
-  private tail: TcpConnection | null = null;
+  head: TrackedConnection | null = null;
+  private tail: TrackedConnection | null = null;
   size = 0;
 
-  add(c: TcpConnection): void {
+  add(c: TrackedConnection): void {
     c.openPrev = this.tail;
     c.openNext = null;
     if (this.tail) this.tail.openNext = c;
@@ -157,7 +157,20 @@ class OpenList {
     this.size++;
   }
 
-  delete(c: TcpConnection): void {
+  /** Puts `next` in the place of `c` (an open connection). */
+  replace(c: TrackedConnection, next: TrackedConnection): void {
+    next.openPrev = c.openPrev;
+    next.openNext = c.openNext;
+    if (c.openPrev) c.openPrev.openNext = next;
+    else this.head = next;
+    if (c.openNext) c.openNext.openPrev = next;
+    else this.tail = next;
+    next.isOpen = true;
+    c.openPrev = c.openNext = null;
+    c.isOpen = false;
+  }
+
+  delete(c: TrackedConnection): void {
     if (!c.isOpen) return;
     if (c.openPrev) c.openPrev.openNext = c.openNext;
     else this.head = c.openNext;
@@ -225,21 +238,36 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   });
 
   /** Finished connections (both FINs, or closed) in the order they finished: the sweep closes them after the linger time. */
-  const lingering: TcpConnection[] = [];
+  const lingering: TrackedConnection[] = [];
   let lingerHead = 0;
   let lastIdleSweep = -Infinity;
-  const linger = (c: TcpConnection) => {
+  const linger = (c: TrackedConnection) => {
     if (c.lingerTs >= 0) return;
     c.lingerTs = c.lastTs;
     lingering.push(c);
   };
-  const finish = (c: TcpConnection, ts: number) => {
-    if (c.closed) return;
+  const finish = (tracked: TrackedConnection, ts: number) => {
+    if (tracked.closed) return;
+    /* Only a TcpConnection is ever open (a FinishedConnection is born closed). */
+    const c = tracked as TcpConnection;
     c.close(ts);
     gapBytes += c.gapBytes;
     linger(c);
   };
-  const close = (c: TcpConnection, ts: number) => {
+  /**
+   * A connection recorded after both FINs that stays to absorb late retransmissions: its entry, its
+   * place among the open ones and, when it was queued last (the usual case: queued and finished by
+   * the same packet), its place in the linger queue go to a FinishedConnection. One queued earlier
+   * (it waited for out-of-order bytes) stays whole: finding it in the queue would cost a search.
+   */
+  const retire = (c: TcpConnection) => {
+    if (!c.isOpen || lingering.length === lingerHead || lingering[lingering.length - 1] !== c) return;
+    const f = new FinishedConnection(c);
+    conns.set(f);
+    open.replace(c, f);
+    lingering[lingering.length - 1] = f;
+  };
+  const close = (c: TrackedConnection, ts: number) => {
     finish(c, ts);
     if (c.isOpen) {
       conns.delete(c);
@@ -292,27 +320,29 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     const dataOff = (b[o + 12] >> 4) * 4;
     const flags = b[o + 13];
     if (dataOff < 20 || dataOff > len) return;
-    let conn = conns.get(ip.src, sport, ip.dst, dport);
+    const tracked = conns.get(ip.src, sport, ip.dst, dport);
     let side: 0 | 1 = conns.side;
-    const synOnly = (flags & (SYN | ACK)) === SYN;
-    if (conn && synOnly && (conn.fin0 || conn.fin1)) {
+    let conn: TcpConnection | undefined;
+    if (tracked !== undefined && (flags & (SYN | ACK)) === SYN && (tracked.fin0 || tracked.fin1)) {
       /* A new connection reusing the same addresses and ports. */
-      close(conn, ts);
-      conn = undefined;
+      close(tracked, ts);
+    } else if (tracked !== undefined) {
+      tracked.lastTs = ts;
+      /*
+       * Already recorded (both FINs, lingering): a late retransmission only keeps the entry a while
+       * longer. Its FINs are both set, it is in the linger queue, and data for it would be dropped.
+       */
+      if (tracked.closed) return;
+      /* Open, so a TcpConnection (a FinishedConnection is born closed). */
+      conn = tracked as TcpConnection;
     }
-    if (!conn) {
+    if (conn === undefined) {
       if (open.size >= MAX_OPEN_CONNECTIONS) close(open.head!, ts);
       conn = new TcpConnection(ip.src, sport, ip.dst, dport, ip.v6, ts, ctx);
       open.add(conn);
       conns.set(conn);
       side = 0;
     }
-    conn.lastTs = ts;
-    /*
-     * Already recorded (both FINs, lingering): a late retransmission only keeps the entry a while
-     * longer. Its FINs are both set, it is in the linger queue, and data for it would be dropped.
-     */
-    if (conn.closed) return;
     const dir = conn.dirs[side];
     let dataSeq = seq;
     if (flags & SYN) {
@@ -327,7 +357,10 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
       if (conn.finFrom(side, (flags & RST) !== 0)) {
         linger(conn);
         /* Both sides are done and nothing waits: record its flows now; the entry lingers to absorb late retransmissions. */
-        if (conn.dirs[0].settled && conn.dirs[1].settled) finish(conn, ts);
+        if (conn.dirs[0].settled && conn.dirs[1].settled) {
+          finish(conn, ts);
+          retire(conn);
+        }
       }
     }
   };
@@ -352,7 +385,7 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     if (!(err instanceof CaptureError)) throw err;
     result.error = { offset: err.offset, message: err.message };
   }
-  const left: TcpConnection[] = [];
+  const left: TrackedConnection[] = [];
   for (let c = open.head; c !== null; c = c.openNext) left.push(c);
   for (const c of left) close(c, Math.max(c.lastTs, clock.lastTs));
   dns.flush();

@@ -10,21 +10,24 @@ import { BodyCollector, Carry, contentLength, findLf, headEnd, httpVersionAt, is
 
 export type HttpRole = 'request' | 'response';
 
-export interface HttpMessage {
-  role: HttpRole;
-  method?: string;
-  target?: string;
-  status?: number;
-  version: string;
-  headers: Header[];
-  body: Body;
-  /** Capture times of the first and last byte. */
-  startTs: number;
-  endTs: number;
+/** One message: a class with every field always present, so requests and responses share one shape. */
+export class HttpMessage {
   /** Set when the message was cut: capture gap, connection end before the body was complete. */
-  error?: string;
+  error: string | undefined = undefined;
   /** Request index in capture order (requests only), assigned when the head is read. */
-  index: number;
+  index = -1;
+  constructor(
+    readonly role: HttpRole,
+    readonly method: string | undefined,
+    readonly target: string | undefined,
+    readonly status: number | undefined,
+    readonly version: string,
+    readonly headers: Header[],
+    public body: Body,
+    /** Capture times of the first and last byte. */
+    public startTs: number,
+    public endTs: number,
+  ) {}
 }
 
 /** What the parser tells the connection it belongs to (`side` is the direction it reads). */
@@ -60,7 +63,10 @@ const enum State {
   Stopped,
 }
 
-const EMPTY = Buffer.alloc(0);
+/** What a message's body is until the message is complete (never seen outside the parser). */
+const NO_BODY_YET: Body = Object.freeze({ bytes: Buffer.alloc(0), size: 0, truncated: false }) as Body;
+/** The bytes of every empty body (a zero-length Buffer holds nothing anyone could change). */
+const NO_BYTES = Buffer.alloc(0);
 
 export class HttpStreamParser {
   private state: State;
@@ -260,7 +266,6 @@ export class HttpStreamParser {
     const lineEnd = eol > 0 && head.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
     let msg: HttpMessage;
     const headers: Header[] = [];
-    const body = { bytes: EMPTY, size: 0, truncated: false };
     if (this.role === 'request') {
       /* method SP target SP HTTP/1.x: a token of 1 to 32 characters, a target without white space. */
       const sp = tokenEnd(head, lineEnd);
@@ -268,7 +273,7 @@ export class HttpStreamParser {
       if (sp === 0 || sp > 32 || head.charCodeAt(sp) !== 32 || vAt <= sp + 1 || vAt - sp - 1 > 65536) return this.lost(n);
       const version = httpVersionAt(head, vAt + 1);
       if (version === undefined || head.charCodeAt(vAt) !== 32 || !noSpace(head, sp + 1, vAt)) return this.lost(n);
-      msg = { role: 'request', method: head.slice(0, sp), target: head.slice(sp + 1, vAt), version, headers, body, startTs: this.headTs, endTs: ts, index: -1 };
+      msg = new HttpMessage('request', head.slice(0, sp), head.slice(sp + 1, vAt), undefined, version, headers, NO_BODY_YET, this.headTs, ts);
     } else {
       /* HTTP/1.x SP 3DIGIT [SP reason], the reason without CR. */
       const version = lineEnd >= 12 ? httpVersionAt(head, 0) : undefined;
@@ -280,7 +285,7 @@ export class HttpStreamParser {
         const cr = head.indexOf('\r', 13);
         if (head.charCodeAt(12) !== 32 || (cr >= 0 && cr < lineEnd)) return this.lost(n);
       }
-      msg = { role: 'response', status: d0 * 100 + d1 * 10 + d2, version, headers, body, startTs: this.headTs, endTs: ts, index: -1 };
+      msg = new HttpMessage('response', undefined, undefined, d0 * 100 + d1 * 10 + d2, version, headers, NO_BODY_YET, this.headTs, ts);
     }
     /*
      * Framing headers are read as they are met, each once its value is final (a folded line may still
@@ -468,7 +473,7 @@ export class HttpStreamParser {
 
   private emit(ts: number, error?: string): void {
     const msg = this.msg!;
-    msg.body = this.bodyOut === null ? { bytes: Buffer.alloc(0), size: 0, truncated: false } : this.bodyOut.body();
+    msg.body = this.bodyOut === null ? { bytes: NO_BYTES, size: 0, truncated: false } : this.bodyOut.body();
     msg.endTs = Math.max(msg.endTs, ts);
     if (error) msg.error = error;
     this.messages++;

@@ -5,7 +5,8 @@
  * though the content cannot be read), or records it as raw TCP with its first bytes.
  */
 import type { Body, Flow, Header } from '../../../flow';
-import { emptyBody, headerValue } from '../../../flow';
+import { emptyBody } from '../../../flow';
+import { namedAt } from './http-lexing';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
 import { HttpStreamParser, type HttpMessage, type HttpParserOwner, type HttpRole } from './http-parser';
 import { TcpDirection, type StreamSink } from './tcp-reassembly';
@@ -53,6 +54,56 @@ class FirstBytes {
   }
 }
 
+/**
+ * What the importer's table and open list hold for a connection: its addresses and the bookkeeping
+ * of its lifetime. A TcpConnection is one; what is left of a finished one while it lingers is another.
+ */
+export interface TrackedConnection {
+  readonly src: AddressKey;
+  readonly sport: number;
+  readonly dst: AddressKey;
+  readonly dport: number;
+  lastTs: number;
+  /** Capture time it was queued to linger after finishing (-1: not queued); kept by the importer's sweep. */
+  lingerTs: number;
+  /** FIN or RST seen from side 0, from side 1. */
+  fin0: boolean;
+  fin1: boolean;
+  closed: boolean;
+  /** The importer's bookkeeping: its place in the list of open connections. */
+  isOpen: boolean;
+  openPrev: TrackedConnection | null;
+  openNext: TrackedConnection | null;
+}
+
+/**
+ * A connection whose flows are all recorded (both FINs), lingering for late retransmissions: only its
+ * addresses and times. The full TcpConnection it replaces can die young instead of being copied and
+ * promoted by every collection during the linger time.
+ */
+export class FinishedConnection implements TrackedConnection {
+  readonly src: AddressKey;
+  readonly sport: number;
+  readonly dst: AddressKey;
+  readonly dport: number;
+  lastTs: number;
+  lingerTs: number;
+  fin0 = true;
+  fin1 = true;
+  closed = true;
+  isOpen = false;
+  openPrev: TrackedConnection | null = null;
+  openNext: TrackedConnection | null = null;
+  constructor(c: TcpConnection) {
+    this.src = c.src;
+    this.sport = c.sport;
+    this.dst = c.dst;
+    this.dport = c.dport;
+    this.lastTs = c.lastTs;
+    this.lingerTs = c.lingerTs;
+  }
+}
+
 const NO_PARSERS: readonly [null, null] = Object.freeze([null, null]) as readonly [null, null];
 
 /** What a closed connection's `dirs` point to: never fed (see the importer), they only spare the field a null. */
@@ -60,11 +111,12 @@ const NO_SINK: StreamSink = { data() {}, gap() {} };
 const CLOSED_DIRS: readonly [TcpDirection, TcpDirection] = Object.freeze([new TcpDirection(NO_SINK, 0), new TcpDirection(NO_SINK, 1)] as const);
 
 /**
- * Kept lean on purpose: most connections outlive several young-generation collections (they linger
- * after their FINs), so every object hung on one is copied and promoted. Parts that only some
- * connections need (first bytes, waiting requests) are made on first use and dropped at close.
+ * Kept lean on purpose: a connection that lingers after its FINs as itself (the importer replaces most
+ * by a FinishedConnection) outlives several young-generation collections, so every object hung on it
+ * is copied and promoted. Parts that only some connections need (first bytes, waiting requests) are
+ * made on first use and dropped at close.
  */
-export class TcpConnection implements StreamSink, HttpParserOwner {
+export class TcpConnection implements StreamSink, HttpParserOwner, TrackedConnection {
   /** Both directions' reassembly; a closed connection drops them (the importer gives it no more segments). */
   dirs: readonly [TcpDirection, TcpDirection];
   private clientSide: 0 | 1 | -1 = -1;
@@ -88,8 +140,8 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
   closed = false;
   /** The importer's bookkeeping: its place in the list of open connections. */
   isOpen = false;
-  openPrev: TcpConnection | null = null;
-  openNext: TcpConnection | null = null;
+  openPrev: TrackedConnection | null = null;
+  openNext: TrackedConnection | null = null;
 
   /** Side 0 (src, sport) = the endpoint that sent the first packet seen; `clientSide` once known. */
   constructor(
@@ -332,7 +384,7 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     const clientIp = this.ipText(clientSide);
     const serverIp = this.ipText(this.clientSide === 1 ? 0 : 1);
     const port = this.clientSide === 1 ? this.sport : this.dport;
-    const hostHeader = headerValue(req.headers, 'host');
+    const hostHeader = hostOf(req.headers);
     const target = req.target ?? '/';
     const url = requestUrl(hostHeader, target, port);
     const host = url.hostname !== undefined ? url.hostname : serverIp;
@@ -366,6 +418,15 @@ export class TcpConnection implements StreamSink, HttpParserOwner {
     if (flow.requestBody.truncated || flow.responseBody.truncated) flow.tags.push('body-truncated');
     this.ctx.emit(flow, req.index);
   }
+}
+
+/** The first Host header's value: headerValue(headers, 'host') for latin1 names, without lower-casing each name. */
+function hostOf(headers: Header[]): string | undefined {
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i];
+    if (h[0].length === 4 && namedAt(h[0], 0, 'host')) return h[1];
+  }
+  return undefined;
 }
 
 function urlHost(host: string): string {
