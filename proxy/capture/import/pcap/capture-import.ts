@@ -81,8 +81,21 @@ class ConnectionTable {
   private readonly byText = new Map<string, TrackedConnection>();
   /** Side of the last successful get: 0 when the packet came from the connection's first end. */
   side: 0 | 1 = 0;
+  /**
+   * The entry last found or filed: packets of one connection come in runs (a request's segments, its
+   * ACKs, the response), so most lookups end here without hashing. Always an entry of the table.
+   */
+  private last: TrackedConnection | null = null;
 
   get(src: AddressKey, sport: number, dst: AddressKey, dport: number): TrackedConnection | undefined {
+    const last = this.last;
+    if (last !== null && this.sideOf(last, src, sport, dst, dport)) return last;
+    const c = this.find(src, sport, dst, dport);
+    if (c !== undefined) this.last = c;
+    return c;
+  }
+
+  private find(src: AddressKey, sport: number, dst: AddressKey, dport: number): TrackedConnection | undefined {
     const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
       const c = low ? this.v4.get(v4Hash(src, sport, dst, dport)) : this.v4.get(v4Hash(dst, dport, src, sport));
@@ -105,6 +118,7 @@ class ConnectionTable {
 
   /** Files a connection (under its own tuple) that has no entry yet, or in the place of the entry of its tuple. */
   set(c: TrackedConnection): void {
+    this.last = c;
     const { src, sport, dst, dport } = c;
     const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
@@ -120,6 +134,7 @@ class ConnectionTable {
 
   /** Removes the connection's entry if it still points at it. */
   delete(c: TrackedConnection): void {
+    if (this.last === c) this.last = null;
     const { src, sport, dst, dport } = c;
     const low = lowerFirst(src, sport, dst, dport);
     if (typeof src === 'number' && typeof dst === 'number') {
