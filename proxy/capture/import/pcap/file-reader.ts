@@ -32,6 +32,7 @@ export class CaptureError extends Error {
 /** Larger packet records than this are treated as corruption, not allocated. */
 export const MAX_PACKET_BYTES = 1024 * 1024;
 const WINDOW_BYTES = 4 * 1024 * 1024;
+const FIRST_READ_BYTES = 16 * 1024;
 
 const PCAP_MICRO = 0xa1b2c3d4;
 const PCAP_NANO = 0xa1b23c4d;
@@ -79,7 +80,12 @@ class Window {
       this.buf = bigger;
     }
     while (this.len < n && !this.eof) {
-      const got = fs.readSync(this.fd, this.buf, this.len, this.buf.length - this.len, this.base + this.len);
+      /*
+       * The first read is small: the reader's refill path then runs within the first packets, before
+       * the packet loop is optimised, instead of deoptimising it (and its recompilation) 4 MB in.
+       */
+      const room = this.buf.length - this.len;
+      const got = fs.readSync(this.fd, this.buf, this.len, this.base === 0 && this.len === 0 ? Math.min(room, FIRST_READ_BYTES) : room, this.base + this.len);
       if (got === 0) this.eof = true;
       this.len += got;
     }
