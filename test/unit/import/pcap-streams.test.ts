@@ -68,6 +68,21 @@ describe('TCP reassembly', () => {
     expect(http[0].flow.error).toBeUndefined();
   });
 
+  test('after both FINs, late retransmissions add nothing; the same ports opened again (a new SYN) are a new connection', () => {
+    const one = tcpConversation(C, S, [{ from: 'c', data: b('GET /one HTTP/1.1\r\nHost: a.example\r\n\r\n') }, { from: 's', data: b('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1') }], { t0: T0 });
+    const last = one[one.length - 1].ts;
+    /* Within the linger time: the request, the response and a FIN sent again. */
+    const late = [one[3], one[4], one[5]].map((f, i) => ({ ts: last + 1000 + i, data: f.data }));
+    const two = tcpConversation(C, S, [{ from: 'c', data: b('GET /two HTTP/1.1\r\nHost: a.example\r\n\r\n') }, { from: 's', data: b('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2') }], { t0: last + 2000, isn: [90000, 190000] });
+    const lateTwo = { ts: two[two.length - 1].ts + 100, data: two[3].data };
+    const { flows, http } = run([...one, ...late, ...two, lateTwo]);
+    expect(flows).toHaveLength(2);
+    expect(http.map((f) => [f.flow.url, f.flow.responseBody.bytes.toString(), f.flow.error])).toEqual([
+      ['http://a.example:9998/one', '1', undefined],
+      ['http://a.example:9998/two', '2', undefined],
+    ]);
+  });
+
   test('a segment missing from the capture is a gap: that request is cut and marked, the next one on the connection is read', () => {
     const req2 = b('GET /after-the-gap?imsi=242011234567890 HTTP/1.1\r\nHost: a.example\r\n\r\n');
     const res2 = b('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo');
