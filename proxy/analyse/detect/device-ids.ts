@@ -180,8 +180,8 @@ function digitRun(run: string, whole: string, field: DecodedField, emit: Emit): 
     }
     // An allocated MCC is true of a quarter of all 15-digit numbers: only a bare value with no key
     // (text, a protobuf field number) is worth reporting on that evidence alone.
-    const imsi = splitImsi(run);
-    if (imsi && run === whole && hasNoMeaningfulKey(field)) {
+    const imsi = run === whole && hasNoMeaningfulKey(field) ? splitImsi(run) : undefined;
+    if (imsi) {
       emit({ type: 'imsi', value: run, detector: 'pattern', confidence: 0.5, span: run, evidence: `MCC ${imsi.mcc} = ${imsi.country}, MNC ${imsi.mnc}` });
     }
   } else if (run.length >= 19 && run.startsWith('89') && luhnValid(run)) {

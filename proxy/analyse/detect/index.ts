@@ -7,7 +7,7 @@ import type { DecodedField, Detector, IdentifierType } from '../types';
 import type { CompiledProfile } from '../profile';
 import type { Candidate, DetectContext } from './candidate';
 import { DETECTOR_RANK, isDigits, keyOf } from './candidate';
-import { COUNTRY_KEY, keyInfo, type KeyInfo, LOCALE_KEY, normalizeKey } from './keys';
+import { COUNTRY_KEY, keyInfo, type KeyInfo, LOCALE_KEY, NO_KEY_INFO, normalizeKey } from './keys';
 import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
 import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
 import { detectLocationInGroup, detectLocationInText } from './location';
@@ -55,6 +55,9 @@ function hasTelScheme(value: string): boolean {
   return value.indexOf(':') >= 0 && TEL_SCHEME.test(value);
 }
 
+/** The groups of a flow without sibling-context keys: shared, never written to. */
+const NO_GROUPS = new Map<string, DecodedField[]>();
+
 /** "354…437,354…445" under `imei` (dual SIM) is two values: a telling key covers each item of a short list. */
 function listedValues(field: DecodedField): DecodedField[] {
   if (field.value.length > 512 || !/[,;|]/.test(field.value)) return [field];
@@ -68,29 +71,118 @@ function better(a: Candidate, b: Candidate): boolean {
   return rank !== 0 ? rank > 0 : a.confidence > b.confidence;
 }
 
-/** What the detectors need of a field's key, from the per-key cache. */
-function fieldKeyInfo(field: DecodedField): KeyInfo {
-  return keyInfo(field.key !== null && !isDigits(field.key) ? field.key : keyOf(field));
+type Proposal = Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] };
+type FieldProposal = Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] };
+
+/** Every candidate has the same properties in the same order (one object shape for every reader). */
+function candidateOf(p: Proposal, field: DecodedField, subject: Candidate['subject']): Candidate {
+  return {
+    type: p.type,
+    value: p.value,
+    detector: p.detector,
+    confidence: p.confidence,
+    field,
+    span: p.span,
+    evidence: p.evidence,
+    subject: p.subject ?? subject,
+    path: p.path,
+    keyLabel: p.keyLabel,
+  };
 }
 
-/** The groups of a flow without sibling-context keys: shared, never written to. */
-const NO_GROUPS = new Map<string, DecodedField[]>();
+/** Up to this many candidates a flow's slots are compared one by one; past it they are looked up in a map. */
+const FEW = 8;
 
-type Proposal = Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] };
+/**
+ * The best candidate per slot, in the order slots were first seen. A flow has 0-2 candidates as a
+ * rule: they are compared directly, with no map and no key strings; a map is made past FEW.
+ */
+class BestPerSlot {
+  readonly list: Candidate[] = [];
+  private index: Map<string, number> | undefined;
+
+  constructor(
+    private readonly sameSlot: (a: Candidate, b: Candidate) => boolean,
+    /** Equal for candidates of one slot and only for them. */
+    private readonly slotKey: (c: Candidate) => string,
+  ) {}
+
+  offer(c: Candidate): void {
+    const list = this.list;
+    let at = -1;
+    if (this.index) {
+      const key = this.slotKey(c);
+      const found = this.index.get(key);
+      if (found === undefined) this.index.set(key, list.length);
+      else at = found;
+    } else {
+      for (let i = 0; i < list.length; i++) {
+        if (this.sameSlot(list[i]!, c)) {
+          at = i;
+          break;
+        }
+      }
+      if (at < 0 && list.length >= FEW) {
+        this.index = new Map();
+        for (let i = 0; i < list.length; i++) this.index.set(this.slotKey(list[i]!), i);
+        this.index.set(this.slotKey(c), list.length);
+      }
+    }
+    if (at < 0) list.push(c);
+    else if (better(c, list[at]!)) list[at] = c;
+  }
+}
+
+/* Candidates compete per (field path, matched text): one piece of text is one identifier. */
+const sameText = (a: Candidate, b: Candidate): boolean => a.span === b.span && a.field.path === b.field.path;
+const textKey = (c: Candidate): string => `${c.field.path.length}:${c.field.path}\u0000${c.span}`;
+/* Findings are one per type, value and path. */
+const pathOf = (c: Candidate): string => c.path ?? c.field.path;
+const sameFinding = (a: Candidate, b: Candidate): boolean => a.type === b.type && a.value === b.value && pathOf(a) === pathOf(b);
+const findingKey = (c: Candidate): string => `${c.type}\u0000${c.value.length}:${c.value}\u0000${pathOf(c)}`;
+
+/*
+ * The flow being examined and its candidates. Module state rather than closures made per flow:
+ * detectFields runs to the end before it is called again (nothing in it waits or calls back out),
+ * and it lets go of both when it returns.
+ */
+let examined: DecodedField | undefined;
+let best: BestPerSlot | undefined;
+const emit = (p: Proposal): void => (best ??= new BestPerSlot(sameText, textKey)).offer(candidateOf(p, examined!, 'device'));
+const emitSurroundings = (p: FieldProposal): void => (best ??= new BestPerSlot(sameText, textKey)).offer(candidateOf(p, p.field, 'surroundings'));
 
 export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
+  best = undefined;
+  try {
+    return candidatesOf(fields, profile) ? dedupe(best!.list) : [];
+  } finally {
+    examined = undefined;
+    best = undefined;
+  }
+}
+
+/** Runs the detectors over the fields; true when any candidate was offered (they are in `best`). */
+function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefined): boolean {
   /* One pass over the keys: each field's key facts, and the fields other detectors look up as siblings. */
   const infos: KeyInfo[] = new Array(fields.length);
   /* Most flows have no sibling-context key: they share one empty map instead of making their own. */
   let groups = NO_GROUPS;
   let telAnywhere = false;
-  const contactFields: DecodedField[] = [];
+  let contactFields: DecodedField[] | undefined;
+  let lastKey: string | null | undefined;
+  let lastInfo = NO_KEY_INFO;
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
-    const info = fieldKeyInfo(field);
+    /* A key names itself unless it is a number (then the nearest named key of its path does). */
+    const key = field.key;
+    const named = key !== null && !isDigits(key);
+    /* Keys repeat field after field (a batch's items): the previous answer is reused. */
+    const info = named && key === lastKey ? lastInfo : keyInfo(named ? key : keyOf(field));
+    lastKey = named ? key : undefined;
+    lastInfo = info;
     infos[i] = info;
     /* Siblings are matched on the field's own key (a numeric key is never a sibling's). */
-    if (info.siblingContext && field.key === info.key) {
+    if (info.siblingContext && key === info.key) {
       if (groups === NO_GROUPS) groups = new Map();
       const list = groups.get(field.group);
       if (list) list.push(field);
@@ -99,29 +191,14 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
     const value = field.value;
     const tel = hasTelScheme(value);
     if (tel) telAnywhere = true;
-    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || value.indexOf('@') >= 0)) contactFields.push(field);
+    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || value.indexOf('@') >= 0)) (contactFields ??= []).push(field);
   }
   const ctx: DetectContext = { groups, profile };
-  /** Best candidate per (field, matched text). */
-  /* Made at the first candidate: most flows have none. */
-  let best: Map<string, Candidate> | undefined;
-  const offer = (c: Candidate): void => {
-    const slot = `${c.field.path}\u0000${c.span}`;
-    best ??= new Map();
-    const current = best.get(slot);
-    if (!current || better(c, current)) best.set(slot, c);
-  };
-  const emitterFor = (field: DecodedField) => (c: Proposal) => offer({ subject: 'device', ...c, field });
-  /* The field being examined: one emitter for all fields instead of a closure per field. */
-  let current: DecodedField | undefined;
-  const emit = (c: Proposal): void => offer({ subject: 'device', ...c, field: current! });
-  const emitSurroundings = (c: Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] }): void => offer({ subject: 'surroundings', ...c });
-
   const profileCache: ProfileMatchCache | undefined = profile ? new Map() : undefined;
-  const deferredPhones: DecodedField[] = [];
+  let deferredPhones: DecodedField[] | undefined;
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
-    current = field;
+    examined = field;
     if (profile) detectProfileValues(field, profile, emit, profileCache!);
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const info = infos[i]!;
@@ -131,7 +208,7 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
         detectDeviceIdsByKey(part, cls, emit);
         detectMacByKey(part, cls, emit);
         detectCellId(part, cls, ctx, emit);
-        if (cls === 'phone') deferredPhones.push(part);
+        if (cls === 'phone') (deferredPhones ??= []).push(part);
       }
     }
     detectDeviceIdsByPattern(field, info, emit);
@@ -141,35 +218,48 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
   for (const group of groups.values()) detectLocationInGroup(group, emitSurroundings);
 
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
-  let imsiCountry: string | undefined;
-  if (best) for (const c of best.values()) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
-  const needsCountry = deferredPhones.length > 0 || telAnywhere;
-  ctx.country = profile?.country ?? imsiCountry ?? (needsCountry ? countryFromFields(fields) : undefined);
-  for (const field of deferredPhones) detectPhoneByKey(field, 'phone', ctx, emitterFor(field));
-  for (const field of contactFields) detectContactsByPattern(field, ctx, emitterFor(field));
-
-  /* `best` is assigned in closures, so the compiler cannot see it set here: read it through a const. */
-  const found = best as Map<string, Candidate> | undefined;
-  return found?.size ? dedupe([...found.values()]) : [];
+  if (deferredPhones || telAnywhere) {
+    let imsiCountry: string | undefined;
+    if (best) for (const c of best.list) if (c.type === 'imsi') imsiCountry ??= mccCountry(c.value.slice(0, 3));
+    ctx.country = profile?.country ?? imsiCountry ?? countryFromFields(fields);
+    if (deferredPhones) {
+      for (const field of deferredPhones) {
+        examined = field;
+        detectPhoneByKey(field, 'phone', ctx, emit);
+      }
+    }
+    if (contactFields) {
+      for (const field of contactFields) {
+        examined = field;
+        detectContactsByPattern(field, ctx, emit);
+      }
+    }
+  } else if (contactFields) {
+    for (const field of contactFields) {
+      examined = field;
+      detectContactsByPattern(field, ctx, emit);
+    }
+  }
+  return best !== undefined;
 }
 
 /** Same type+value+path once; the profile's reading outranks a key's, which outranks a pattern's. */
 function dedupe(candidates: Candidate[]): Detection[] {
-  const byIdentity = new Map<string, Candidate>();
-  for (const c of candidates) {
-    const id = `${c.type}\u0000${c.value}\u0000${c.path ?? c.field.path}`;
-    const current = byIdentity.get(id);
-    if (!current || better(c, current)) byIdentity.set(id, c);
+  const byFinding = new BestPerSlot(sameFinding, findingKey);
+  for (const c of candidates) byFinding.offer(c);
+  const detections: Detection[] = [];
+  for (const c of byFinding.list) {
+    detections.push({
+      type: c.type,
+      value: c.value,
+      path: c.path ?? c.field.path,
+      chain: c.field.chain,
+      detector: c.detector,
+      confidence: c.confidence,
+      explanation: explainCandidate(c),
+      key: c.keyLabel ?? c.field.key,
+      subject: c.subject,
+    });
   }
-  return [...byIdentity.values()].map((c) => ({
-    type: c.type,
-    value: c.value,
-    path: c.path ?? c.field.path,
-    chain: c.field.chain,
-    detector: c.detector,
-    confidence: c.confidence,
-    explanation: explainCandidate(c),
-    key: c.keyLabel ?? c.field.key,
-    subject: c.subject,
-  }));
+  return detections;
 }

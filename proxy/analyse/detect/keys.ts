@@ -110,12 +110,13 @@ export interface KeyInfo {
   latLngText: boolean;
 }
 
-const NO_KEY: KeyInfo = Object.freeze({ key: null, normalized: '', cls: undefined, nonIdentifier: false, siblingContext: false, latLngText: false });
+/** The facts of no key. */
+export const NO_KEY_INFO: KeyInfo = Object.freeze({ key: null, normalized: '', cls: undefined, nonIdentifier: false, siblingContext: false, latLngText: false });
 
 const keyInfoCache = new Map<string, KeyInfo>();
 
 export function keyInfo(key: string | null | undefined): KeyInfo {
-  if (!key) return key === null || key === undefined ? NO_KEY : { ...NO_KEY, key };
+  if (!key) return key === null || key === undefined ? NO_KEY_INFO : { ...NO_KEY_INFO, key };
   let info = keyInfoCache.get(key);
   if (info === undefined) {
     const normalized = normalizeKey(key);
