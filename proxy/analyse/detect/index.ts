@@ -7,13 +7,14 @@ import type { DecodedField, Detector, IdentifierType } from '../types';
 import type { CompiledProfile } from '../profile';
 import type { Candidate, DetectContext } from './candidate';
 import { DETECTOR_RANK, isDigits, keyOf } from './candidate';
-import { COUNTRY_KEY, keyInfo, type KeyInfo, LOCALE_KEY, NO_KEY_INFO, normalizeKey } from './keys';
+import { COUNTRY_KEY, type KeyClass, keyInfo, type KeyInfo, LOCALE_KEY, NO_KEY_INFO, normalizeKey } from './keys';
 import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
 import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
 import { detectLocationInGroup, detectLocationInText } from './location';
 import { detectContactsByPattern, detectPhoneByKey } from './contact';
 import { detectProfileValues, type ProfileMatchCache } from './profile-match';
 import { explainCandidate } from './explain';
+import { AT, COLON, DIGIT_RUN, traitsOf } from './traits';
 import { mccCountry } from './validate';
 
 export { explainCandidate, explainFinding, TYPE_LABEL, TYPE_MEANING } from './explain';
@@ -51,19 +52,18 @@ function countryFromFields(fields: DecodedField[]): string | undefined {
 
 const TEL_SCHEME = /tel:/i;
 
-function hasTelScheme(value: string): boolean {
-  return value.indexOf(':') >= 0 && TEL_SCHEME.test(value);
-}
-
 /** The groups of a flow without sibling-context keys: shared, never written to. */
 const NO_GROUPS = new Map<string, DecodedField[]>();
 
-/** "354…437,354…445" under `imei` (dual SIM) is two values: a telling key covers each item of a short list. */
-function listedValues(field: DecodedField): DecodedField[] {
-  if (field.value.length > 512 || !/[,;|]/.test(field.value)) return [field];
+/**
+ * "354…437,354…445" under `imei` (dual SIM) is two values: a telling key covers each item of a short
+ * list. The items as fields of their own, or undefined when the value is not such a list.
+ */
+function listedItems(field: DecodedField): DecodedField[] | undefined {
+  if (field.value.length > 512 || !/[,;|]/.test(field.value)) return undefined;
   const parts = field.value.split(/[,;|]/).map((p) => p.trim()).filter(Boolean);
-  if (parts.length < 2 || parts.length > 8) return [field];
-  return [field, ...parts.map((value) => ({ ...field, value }))];
+  if (parts.length < 2 || parts.length > 8) return undefined;
+  return parts.map((value) => ({ ...field, value }));
 }
 
 function better(a: Candidate, b: Candidate): boolean {
@@ -141,6 +141,12 @@ const pathOf = (c: Candidate): string => c.path ?? c.field.path;
 const sameFinding = (a: Candidate, b: Candidate): boolean => a.type === b.type && a.value === b.value && pathOf(a) === pathOf(b);
 const findingKey = (c: Candidate): string => `${c.type}\u0000${c.value.length}:${c.value}\u0000${pathOf(c)}`;
 
+/* Per-field facts of the flow being examined, reused flow after flow (a flow with more fields gets its own). */
+const infosBuffer = new Array<KeyInfo>(256).fill(NO_KEY_INFO);
+const traitsBuffer = new Uint8Array(256);
+/** "xx:xx:xx:xx:xx:xx": the shortest text with a MAC written out. */
+const MAC_TEXT_LENGTH = 17;
+
 /*
  * The flow being examined and its candidates. Module state rather than closures made per flow:
  * detectFields runs to the end before it is called again (nothing in it waits or calls back out),
@@ -163,8 +169,9 @@ export function detectFields(fields: DecodedField[], profile?: CompiledProfile):
 
 /** Runs the detectors over the fields; true when any candidate was offered (they are in `best`). */
 function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefined): boolean {
-  /* One pass over the keys: each field's key facts, and the fields other detectors look up as siblings. */
-  const infos: KeyInfo[] = new Array(fields.length);
+  /* One pass over the keys and values: each field's key facts and value traits, and the fields other detectors look up as siblings. */
+  const infos = fields.length <= infosBuffer.length ? infosBuffer : new Array<KeyInfo>(fields.length);
+  const traits = fields.length <= traitsBuffer.length ? traitsBuffer : new Uint8Array(fields.length);
   /* Most flows have no sibling-context key: they share one empty map instead of making their own. */
   let groups = NO_GROUPS;
   let telAnywhere = false;
@@ -189,9 +196,12 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
       else groups.set(field.group, [field]);
     }
     const value = field.value;
-    const tel = hasTelScheme(value);
+    /* A field too long to scan is only asked whether it has a tel: link (the flow's country is then worked out). */
+    const has = value.length <= MAX_SCANNED_FIELD_LENGTH ? traitsOf(value) : value.indexOf(':') >= 0 ? COLON : 0;
+    traits[i] = has;
+    const tel = (has & COLON) !== 0 && TEL_SCHEME.test(value);
     if (tel) telAnywhere = true;
-    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || value.indexOf('@') >= 0)) (contactFields ??= []).push(field);
+    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || (has & AT) !== 0)) (contactFields ??= []).push(field);
   }
   const ctx: DetectContext = { groups, profile };
   const profileCache: ProfileMatchCache | undefined = profile ? new Map() : undefined;
@@ -203,19 +213,23 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
     if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const info = infos[i]!;
     const cls = info.cls;
+    const has = traits[i]!;
     if (cls) {
-      for (const part of listedValues(field)) {
-        detectDeviceIdsByKey(part, cls, emit);
-        detectMacByKey(part, cls, emit);
-        detectCellId(part, cls, ctx, emit);
-        if (cls === 'phone') (deferredPhones ??= []).push(part);
+      /* The value, then each item when it is a list. */
+      const items = listedItems(field);
+      detectByKey(field, cls, ctx);
+      if (items) for (const item of items) detectByKey(item, cls, ctx);
+      if (cls === 'phone') {
+        (deferredPhones ??= []).push(field);
+        if (items) deferredPhones.push(...items);
       }
     }
-    detectDeviceIdsByPattern(field, info, emit);
-    detectMacByPattern(field, emit);
-    detectLocationInText(field, info, emitSurroundings);
+    if (has & DIGIT_RUN) detectDeviceIdsByPattern(field, info, emit);
+    if (field.value.length >= MAC_TEXT_LENGTH && (has & COLON || field.value.indexOf('-') >= 0)) detectMacByPattern(field, emit);
+    if (info.latLngText || has & COLON) detectLocationInText(field, info, (has & COLON) !== 0, emitSurroundings);
   }
-  for (const group of groups.values()) detectLocationInGroup(group, emitSurroundings);
+  for (let i = 0; i < fields.length; i++) infos[i] = NO_KEY_INFO;
+  if (groups !== NO_GROUPS) for (const group of groups.values()) detectLocationInGroup(group, emitSurroundings);
 
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
   if (deferredPhones || telAnywhere) {
@@ -243,12 +257,23 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
   return best !== undefined;
 }
 
+/** What the field's key says it holds, checked against its value (phone numbers come later). */
+function detectByKey(field: DecodedField, cls: KeyClass, ctx: DetectContext): void {
+  detectDeviceIdsByKey(field, cls, emit);
+  detectMacByKey(field, cls, emit);
+  detectCellId(field, cls, ctx, emit);
+}
+
 /** Same type+value+path once; the profile's reading outranks a key's, which outranks a pattern's. */
 function dedupe(candidates: Candidate[]): Detection[] {
-  const byFinding = new BestPerSlot(sameFinding, findingKey);
-  for (const c of candidates) byFinding.offer(c);
+  let kept = candidates;
+  if (candidates.length > 1) {
+    const byFinding = new BestPerSlot(sameFinding, findingKey);
+    for (const c of candidates) byFinding.offer(c);
+    kept = byFinding.list;
+  }
   const detections: Detection[] = [];
-  for (const c of byFinding.list) {
+  for (const c of kept) {
     detections.push({
       type: c.type,
       value: c.value,
