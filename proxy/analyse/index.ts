@@ -51,10 +51,8 @@ export function analyseDecoded(flow: Flow, decoded: DecodeResult, opts: AnalyseO
   const notes = decoded.notes;
   let findings: Finding[] = [];
   try {
-    const detections = detectFields(decoded.fields, opts.profile);
-    const made: Finding[] = [];
-    for (const d of detections) {
-      made.push({
+    for (const d of detectFields(decoded.fields, opts.profile)) {
+      findings.push({
         type: d.type,
         value: d.value,
         path: d.path,
@@ -66,8 +64,8 @@ export function analyseDecoded(flow: Flow, decoded: DecodeResult, opts: AnalyseO
         key: d.key,
       });
     }
-    findings = made;
   } catch (err) {
+    findings = [];
     notes.push(`detection failed: ${messageOf(err)}`);
   }
   if (findings.length) findings = judgeFindings(findings, destination, opts, notes);

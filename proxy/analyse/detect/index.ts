@@ -208,12 +208,14 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
   let deferredPhones: DecodedField[] | undefined;
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
-    examined = field;
-    if (profile) detectProfileValues(field, profile, emit, profileCache!);
-    if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     const info = infos[i]!;
     const cls = info.cls;
     const has = traits[i]!;
+    /* Most fields have no telling key and nothing an identifier needs: no detector is called. */
+    if (!profile && !cls && has === 0 && !info.latLngText && field.value.length < MAC_TEXT_LENGTH) continue;
+    examined = field;
+    if (profile) detectProfileValues(field, profile, emit, profileCache!);
+    if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
     if (cls) {
       /* The value, then each item when it is a list. */
       const items = listedItems(field);
