@@ -141,9 +141,6 @@ const pathOf = (c: Candidate): string => c.path ?? c.field.path;
 const sameFinding = (a: Candidate, b: Candidate): boolean => a.type === b.type && a.value === b.value && pathOf(a) === pathOf(b);
 const findingKey = (c: Candidate): string => `${c.type}\u0000${c.value.length}:${c.value}\u0000${pathOf(c)}`;
 
-/* Per-field facts of the flow being examined, reused flow after flow (a flow with more fields gets its own). */
-const infosBuffer = new Array<KeyInfo>(256).fill(NO_KEY_INFO);
-const traitsBuffer = new Uint8Array(256);
 /** "xx:xx:xx:xx:xx:xx": the shortest text with a MAC written out. */
 const MAC_TEXT_LENGTH = 17;
 
@@ -154,30 +151,40 @@ const MAC_TEXT_LENGTH = 17;
  */
 let examined: DecodedField | undefined;
 let best: BestPerSlot | undefined;
+/** Fields under a phone number key, read last (with the country the flow revealed). */
+let phones: DecodedField[] | undefined;
 const emit = (p: Proposal): void => (best ??= new BestPerSlot(sameText, textKey)).offer(candidateOf(p, examined!, 'device'));
 const emitSurroundings = (p: FieldProposal): void => (best ??= new BestPerSlot(sameText, textKey)).offer(candidateOf(p, p.field, 'surroundings'));
 
 export function detectFields(fields: DecodedField[], profile?: CompiledProfile): Detection[] {
   best = undefined;
+  phones = undefined;
   try {
     return candidatesOf(fields, profile) ? dedupe(best!.list) : [];
   } finally {
     examined = undefined;
     best = undefined;
+    phones = undefined;
   }
 }
 
 /** Runs the detectors over the fields; true when any candidate was offered (they are in `best`). */
 function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefined): boolean {
-  /* One pass over the keys and values: each field's key facts and value traits, and the fields other detectors look up as siblings. */
-  const infos = fields.length <= infosBuffer.length ? infosBuffer : new Array<KeyInfo>(fields.length);
-  const traits = fields.length <= traitsBuffer.length ? traitsBuffer : new Uint8Array(fields.length);
   /* Most flows have no sibling-context key: they share one empty map instead of making their own. */
   let groups = NO_GROUPS;
+  const ctx: DetectContext = { groups, profile };
+  const profileCache: ProfileMatchCache | undefined = profile ? new Map() : undefined;
   let telAnywhere = false;
   let contactFields: DecodedField[] | undefined;
   let lastKey: string | null | undefined;
   let lastInfo = NO_KEY_INFO;
+  /*
+   * Fields are examined as they are read, up to the first one under a cell ID key: that one needs
+   * all its siblings (MCC, MNC, LAC), so it and the fields after it wait, in order, until all are read.
+   */
+  let waitFrom = -1;
+  let waitingInfos: KeyInfo[] | undefined;
+  let waitingTraits: number[] | undefined;
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
     /* A key names itself unless it is a number (then the nearest named key of its path does). */
@@ -187,7 +194,6 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
     const info = named && key === lastKey ? lastInfo : keyInfo(named ? key : keyOf(field));
     lastKey = named ? key : undefined;
     lastInfo = info;
-    infos[i] = info;
     /* Siblings are matched on the field's own key (a numeric key is never a sibling's). */
     if (info.siblingContext && key === info.key) {
       if (groups === NO_GROUPS) groups = new Map();
@@ -198,40 +204,30 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
     const value = field.value;
     /* A field too long to scan is only asked whether it has a tel: link (the flow's country is then worked out). */
     const has = value.length <= MAX_SCANNED_FIELD_LENGTH ? traitsOf(value) : value.indexOf(':') >= 0 ? COLON : 0;
-    traits[i] = has;
     const tel = (has & COLON) !== 0 && TEL_SCHEME.test(value);
     if (tel) telAnywhere = true;
     if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || (has & AT) !== 0)) (contactFields ??= []).push(field);
-  }
-  const ctx: DetectContext = { groups, profile };
-  const profileCache: ProfileMatchCache | undefined = profile ? new Map() : undefined;
-  let deferredPhones: DecodedField[] | undefined;
-  for (let i = 0; i < fields.length; i++) {
-    const field = fields[i]!;
-    const info = infos[i]!;
-    const cls = info.cls;
-    const has = traits[i]!;
-    /* Most fields have no telling key and nothing an identifier needs: no detector is called. */
-    if (!profile && !cls && has === 0 && !info.latLngText && field.value.length < MAC_TEXT_LENGTH) continue;
-    examined = field;
-    if (profile) detectProfileValues(field, profile, emit, profileCache!);
-    if (field.value.length > MAX_SCANNED_FIELD_LENGTH) continue;
-    if (cls) {
-      /* The value, then each item when it is a list. */
-      const items = listedItems(field);
-      detectByKey(field, cls, ctx);
-      if (items) for (const item of items) detectByKey(item, cls, ctx);
-      if (cls === 'phone') {
-        (deferredPhones ??= []).push(field);
-        if (items) deferredPhones.push(...items);
-      }
+    if (waitFrom < 0 && info.cls === 'cell_id') {
+      waitFrom = i;
+      waitingInfos = [];
+      waitingTraits = [];
     }
-    if (has & DIGIT_RUN) detectDeviceIdsByPattern(field, info, emit);
-    if (field.value.length >= MAC_TEXT_LENGTH && (has & COLON || field.value.indexOf('-') >= 0)) detectMacByPattern(field, emit);
-    if (info.latLngText || has & COLON) detectLocationInText(field, info, (has & COLON) !== 0, emitSurroundings);
+    if (waitFrom >= 0) {
+      waitingInfos!.push(info);
+      waitingTraits!.push(has);
+    } else if (mayHold(field, info, has, profile)) examine(field, info, has, ctx, profileCache);
   }
-  for (let i = 0; i < fields.length; i++) infos[i] = NO_KEY_INFO;
+  ctx.groups = groups;
+  if (waitFrom >= 0) {
+    for (let i = waitFrom; i < fields.length; i++) {
+      const field = fields[i]!;
+      const info = waitingInfos![i - waitFrom]!;
+      const has = waitingTraits![i - waitFrom]!;
+      if (mayHold(field, info, has, profile)) examine(field, info, has, ctx, profileCache);
+    }
+  }
   if (groups !== NO_GROUPS) for (const group of groups.values()) detectLocationInGroup(group, emitSurroundings);
+  const deferredPhones = phones;
 
   // Phone numbers last: a national number is read with the country the flow revealed (profile, IMSI, country/locale keys).
   if (deferredPhones || telAnywhere) {
@@ -257,6 +253,32 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
     }
   }
   return best !== undefined;
+}
+
+/** Whether any detector can find something in the field: most have no telling key and nothing an identifier needs. */
+function mayHold(field: DecodedField, info: KeyInfo, has: number, profile: CompiledProfile | undefined): boolean {
+  return profile !== undefined || info.cls !== undefined || has !== 0 || info.latLngText || field.value.length >= MAC_TEXT_LENGTH;
+}
+
+/** Runs the detectors that apply to one field (phone numbers under a key wait in `phones`). */
+function examine(field: DecodedField, info: KeyInfo, has: number, ctx: DetectContext, profileCache: ProfileMatchCache | undefined): void {
+  examined = field;
+  if (ctx.profile) detectProfileValues(field, ctx.profile, emit, profileCache!);
+  if (field.value.length > MAX_SCANNED_FIELD_LENGTH) return;
+  const cls = info.cls;
+  if (cls) {
+    /* The value, then each item when it is a list. */
+    const items = listedItems(field);
+    detectByKey(field, cls, ctx);
+    if (items) for (const item of items) detectByKey(item, cls, ctx);
+    if (cls === 'phone') {
+      (phones ??= []).push(field);
+      if (items) phones.push(...items);
+    }
+  }
+  if (has & DIGIT_RUN) detectDeviceIdsByPattern(field, info, emit);
+  if (field.value.length >= MAC_TEXT_LENGTH && (has & COLON || field.value.indexOf('-') >= 0)) detectMacByPattern(field, emit);
+  if (info.latLngText || has & COLON) detectLocationInText(field, info, (has & COLON) !== 0, emitSurroundings);
 }
 
 /** What the field's key says it holds, checked against its value (phone numbers come later). */
