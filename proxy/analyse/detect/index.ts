@@ -202,8 +202,11 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
       else groups.set(field.group, [field]);
     }
     const value = field.value;
-    /* A field too long to scan is only asked whether it has a tel: link (the flow's country is then worked out). */
-    const has = value.length <= MAX_SCANNED_FIELD_LENGTH ? traitsOf(value) : value.indexOf(':') >= 0 ? COLON : 0;
+    /*
+     * A field too long to scan is only asked whether it has a tel: link (the flow's country is then
+     * worked out); digit runs matter only under a key that may name an identifier (pattern detection).
+     */
+    const has = value.length <= MAX_SCANNED_FIELD_LENGTH ? traitsOf(value, !info.nonIdentifier) : value.indexOf(':') >= 0 ? COLON : 0;
     const tel = (has & COLON) !== 0 && TEL_SCHEME.test(value);
     if (tel) telAnywhere = true;
     if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || (has & AT) !== 0)) (contactFields ??= []).push(field);

@@ -16,8 +16,9 @@ export const DIGIT_RUN = 4;
 /** The shortest run of digits that can be an identifier. */
 export const MIN_DIGIT_RUN = 14;
 
-export function traitsOf(value: string): number {
-  return (value.indexOf(':') >= 0 ? COLON : 0) | (value.indexOf('@') >= 0 ? AT : 0) | (hasDigitRun(value, MIN_DIGIT_RUN) ? DIGIT_RUN : 0);
+/** The value's traits; digit runs only when asked (a value under a key such as `order_id` is never read for them). */
+export function traitsOf(value: string, digitRuns: boolean): number {
+  return (value.indexOf(':') >= 0 ? COLON : 0) | (value.indexOf('@') >= 0 ? AT : 0) | (digitRuns && hasDigitRun(value, MIN_DIGIT_RUN) ? DIGIT_RUN : 0);
 }
 
 function isDigitCode(c: number): boolean {

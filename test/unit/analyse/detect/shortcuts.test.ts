@@ -40,11 +40,12 @@ describe('value traits', () => {
   });
 
   it("says whether a value has ':', '@' and 14 digits in a row", () => {
-    expect(traitsOf('app_open')).toBe(0);
-    expect(traitsOf('tel:+4791234567')).toBe(COLON);
-    expect(traitsOf('ola@example.com')).toBe(AT);
-    expect(traitsOf('imei=354031090123453')).toBe(DIGIT_RUN);
-    expect(traitsOf('geo:59.91,10.75 ola@x.no 35403109012345')).toBe(COLON | AT | DIGIT_RUN);
+    expect(traitsOf('app_open', true)).toBe(0);
+    expect(traitsOf('tel:+4791234567', true)).toBe(COLON);
+    expect(traitsOf('ola@example.com', true)).toBe(AT);
+    expect(traitsOf('imei=354031090123453', true)).toBe(DIGIT_RUN);
+    expect(traitsOf('geo:59.91,10.75 ola@x.no 35403109012345', true)).toBe(COLON | AT | DIGIT_RUN);
+    expect(traitsOf('geo:59.91,10.75 ola@x.no 35403109012345', false)).toBe(COLON | AT);
   });
 });
 
