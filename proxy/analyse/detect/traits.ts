@@ -16,9 +16,25 @@ export const DIGIT_RUN = 4;
 /** The shortest run of digits that can be an identifier. */
 export const MIN_DIGIT_RUN = 14;
 
-/** The value's traits; digit runs only when asked (a value under a key such as `order_id` is never read for them). */
+/** The shortest text with an email address in it: a@b.no. */
+const SHORTEST_EMAIL = 6;
+/**
+ * The shortest text a detector that needs a ':' can match: a tel: link (tel: and 7 digits); a
+ * geo: link needs 13 characters, a MAC 17. Shorter values are not searched for one.
+ */
+const SHORTEST_COLON_TEXT = 11;
+
+/**
+ * The value's traits, as far as they can matter: a value too short for any text that needs a
+ * character is not searched for it, and digit runs are read only when asked (a value under a key
+ * such as `order_id` is never reported on them).
+ */
 export function traitsOf(value: string, digitRuns: boolean): number {
-  return (value.indexOf(':') >= 0 ? COLON : 0) | (value.indexOf('@') >= 0 ? AT : 0) | (digitRuns && hasDigitRun(value, MIN_DIGIT_RUN) ? DIGIT_RUN : 0);
+  const length = value.length;
+  if (length < SHORTEST_EMAIL) return 0;
+  const at = value.indexOf('@') >= 0 ? AT : 0;
+  if (length < SHORTEST_COLON_TEXT) return at;
+  return at | (value.indexOf(':') >= 0 ? COLON : 0) | (digitRuns && hasDigitRun(value, MIN_DIGIT_RUN) ? DIGIT_RUN : 0);
 }
 
 function isDigitCode(c: number): boolean {

@@ -46,6 +46,8 @@ describe('value traits', () => {
     expect(traitsOf('imei=354031090123453', true)).toBe(DIGIT_RUN);
     expect(traitsOf('geo:59.91,10.75 ola@x.no 35403109012345', true)).toBe(COLON | AT | DIGIT_RUN);
     expect(traitsOf('geo:59.91,10.75 ola@x.no 35403109012345', false)).toBe(COLON | AT);
+    /* Too short for what needs them: a@b.no is the shortest email, tel: and 7 digits the shortest text needing a ':'. */
+    expect([traitsOf('a@b.n', true), traitsOf('a@b.no', true), traitsOf('tel:123456', true), traitsOf('tel:1234567', true)]).toEqual([0, AT, 0, COLON]);
   });
 });
 
