@@ -6,7 +6,8 @@
 import type { DecodedField, Detector, IdentifierType } from '../types';
 import type { CompiledProfile } from '../profile';
 import type { Candidate, DetectContext } from './candidate';
-import { DETECTOR_RANK, isDigits, keyOf } from './candidate';
+import { isDigits, keyOf } from './candidate';
+import { BestPerSlot, candidateOf, type FieldProposal, findingKey, type Proposal, sameFinding, sameText, textKey } from './best';
 import { COUNTRY_KEY, type KeyClass, keyInfo, type KeyInfo, LOCALE_KEY, NO_KEY_INFO, normalizeKey } from './keys';
 import { detectDeviceIdsByKey, detectDeviceIdsByPattern } from './device-ids';
 import { detectCellId, detectMacByKey, detectMacByPattern } from './network';
@@ -65,81 +66,6 @@ function listedItems(field: DecodedField): DecodedField[] | undefined {
   if (parts.length < 2 || parts.length > 8) return undefined;
   return parts.map((value) => ({ ...field, value }));
 }
-
-function better(a: Candidate, b: Candidate): boolean {
-  const rank = DETECTOR_RANK[a.detector] - DETECTOR_RANK[b.detector];
-  return rank !== 0 ? rank > 0 : a.confidence > b.confidence;
-}
-
-type Proposal = Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['subject'] };
-type FieldProposal = Omit<Candidate, 'subject'> & { subject?: Candidate['subject'] };
-
-/** Every candidate has the same properties in the same order (one object shape for every reader). */
-function candidateOf(p: Proposal, field: DecodedField, subject: Candidate['subject']): Candidate {
-  return {
-    type: p.type,
-    value: p.value,
-    detector: p.detector,
-    confidence: p.confidence,
-    field,
-    span: p.span,
-    evidence: p.evidence,
-    subject: p.subject ?? subject,
-    path: p.path,
-    keyLabel: p.keyLabel,
-  };
-}
-
-/** Up to this many candidates a flow's slots are compared one by one; past it they are looked up in a map. */
-const FEW = 8;
-
-/**
- * The best candidate per slot, in the order slots were first seen. A flow has 0-2 candidates as a
- * rule: they are compared directly, with no map and no key strings; a map is made past FEW.
- */
-class BestPerSlot {
-  readonly list: Candidate[] = [];
-  private index: Map<string, number> | undefined;
-
-  constructor(
-    private readonly sameSlot: (a: Candidate, b: Candidate) => boolean,
-    /** Equal for candidates of one slot and only for them. */
-    private readonly slotKey: (c: Candidate) => string,
-  ) {}
-
-  offer(c: Candidate): void {
-    const list = this.list;
-    let at = -1;
-    if (this.index) {
-      const key = this.slotKey(c);
-      const found = this.index.get(key);
-      if (found === undefined) this.index.set(key, list.length);
-      else at = found;
-    } else {
-      for (let i = 0; i < list.length; i++) {
-        if (this.sameSlot(list[i]!, c)) {
-          at = i;
-          break;
-        }
-      }
-      if (at < 0 && list.length >= FEW) {
-        this.index = new Map();
-        for (let i = 0; i < list.length; i++) this.index.set(this.slotKey(list[i]!), i);
-        this.index.set(this.slotKey(c), list.length);
-      }
-    }
-    if (at < 0) list.push(c);
-    else if (better(c, list[at]!)) list[at] = c;
-  }
-}
-
-/* Candidates compete per (field path, matched text): one piece of text is one identifier. */
-const sameText = (a: Candidate, b: Candidate): boolean => a.span === b.span && a.field.path === b.field.path;
-const textKey = (c: Candidate): string => `${c.field.path.length}:${c.field.path}\u0000${c.span}`;
-/* Findings are one per type, value and path. */
-const pathOf = (c: Candidate): string => c.path ?? c.field.path;
-const sameFinding = (a: Candidate, b: Candidate): boolean => a.type === b.type && a.value === b.value && pathOf(a) === pathOf(b);
-const findingKey = (c: Candidate): string => `${c.type}\u0000${c.value.length}:${c.value}\u0000${pathOf(c)}`;
 
 /** "xx:xx:xx:xx:xx:xx": the shortest text with a MAC written out. */
 const MAC_TEXT_LENGTH = 17;
