@@ -3,13 +3,14 @@
  * judge — pure and total: whatever bytes come in, an AnalysisResult comes out (errors become notes).
  */
 import type { Flow } from '../flow';
-import type { AnalysisResult, Finding } from './types';
+import type { AnalysisResult, Finding, Severity } from './types';
 import type { CompiledProfile } from './profile';
 import type { GeoLookup, Rule, TrackerList } from './judge';
-import { alertSentence, bumpSeverity, homeCountryOf, homeRegionOf, isCrossBorder, judgeDestination, matchRule, maxSeverity, severityOf } from './judge';
+import { alertSentenceOf, bumpSeverity, homeCountryOf, homeRegionOf, isCrossBorder, judgeDestination, matchRule, severityOf, severityRank } from './judge';
 import { detectFields } from './detect';
 import { decodeFlow, type DecodeLimits } from './decode';
 import type { DecodeResult } from './types';
+import { SEVERITIES } from './types';
 
 export { compileProfile, normalizeProfileValue, ProfileValueError } from './profile';
 export type { CompiledProfile } from './profile';
@@ -30,41 +31,55 @@ export interface AnalyseOptions {
 }
 
 export function analyseFlow(flow: Flow, opts: AnalyseOptions = {}): AnalysisResult {
-  const destination = judgeDestination(flow, opts.geo, opts.trackers);
   let decoded: DecodeResult;
   try {
     decoded = decodeFlow(flow, opts.limits);
   } catch (err) {
     decoded = { fields: [], notes: [`decoding failed: ${messageOf(err)}`], limitsHit: [] };
   }
+  return analyseDecoded(flow, decoded, opts);
+}
+
+/**
+ * Everything analyseFlow does after decoding: detect, judge, the sentence. Exported for the
+ * benchmarks that time this part apart from decoding (scripts/bench-*); `decoded` is used up
+ * (its notes array becomes the result's).
+ */
+export function analyseDecoded(flow: Flow, decoded: DecodeResult, opts: AnalyseOptions): AnalysisResult {
+  const destination = judgeDestination(flow, opts.geo, opts.trackers);
   /* The decoder's own array, made for this flow alone: added to, not copied. */
   const notes = decoded.notes;
   let findings: Finding[] = [];
   try {
-    findings = detectFields(decoded.fields, opts.profile).map((d) => ({
-      type: d.type,
-      value: d.value,
-      path: d.path,
-      chain: d.chain,
-      detector: d.detector,
-      confidence: d.confidence,
-      explanation: d.explanation,
-      severity: severityOf(d.type, destination.cleartext, d.confidence, d.subject),
-      key: d.key,
-    }));
+    for (const d of detectFields(decoded.fields, opts.profile)) {
+      findings.push({
+        type: d.type,
+        value: d.value,
+        path: d.path,
+        chain: d.chain,
+        detector: d.detector,
+        confidence: d.confidence,
+        explanation: d.explanation,
+        severity: severityOf(d.type, destination.cleartext, d.confidence, d.subject),
+        key: d.key,
+      });
+    }
   } catch (err) {
+    findings = [];
     notes.push(`detection failed: ${messageOf(err)}`);
   }
-  findings = judgeFindings(findings, destination, opts, notes);
+  if (findings.length) findings = judgeFindings(findings, destination, opts, notes);
+  let worst = 0;
+  for (const f of findings) worst = Math.max(worst, severityRank(f.severity));
   const result: AnalysisResult = {
     findings,
     fields: decoded.fields,
     destination,
-    severity: maxSeverity(findings.map((f) => f.severity)),
+    severity: SEVERITIES[worst] as Severity,
     notes,
     limitsHit: decoded.limitsHit,
   };
-  if (findings.length) result.sentence = alertSentence(findings.map((f) => f.type), destination, { dns: flow.kind === 'dns' });
+  if (findings.length) result.sentence = alertSentenceOf(findings, destination, flow.kind === 'dns');
   return result;
 }
 
@@ -74,20 +89,24 @@ export function analyseFlow(flow: Flow, opts: AnalyseOptions = {}): AnalysisResu
  * Fills destination.homeCountry/crossBorder; returns the findings kept (rules may ignore some).
  */
 function judgeFindings(findings: Finding[], destination: AnalysisResult['destination'], opts: AnalyseOptions, notes: string[]): Finding[] {
-  if (!findings.length) return findings;
   const home = homeCountryOf(opts.profile, findings, opts.homeCountry);
   if (home) destination.homeCountry = home.country;
   const crossBorder = destination.local ? false : isCrossBorder(home ? homeRegionOf(home.country) : undefined, destination.country);
   if (crossBorder !== undefined) destination.crossBorder = crossBorder;
-  const bumps = { crossBorder, tracker: destination.tracker !== undefined };
+  const tracker = destination.tracker !== undefined;
+  if (crossBorder || tracker) {
+    const bumps = { crossBorder, tracker };
+    for (const f of findings) f.severity = bumpSeverity(f.severity, bumps);
+  }
+  /* Without rules every finding is kept as it is. */
+  const rules = opts.rules;
+  if (!rules?.length) return findings;
   const kept: Finding[] = [];
-  const ignoredBy = new Map<number, number>();
+  let ignoredBy: Map<number, number> | undefined;
   for (const f of findings) {
-    f.severity = bumpSeverity(f.severity, bumps);
-    const rule = opts.rules?.length
-      ? matchRule(opts.rules, { type: f.type, host: destination.host, country: destination.country, cleartext: destination.cleartext, tracker: bumps.tracker, crossBorder })
-      : undefined;
+    const rule = matchRule(rules, { type: f.type, host: destination.host, country: destination.country, cleartext: destination.cleartext, tracker, crossBorder });
     if (rule?.action === 'ignore') {
+      ignoredBy ??= new Map();
       ignoredBy.set(rule.index, (ignoredBy.get(rule.index) ?? 0) + 1);
       continue;
     }
@@ -97,7 +116,7 @@ function judgeFindings(findings: Finding[], destination: AnalysisResult['destina
     }
     kept.push(f);
   }
-  for (const [rule, n] of ignoredBy) notes.push(`${n} finding${n === 1 ? '' : 's'} ignored by rule ${rule}`);
+  if (ignoredBy) for (const [rule, n] of ignoredBy) notes.push(`${n} finding${n === 1 ? '' : 's'} ignored by rule ${rule}`);
   return kept;
 }
 

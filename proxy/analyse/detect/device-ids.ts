@@ -17,6 +17,7 @@ type Emit = (c: Omit<Candidate, 'field' | 'subject'> & { subject?: Candidate['su
 const DIGIT_SEPARATORS = /[\s\-./]/g;
 
 function digitsOf(value: string): string | undefined {
+  if (isDigits(value)) return value;
   const stripped = value.replace(DIGIT_SEPARATORS, '');
   return /^\d+$/.test(stripped) ? stripped : undefined;
 }
@@ -142,25 +143,16 @@ function hasNoMeaningfulKey(field: DecodedField): boolean {
   return field.key === null || /^\d+$/.test(field.key);
 }
 
-/** True when the text has `n` digits in a row (what /\d{n}/ tests, without the regex). */
-function hasDigitRun(text: string, n: number): boolean {
-  let run = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x30 && c <= 0x39) {
-      if (++run >= n) return true;
-    } else run = 0;
-  }
-  return false;
-}
-
 /** Digit runs not glued to letters, base64 text or a decimal point. */
 const DIGIT_RUN = /(?<![A-Za-z0-9+/.])\d{14,20}(?![A-Za-z0-9+/]|\.\d)/g;
 
-/** Pattern-only detection: strong formats only, and never under a key that names something else. */
+/**
+ * Pattern-only detection: strong formats only, and never under a key that names something else.
+ * Only values with a run of 14 or more digits (traits.ts DIGIT_RUN) can hold one: callers ask first.
+ */
 export function detectDeviceIdsByPattern(field: DecodedField, key: KeyInfo, emit: Emit): void {
   const value = field.value;
-  if (value.length < 14 || !hasDigitRun(value, 14) || key.nonIdentifier) return;
+  if (key.nonIdentifier) return;
   /* A value that is digits only (the usual case) is DIGIT_RUN's one match when 14-20 long, and has none when longer. */
   if (isDigits(value)) {
     if (value.length <= 20) digitRun(value, value, field, emit);
@@ -180,8 +172,8 @@ function digitRun(run: string, whole: string, field: DecodedField, emit: Emit): 
     }
     // An allocated MCC is true of a quarter of all 15-digit numbers: only a bare value with no key
     // (text, a protobuf field number) is worth reporting on that evidence alone.
-    const imsi = splitImsi(run);
-    if (imsi && run === whole && hasNoMeaningfulKey(field)) {
+    const imsi = run === whole && hasNoMeaningfulKey(field) ? splitImsi(run) : undefined;
+    if (imsi) {
       emit({ type: 'imsi', value: run, detector: 'pattern', confidence: 0.5, span: run, evidence: `MCC ${imsi.mcc} = ${imsi.country}, MNC ${imsi.mnc}` });
     }
   } else if (run.length >= 19 && run.startsWith('89') && luhnValid(run)) {

@@ -184,5 +184,59 @@ export function explainCandidate(c: Candidate): string {
     c.type === 'mac' && c.subject === 'surroundings' ? ' — public Wi-Fi maps turn it into a location'
       : c.type === 'cell_id' ? ' — public cell tower maps turn it into a location'
         : '';
-  return `${label} ${maskValue(c.type, c.value)}${evidence} in ${placeWords(c)}${wrappingWords(c)}${because}.`;
+  return `${label} ${maskValue(c.type, c.value)}${evidence} in ${whereWords(c)}${because}.`;
+}
+
+/** "JSON key imei, inside a base64 body": where a value sat, in words; a function of its path, key and chain alone. */
+function whereWords(c: Candidate): string {
+  const path = c.path ?? c.field.path;
+  const key = c.keyLabel ?? c.field.key;
+  const chain = c.field.chain;
+  const known = placesByPath.get(path);
+  for (let p = known; p !== undefined; p = p.next) if (p.key === key && sameSteps(p.chain, chain)) return p.words;
+  const words = `${placeWords(c)}${wrappingWords(c)}`;
+  remember(path, key, chain, words, known);
+  return words;
+}
+
+/**
+ * The words of places already described: the same place (a form's `imsi`, a batch's `device.imei`)
+ * comes back flow after flow. Keyed by path, then key and chain; bounded in count and in the length
+ * of what it keeps, and it keeps copies (a path may be a slice of a big body).
+ */
+interface Place {
+  key: string | null;
+  chain: string[];
+  words: string;
+  next: Place | undefined;
+}
+const placesByPath = new Map<string, Place>();
+const MAX_PLACES = 2048;
+const MAX_PLACES_PER_PATH = 4;
+const MAX_PLACE_TEXT = 256;
+const MAX_PLACE_STEPS = 16;
+
+function remember(path: string, key: string | null, chain: string[], words: string, known: Place | undefined): void {
+  if (path.length > MAX_PLACE_TEXT || (key !== null && key.length > MAX_PLACE_TEXT) || chain.length > MAX_PLACE_STEPS || words.length > 4 * MAX_PLACE_TEXT) return;
+  let count = 0;
+  for (let p = known; p !== undefined; p = p.next) count++;
+  if (count >= MAX_PLACES_PER_PATH) return;
+  if (placesByPath.size >= MAX_PLACES) {
+    placesByPath.clear();
+    known = undefined;
+  }
+  const steps: string[] = [];
+  for (const step of chain) steps.push(ownCopy(step));
+  placesByPath.set(ownCopy(path), { key: key === null ? null : ownCopy(key), chain: steps, words: ownCopy(words), next: known });
+}
+
+function sameSteps(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A string of its own: V8 cuts strings of 13+ characters as views of their source, which would keep that alive. */
+function ownCopy(text: string): string {
+  return text.length < 13 ? text : Buffer.from(text, 'utf16le').toString('utf16le');
 }

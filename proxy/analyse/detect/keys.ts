@@ -14,9 +14,17 @@ export function normalizeKey(key: string | null | undefined): string {
     // "X-Device-IMEI": the X- of custom headers says nothing about the value.
     k = key.toLowerCase().replace(/^x-/, '').replace(/[^a-z0-9]/g, '');
     if (normalizedCache.size >= CACHE_LIMIT) normalizedCache.clear();
-    normalizedCache.set(key, k);
+    normalizedCache.set(ownCopy(key), ownCopy(k));
   }
   return k;
+}
+
+/**
+ * A string of its own for a cache to keep: V8 cuts strings of 13+ characters as views of their
+ * source, and a key cut from a megabyte body would keep the body alive.
+ */
+function ownCopy(text: string): string {
+  return text.length < 13 ? text : Buffer.from(text, 'utf16le').toString('utf16le');
 }
 
 export type KeyClass =
@@ -51,7 +59,7 @@ export function classifyKey(key: string | null | undefined): KeyClass | undefine
   let found: KeyClass | null = null;
   if (k) for (const [cls, re] of KEY_VOCABULARY) if (re.test(k)) { found = cls; break; }
   if (classCache.size >= CACHE_LIMIT) classCache.clear();
-  classCache.set(key, found);
+  classCache.set(ownCopy(key), found);
   return found ?? undefined;
 }
 
@@ -71,7 +79,7 @@ export function isNonIdentifierKey(key: string | null | undefined): boolean {
     const k = normalizeKey(key);
     answer = k !== '' && NOT_AN_IDENTIFIER.test(k);
     if (nonIdentifierCache.size >= CACHE_LIMIT) nonIdentifierCache.clear();
-    nonIdentifierCache.set(key, answer);
+    nonIdentifierCache.set(ownCopy(key), answer);
   }
   return answer;
 }
@@ -110,25 +118,46 @@ export interface KeyInfo {
   latLngText: boolean;
 }
 
-const NO_KEY: KeyInfo = Object.freeze({ key: null, normalized: '', cls: undefined, nonIdentifier: false, siblingContext: false, latLngText: false });
+/** The facts of no key. */
+export const NO_KEY_INFO: KeyInfo = Object.freeze({ key: null, normalized: '', cls: undefined, nonIdentifier: false, siblingContext: false, latLngText: false });
 
 const keyInfoCache = new Map<string, KeyInfo>();
 
+/**
+ * The last facts looked up per (length, first and last character) of a key: a flow's dozen keys
+ * mostly land in slots of their own, and a slot is checked by one comparison instead of hashing
+ * the key (each flow's key strings are new). Holds only entries of keyInfoCache.
+ */
+const RECENT_SLOTS = 256;
+const recent = new Array<KeyInfo | undefined>(RECENT_SLOTS).fill(undefined);
+
+function recentSlot(key: string): number {
+  return (key.length * 31 + key.charCodeAt(0) * 7 + key.charCodeAt(key.length - 1)) & (RECENT_SLOTS - 1);
+}
+
 export function keyInfo(key: string | null | undefined): KeyInfo {
-  if (!key) return key === null || key === undefined ? NO_KEY : { ...NO_KEY, key };
+  if (!key) return key === null || key === undefined ? NO_KEY_INFO : { ...NO_KEY_INFO, key };
+  const slot = recentSlot(key);
+  const last = recent[slot];
+  if (last !== undefined && last.key === key) return last;
   let info = keyInfoCache.get(key);
   if (info === undefined) {
-    const normalized = normalizeKey(key);
+    const own = ownCopy(key);
+    const normalized = normalizeKey(own);
     info = {
-      key,
+      key: own,
       normalized,
-      cls: classifyKey(key),
-      nonIdentifier: isNonIdentifierKey(key),
+      cls: classifyKey(own),
+      nonIdentifier: isNonIdentifierKey(own),
       siblingContext: SIBLING_CONTEXT_KEY.test(normalized),
       latLngText: LATLNG_STRING_KEY.test(normalized),
     };
-    if (keyInfoCache.size >= CACHE_LIMIT) keyInfoCache.clear();
-    keyInfoCache.set(key, info);
+    if (keyInfoCache.size >= CACHE_LIMIT) {
+      keyInfoCache.clear();
+      recent.fill(undefined);
+    }
+    keyInfoCache.set(own, info);
   }
+  recent[slot] = info;
   return info;
 }

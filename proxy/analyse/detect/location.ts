@@ -59,9 +59,9 @@ export function detectLocationInGroup(fields: DecodedField[], emit: Emit): void 
 const LATLNG_TEXT = /^\s*\(?\s*(-?\d{1,2}\.\d{2,})\s*[,;\s]\s*(-?\d{1,3}\.\d{2,})\s*\)?\s*$/;
 const GEO_URI = /geo:(-?\d{1,2}\.\d{2,}),(-?\d{1,3}\.\d{2,})/g;
 
-/** "lat,lng" under a location key, and geo: URIs anywhere. */
-export function detectLocationInText(field: DecodedField, key: KeyInfo, emit: Emit): void {
-  const geo = field.value.includes('geo:');
+/** "lat,lng" under a location key, and geo: URIs anywhere (`colon`: the value has a ':', which a geo: URI needs). */
+export function detectLocationInText(field: DecodedField, key: KeyInfo, colon: boolean, emit: Emit): void {
+  const geo = colon && field.value.includes('geo:');
   if (!key.latLngText && !geo) return;
   const pairs: Array<[string, string, string, 'key' | 'pattern']> = [];
   if (key.latLngText) {

@@ -43,15 +43,26 @@ const phoneCountry = (e164: string): string | undefined => {
 
 export function homeCountryOf(profile: CompiledProfile | undefined, findings: readonly Finding[], configured?: string): HomeCountry | undefined {
   if (profile?.homeCountry) return { country: profile.homeCountry, from: 'profile' };
-  const profiled = (type: string) => profile?.values.filter((v) => v.type === type).map((v) => v.value) ?? [];
-  const found = (type: string) => findings.filter((f) => f.type === type && f.confidence >= LOW_CONFIDENCE).map((f) => f.value);
-  for (const imsi of [...profiled('imsi'), ...found('imsi')]) {
-    const c = imsiCountry(imsi);
-    if (c) return { country: c, from: 'imsi' };
-  }
-  for (const phone of [...profiled('phone'), ...found('phone')]) {
-    const c = phoneCountry(phone);
-    if (c) return { country: c, from: 'phone' };
-  }
+  /* The profile's values of a type first, then the flow's vouched-for findings of that type, in order. */
+  const imsi = firstCountry('imsi', imsiCountry, profile, findings);
+  if (imsi) return { country: imsi, from: 'imsi' };
+  const phone = firstCountry('phone', phoneCountry, profile, findings);
+  if (phone) return { country: phone, from: 'phone' };
   return configured ? { country: configured.toUpperCase(), from: 'configured' } : undefined;
+}
+
+function firstCountry(type: 'imsi' | 'phone', countryOf: (value: string) => string | undefined, profile: CompiledProfile | undefined, findings: readonly Finding[]): string | undefined {
+  if (profile) {
+    for (const v of profile.values) {
+      if (v.type !== type) continue;
+      const c = countryOf(v.value);
+      if (c) return c;
+    }
+  }
+  for (const f of findings) {
+    if (f.type !== type || f.confidence < LOW_CONFIDENCE) continue;
+    const c = countryOf(f.value);
+    if (c) return c;
+  }
+  return undefined;
 }
