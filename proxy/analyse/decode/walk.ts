@@ -7,7 +7,7 @@ import type { DecodeContext, Position } from './context';
 import { base64Decoder } from './decoders/base64';
 import { brotliDecoder, deflateDecoder, gzipDecoder } from './decoders/compress';
 import { formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form';
-import { hexDecoder } from './decoders/hex';
+import { evenHexDeclines, hexDecoder } from './decoders/hex';
 import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
 import { multipartDecoder } from './decoders/multipart';
@@ -50,27 +50,41 @@ export function declaredDecoders(contentType: string | undefined): Decoder[] {
   return [];
 }
 
-/** A Content-Type's declared decoders, split by what they read; built once per distinct Content-Type. */
+/** A Content-Type's declared decoders, split by what they read, and whether it names gRPC; built once per distinct Content-Type. */
 interface Declared {
   text: Decoder[];
   bytes: Decoder[];
+  grpc: boolean;
 }
 
-const NO_DECLARED: Declared = { text: NONE, bytes: NONE };
+const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false };
 const DECLARED_CACHE = new Map<string, Declared>();
 const DECLARED_CACHE_MAX = 256;
+/** The Content-Type last asked for: a body's bytes and then its text ask for the same string. */
+let lastContentType: string | undefined;
+let lastDeclared: Declared = NO_DECLARED;
 
 function declaredFor(contentType: string | undefined): Declared {
   if (!contentType) return NO_DECLARED;
+  if (contentType === lastContentType) return lastDeclared;
   let d = DECLARED_CACHE.get(contentType);
   if (d === undefined) {
     const all = declaredDecoders(contentType);
-    d = all.length ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes') } : NO_DECLARED;
+    const grpc = contentType.toLowerCase().includes('grpc');
+    d = all.length || grpc ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc } : NO_DECLARED;
     if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
     if (contentType.length <= 256) DECLARED_CACHE.set(flatCopy(contentType), d);
   }
+  /* Kept only when short: a long one may be a slice of a big header block. */
+  if (contentType.length <= 64) {
+    lastContentType = contentType.length >= SLICE_MIN_LENGTH ? flatCopy(contentType) : contentType;
+    lastDeclared = d;
+  }
   return d;
 }
+
+/** Shorter strings are never slices of another in V8 (they are copied when cut). */
+const SLICE_MIN_LENGTH = 13;
 
 /** The same hint, marked as naming the decoder's format. */
 function declaredHint(hint: Hint): Hint {
@@ -111,7 +125,7 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
       if (ctx.stopped) return;
       const e = entries[i]!;
       if (scalars[i]) ctx.emitField(e);
-      else if (e.chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
+      else if (e.chain.length < ctx.limits.maxDepth && declinedByAll(e.value, ctx)) {
         /* What walkValue would do with it, without a Position: keep it as a leaf. */
         if (ctx.outOfTime(e.value.length)) return;
         if (firstSignificant(e.value) >= 0) ctx.emitField(e);
@@ -153,17 +167,20 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, share
     chain = pos.chain.length ? [...pos.chain, ...entry.chain] : entry.chain;
     group = join(pos.path, entry.groupSegment);
   }
-  const child: Position = {
-    path: join(pos.path, entry.segment),
-    key: entry.key,
-    keyPath: pos.keyPath.length ? [...pos.keyPath, ...entry.keyPath] : entry.keyPath,
-    chain,
-    group,
-  };
+  const path = join(pos.path, entry.segment);
+  const keyPath = pos.keyPath.length ? [...pos.keyPath, ...entry.keyPath] : entry.keyPath;
   if (entry.scalar) {
-    ctx.emit(child, typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'));
+    ctx.emitPlaced(path, entry.key, keyPath, typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'), chain, group);
     return;
   }
+  const value = entry.value;
+  if (typeof value === 'string' && !entry.contentType && chain.length < ctx.limits.maxDepth && declinedByAll(value, ctx)) {
+    /* What walkValue would do with it (a leaf), without a Position. */
+    if (ctx.stopped || ctx.outOfTime(value.length)) return;
+    if (firstSignificant(value) >= 0) ctx.emitPlaced(path, entry.key, keyPath, value, chain, group);
+    return;
+  }
+  const child: Position = { path, key: entry.key, keyPath, chain, group };
   const hint: Hint = entry.contentType ? { contentType: entry.contentType } : NO_HINT;
   walkValue(ctx, entry.value, child, hint);
 }
@@ -184,20 +201,33 @@ function mightBeEncoded(text: string): boolean {
   return false;
 }
 
-/** True for text no text decoder can read: short plain tokens, UUIDs, digit strings, odd-length hex. */
-function undecodable(text: string): boolean {
+/**
+ * True for text every text decoder declines, decided in place: short plain tokens, UUIDs, digit
+ * strings, odd-length hex, and hex that decodes to noise (hashes, random IDs).
+ */
+function declinedByAll(text: string, ctx: DecodeContext): boolean {
   if (!mightBeEncoded(text)) return true;
-  if (!onlyHexDigitsOrDashes(text)) return false;
-  /* Of all text decoders only hex reads such text, and only an even number (8 or more) of hex digits. */
-  return text.length < 8 || text.length % 2 === 1 || text.indexOf('-') >= 0;
+  /* Of all text decoders only hex reads text of hex digits and dashes. */
+  return hexShapedDeclines(text, ctx) === DECLINED;
 }
 
-function onlyHexDigitsOrDashes(text: string): boolean {
+/** hexShapedDeclines: text with a character other than hex digits and dashes... */
+const NOT_HEX_SHAPED = 0;
+/** ...hex-shaped text the hex decoder declines (dashes, an odd count, fewer than 8, or noise)... */
+const DECLINED = 1;
+/** ...and hex the hex decoder may read. */
+const MAYBE_HEX = 2;
+
+/** Whether the text is made only of hex digits and dashes and, if so, whether the hex decoder declines it (one pass over it). */
+function hexShapedDeclines(text: string, ctx: DecodeContext): number {
+  let dash = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d)) return false;
+    if (c === 0x2d) dash = true;
+    else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return NOT_HEX_SHAPED;
   }
-  return true;
+  if (dash || text.length < 8 || text.length % 2 === 1) return DECLINED;
+  return evenHexDeclines(text, ctx) ? DECLINED : MAYBE_HEX;
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
@@ -225,7 +255,12 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   /* Hashes, UUIDs and digit strings (most long values of a batch): of all text decoders only hex can read them. */
-  const hexShaped = !hint.contentType && onlyHexDigitsOrDashes(value);
+  const hexShape = hint.contentType ? NOT_HEX_SHAPED : hexShapedDeclines(value, ctx);
+  if (hexShape === DECLINED) {
+    emitLeaf(ctx, value, pos, leaf);
+    return;
+  }
+  const hexShaped = hexShape === MAYBE_HEX;
   const sniffers = hexShaped ? HEX_ONLY : TEXT_DECODERS;
   const memoable = !hexShaped && !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
   if (memoable && ctx.knownUndecodable(value)) {
@@ -251,8 +286,8 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
 
 function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
   if (bytes.length === 0) return;
-  const ct = hint.contentType?.toLowerCase() ?? '';
-  if (ct.includes('grpc')) {
+  const declaredAll = declaredFor(hint.contentType);
+  if (declaredAll.grpc) {
     const frames = grpcFrames(bytes);
     if (frames) {
       frames.forEach((frame, i) => {
@@ -262,7 +297,7 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
       return;
     }
   }
-  const declared = declaredFor(hint.contentType).bytes;
+  const declared = declaredAll.bytes;
   for (const decoder of declared) {
     const out = safeTry(decoder, bytes, ctx, declaredHint(hint));
     if (out) return applyOutput(ctx, decoder, out, pos);
@@ -274,8 +309,8 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   if (isMostlyPrintable(bytes)) {
-    const text = bytes.toString('utf8');
-    walkValue(ctx, text, pos, { contentType: hint.contentType });
+    /* walkValue reads only the hint's contentType: the same hint goes on. */
+    walkValue(ctx, bytes.toString('utf8'), pos, hint);
     return;
   }
   if (!declared.includes(protobufDecoder)) {
