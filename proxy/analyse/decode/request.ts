@@ -7,6 +7,8 @@ import type { Flow, Header } from '../../flow';
 import type { DecodeContext, Position } from './context';
 import { decompress, type Compression } from './decoders/compress';
 import { urlEntries } from './decoders/form';
+import { sharePlacesAt } from './decoders/json-places';
+import { LeafMemo } from './leaf-memo';
 import { walkEntry, walkValue } from './walk';
 
 /** Headers that describe the transport, not the phone or its owner. */
@@ -39,7 +41,7 @@ for (const [name, role] of ROLES) (ROLES_BY_LENGTH[name.length] ??= []).push([na
 
 const ROOT: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
 /** Where a body starts (shared: Positions are never changed, only replaced). */
-const BODY: Position = { path: 'body', key: null, keyPath: [], chain: [], group: 'body' };
+const BODY: Position = sharePlacesAt({ path: 'body', key: null, keyPath: [], chain: [], group: 'body' });
 
 export function decodeUrl(ctx: DecodeContext, url: string): void {
   for (const entry of urlEntries(url, [])) {
@@ -98,14 +100,34 @@ export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: Body
       decodeCookies(ctx, value);
       continue;
     }
-    const pos: Position = { path: `header:${name}`, key: name, keyPath: [name], chain: [], group: 'header' };
-    let text = value;
     if (role === AUTHORIZATION) {
       const m = /^(Bearer|Basic|Token)\s+(\S+)$/i.exec(value.trim());
-      if (m) text = m[2];
+      walkValue(ctx, m ? m[2] : value, headerPosition(name));
+      continue;
     }
-    walkValue(ctx, text, pos);
+    const known = HEADER_LEAVES.recall(ctx, name, value);
+    if (known !== undefined) {
+      /* What walking the value would do: read the clock as often, then emit the same leaf. */
+      if (!ctx.outOfTime(value.length)) ctx.emitField(known);
+      continue;
+    }
+    const fieldsBefore = ctx.fields.length;
+    const notesBefore = ctx.notes.length;
+    const hitsBefore = ctx.limitsHit.length;
+    const spentBefore = ctx.decodedBytes;
+    const pos = headerPosition(name);
+    walkValue(ctx, value, pos);
+    if (ctx.fields.length === fieldsBefore + 1 && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore && ctx.decodedBytes === spentBefore && !ctx.stopped) {
+      HEADER_LEAVES.remember(ctx, name, value, pos.path, ctx.fields[fieldsBefore]!);
+    }
   }
+}
+
+/** Header values that were leaves as they stand, by header name (see leaf-memo). */
+const HEADER_LEAVES = new LeafMemo();
+
+function headerPosition(name: string): Position {
+  return { path: `header:${name}`, key: name, keyPath: [name], chain: [], group: 'header' };
 }
 
 function decodeCookies(ctx: DecodeContext, header: string): void {

@@ -24,6 +24,29 @@ export function isMostlyPrintable(bytes: Buffer): boolean {
   return !high || isUtf8(bytes);
 }
 
+/** Characters isMostlyPrintable counts against a payload: below 0x20 except tab, LF and CR, and DEL. */
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/**
+ * The bytes as UTF-8 text when isMostlyPrintable(bytes), else undefined. A payload within
+ * PRINTABLE_SCAN_BYTES is checked by native code (isUtf8, then a regex over the text) rather than
+ * byte by byte: in valid UTF-8 every byte below 0x80 is one character of the text, so the control
+ * characters counted in the text are the control bytes.
+ */
+export function printableText(bytes: Buffer): string | undefined {
+  if (bytes.length === 0 || bytes.length > PRINTABLE_SCAN_BYTES) return isMostlyPrintable(bytes) ? bytes.toString('utf8') : undefined;
+  if (!isUtf8(bytes)) return undefined;
+  const text = bytes.toString('utf8');
+  if (!CONTROL.test(text)) return text;
+  const allowed = bytes.length * (1 - PRINTABLE_SHARE);
+  let bad = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0x7f) && ++bad > allowed) return undefined;
+  }
+  return text;
+}
+
 /** True when every byte is printable ASCII/UTF-8 with no control characters at all (not even newlines). */
 export function isStrictlyPrintable(bytes: Buffer): boolean {
   if (bytes.length === 0) return false;
@@ -55,6 +78,15 @@ export function firstSignificant(text: string): number {
     if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0xfeff) return c;
   }
   return -1;
+}
+
+/** percentDecode of text[from, to), cutting the text only once when nothing needs decoding (most keys and values). */
+export function percentDecodeRange(text: string, from: number, to: number, plusIsSpace: boolean): string {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x25 || (c === 0x2b && plusIsSpace)) return percentDecode(text.slice(from, to), plusIsSpace);
+  }
+  return text.slice(from, to);
 }
 
 /** Lenient percent-decoding: valid %XX sequences become bytes, anything else stays as written. */
@@ -105,4 +137,17 @@ export function onlyBase64Chars(text: string, from: number, to: number, allowSpa
  */
 export function flatCopy(text: string): string {
   return Buffer.from(text, 'utf16le').toString('utf16le');
+}
+
+/** Shorter strings are never slices of another in V8 (they are copied when cut). */
+const SLICE_MIN_LENGTH = 13;
+
+/**
+ * flatCopy for strings kept and handed out again and again (memoized fields): a Latin-1 text stays
+ * one byte per character, as V8 stores most strings, so comparing and hashing it stays fast.
+ */
+export function ownCopy(text: string): string {
+  if (text.length < SLICE_MIN_LENGTH) return text;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return flatCopy(text);
+  return Buffer.from(text, 'latin1').toString('latin1');
 }

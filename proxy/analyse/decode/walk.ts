@@ -15,7 +15,8 @@ import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
-import { firstSignificant, flatCopy, isMostlyPrintable } from './text';
+import { AS_IS, DECLINED as SHAPE_DECLINED, mightBeEncodedAt } from './leaf-shape';
+import { firstSignificant, flatCopy, isMostlyPrintable, printableText } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -120,12 +121,13 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
   }
   if (out.kind === 'placed') {
     /* Placed entries carry their whole chain: a leaf entry is the field itself. */
-    const { entries, scalars } = out;
+    const { entries, leaves } = out;
     for (let i = 0; i < entries.length; i++) {
       if (ctx.stopped) return;
       const e = entries[i]!;
-      if (scalars[i]) ctx.emitField(e);
-      else if (e.chain.length < ctx.limits.maxDepth && declinedByAll(e.value, ctx)) {
+      const leaf = leaves[i];
+      if (leaf === AS_IS) ctx.emitField(e);
+      else if (e.chain.length < ctx.limits.maxDepth && (leaf === SHAPE_DECLINED || declinedByAll(e.value, ctx))) {
         /* What walkValue would do with it, without a Position: keep it as a leaf. */
         if (ctx.outOfTime(e.value.length)) return;
         if (firstSignificant(e.value) >= 0) ctx.emitField(e);
@@ -185,20 +187,8 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, share
   walkValue(ctx, entry.value, child, hint);
 }
 
-/**
- * False for short plain tokens ("home", "NOK", "9") that no decoder could unwrap: most leaves of a
- * JSON batch, which then skip the decoder loop entirely.
- */
 function mightBeEncoded(text: string): boolean {
-  const n = text.length;
-  if (n >= 8) return true;
-  if (n < 3) return false;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    /* { [ < % = ; : */
-    if (c === 0x7b || c === 0x5b || c === 0x3c || c === 0x25 || c === 0x3d || c === 0x3b || c === 0x3a) return true;
-  }
-  return false;
+  return mightBeEncodedAt(text, 0, text.length);
 }
 
 /**
@@ -308,9 +298,10 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
     const out = safeTry(decoder, bytes, ctx, sniffHint);
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
-  if (isMostlyPrintable(bytes)) {
+  const text = printableText(bytes);
+  if (text !== undefined) {
     /* walkValue reads only the hint's contentType: the same hint goes on. */
-    walkValue(ctx, bytes.toString('utf8'), pos, hint);
+    walkValue(ctx, text, pos, hint);
     return;
   }
   if (!declared.includes(protobufDecoder)) {

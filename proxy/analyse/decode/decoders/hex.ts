@@ -23,9 +23,9 @@ function isEvenHex(text: string): boolean {
   return true;
 }
 
-/** The byte written at pair `k` of hex text already checked by isEvenHex. */
-function byteAt(text: string, k: number): number {
-  return (DIGIT[text.charCodeAt(2 * k)] << 4) | DIGIT[text.charCodeAt(2 * k + 1)];
+/** The byte written at pair `k` of the hex digits starting at `from` (already checked to be hex digits). */
+function byteAt(text: string, from: number, k: number): number {
+  return (DIGIT[text.charCodeAt(from + 2 * k)] << 4) | DIGIT[text.charCodeAt(from + 2 * k + 1)];
 }
 
 /**
@@ -35,18 +35,18 @@ function byteAt(text: string, k: number): number {
  * well-formed UTF-8 character (Unicode table 3-7, what Buffer's isUtf8 checks). Invalid UTF-8
  * answers no at once, which is where the random bytes of a hash or an ID usually stop.
  */
-function decodesToSomething(text: string): boolean {
-  const n = text.length / 2;
-  const b0 = byteAt(text, 0);
-  const b1 = byteAt(text, 1);
-  if (n >= 10 && b0 === 0x1f && b1 === 0x8b && byteAt(text, 2) === 0x08) return true;
+function decodesToSomething(text: string, from: number, to: number): boolean {
+  const n = (to - from) / 2;
+  const b0 = byteAt(text, from, 0);
+  const b1 = byteAt(text, from, 1);
+  if (n >= 10 && b0 === 0x1f && b1 === 0x8b && byteAt(text, from, 2) === 0x08) return true;
   if (n >= 6 && (b0 & 0x0f) === 8 && b0 >> 4 <= 7 && (b0 * 256 + b1) % 31 === 0 && (b1 & 0x20) === 0) return true;
   const scan = Math.min(n, PRINTABLE_SCAN_BYTES);
   const allowed = scan * (1 - PRINTABLE_SHARE);
   let bad = 0;
   let k = 0;
   while (k < n) {
-    const b = byteAt(text, k);
+    const b = byteAt(text, from, k);
     if (b < 0x80) {
       if (k < scan && ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) && ++bad > allowed) return false;
       k++;
@@ -67,10 +67,10 @@ function decodesToSomething(text: string): boolean {
       else if (b === 0xf4) hi = 0x8f;
     } else return false;
     if (k + need >= n) return false;
-    const second = byteAt(text, k + 1);
+    const second = byteAt(text, from, k + 1);
     if (second < lo || second > hi) return false;
     for (let j = 2; j <= need; j++) {
-      const c = byteAt(text, k + j);
+      const c = byteAt(text, from, k + j);
       if (c < 0x80 || c > 0xbf) return false;
     }
     k += need + 1;
@@ -85,7 +85,16 @@ export function hexDeclines(text: string, ctx: DecodeContext): boolean {
 
 /** hexDeclines for text already known to be an even number, eight or more, of hex digits. */
 export function evenHexDeclines(text: string, ctx: DecodeContext): boolean {
-  return text.length / 2 > ctx.decodedBytesLeft() || !decodesToSomething(text);
+  return text.length / 2 > ctx.decodedBytesLeft() || !decodesToSomething(text, 0, text.length);
+}
+
+/**
+ * True when the even number (8 or more) of hex digits at text[from, to) stands for noise, which
+ * hexDecoder declines whatever the budget: read in place, e.g. inside the JSON document the value
+ * was cut from (a flat string, read faster than the slice).
+ */
+export function evenHexIsNoise(text: string, from: number, to: number): boolean {
+  return !decodesToSomething(text, from, to);
 }
 
 export const hexDecoder: Decoder = {

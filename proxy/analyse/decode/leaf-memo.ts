@@ -1,0 +1,63 @@
+/**
+ * The field a header's value became, remembered from the flows before. A phone repeats most of its
+ * headers verbatim on every request (User-Agent, app and SDK versions): when such a value was a
+ * leaf as it stands (no decoder read it, no note, no limit, no budget spent), the same value under
+ * the same name gives the same field, so the remembered one is handed out again instead of
+ * walking the value. Fields are read-only downstream (detection, store, JSONL), so one object can
+ * serve many flows. Bounded (names, value length), holding copies only (never a slice of a header
+ * block), one value per name, and forgotten when the limits change (ctx.generation).
+ */
+import type { DecodedField } from '../types';
+import type { DecodeContext } from './context';
+import { ownCopy } from './text';
+
+/** Longer values are not remembered (a phone's repeated headers are short). */
+const MAX_VALUE_LENGTH = 512;
+/** Names remembered; when full, the memo starts over. */
+const MAX_NAMES = 256;
+/** A name whose value keeps changing (request IDs, timestamps) re-remembers only now and then: copying costs more than walking. */
+const REMEMBER_AFTER_MISSES = 2;
+const RETRY_EVERY_MISSES = 32;
+
+interface Remembered {
+  value: string;
+  field: DecodedField;
+  misses: number;
+}
+
+export class LeafMemo {
+  private byName = new Map<string, Remembered>();
+  private generation = -1;
+
+  /** The field `value` under `name` became before, if remembered. */
+  recall(ctx: DecodeContext, name: string, value: string): DecodedField | undefined {
+    if (ctx.generation !== this.generation || value.length > MAX_VALUE_LENGTH) return undefined;
+    const known = this.byName.get(name);
+    if (known === undefined) return undefined;
+    if (known.value === value) {
+      known.misses = 0;
+      return known.field;
+    }
+    known.misses++;
+    return undefined;
+  }
+
+  /** Remembers the field a walk made of `value` under `name`, if it is the value itself as a leaf at `path`. */
+  remember(ctx: DecodeContext, name: string, value: string, path: string, field: DecodedField): void {
+    if (value.length > MAX_VALUE_LENGTH || field.value !== value || field.path !== path) return;
+    if (ctx.generation !== this.generation) {
+      this.byName = new Map();
+      this.generation = ctx.generation;
+    }
+    const known = this.byName.get(name);
+    if (known !== undefined && known.misses > REMEMBER_AFTER_MISSES && known.misses % RETRY_EVERY_MISSES !== 0) return;
+    if (known === undefined && this.byName.size >= MAX_NAMES) this.byName = new Map();
+    const key = ownCopy(name);
+    const own = ownCopy(value);
+    const copy: DecodedField = { path: ownCopy(path), key, keyPath: [key], value: own, chain: field.chain, group: field.group };
+    if (known !== undefined) {
+      known.value = own;
+      known.field = copy;
+    } else this.byName.set(key, { value: own, field: copy, misses: 0 });
+  }
+}
