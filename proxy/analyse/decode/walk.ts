@@ -10,13 +10,13 @@ import { formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form'
 import { evenHexDeclines, hexDecoder } from './decoders/hex';
 import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
-import { multipartDecoder } from './decoders/multipart';
+import { boundaryOf, multipartDecoder } from './decoders/multipart';
 import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
 import { AS_IS, DECLINED as SHAPE_DECLINED, mightBeEncodedAt } from './leaf-shape';
-import { firstSignificant, flatCopy, isMostlyPrintable, printableText } from './text';
+import { firstSignificant, flatCopy, hasGzipMagic, hasZlibMagic, isMostlyPrintable, printableText } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -56,9 +56,11 @@ interface Declared {
   text: Decoder[];
   bytes: Decoder[];
   grpc: boolean;
+  /** The Content-Type names a multipart boundary. */
+  boundary: boolean;
 }
 
-const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false };
+const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false, boundary: false };
 const DECLARED_CACHE = new Map<string, Declared>();
 const DECLARED_CACHE_MAX = 256;
 /** The Content-Type last asked for: a body's bytes and then its text ask for the same string. */
@@ -72,7 +74,8 @@ function declaredFor(contentType: string | undefined): Declared {
   if (d === undefined) {
     const all = declaredDecoders(contentType);
     const grpc = contentType.toLowerCase().includes('grpc');
-    d = all.length || grpc ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc } : NO_DECLARED;
+    const boundary = boundaryOf(contentType) !== null;
+    d = all.length || grpc || boundary ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc, boundary } : NO_DECLARED;
     if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
     if (contentType.length <= 256) DECLARED_CACHE.set(flatCopy(contentType), d);
   }
@@ -274,6 +277,14 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   emitLeaf(ctx, value, pos, leaf);
 }
 
+/** False when a sniffing decoder certainly declines the bytes (no magic bytes, no boundary): the common case, without a call. */
+function maySniff(decoder: Decoder, bytes: Buffer, declared: Declared): boolean {
+  if (decoder === gzipDecoder) return hasGzipMagic(bytes);
+  if (decoder === deflateDecoder) return hasZlibMagic(bytes);
+  if (decoder === multipartDecoder) return declared.boundary || (bytes.length >= 4 && bytes[0] === 0x2d && bytes[1] === 0x2d);
+  return true;
+}
+
 function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
   if (bytes.length === 0) return;
   const declaredAll = declaredFor(hint.contentType);
@@ -294,7 +305,7 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
   }
   const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of SNIFFED_BYTE_DECODERS) {
-    if (declared.includes(decoder)) continue;
+    if (declared.includes(decoder) || !maySniff(decoder, bytes, declaredAll)) continue;
     const out = safeTry(decoder, bytes, ctx, sniffHint);
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
