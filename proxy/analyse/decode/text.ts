@@ -24,29 +24,6 @@ export function isMostlyPrintable(bytes: Buffer): boolean {
   return !high || isUtf8(bytes);
 }
 
-/** Characters isMostlyPrintable counts against a payload: below 0x20 except tab, LF and CR, and DEL. */
-const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
-
-/**
- * The bytes as UTF-8 text when isMostlyPrintable(bytes), else undefined. A payload within
- * PRINTABLE_SCAN_BYTES is checked by native code (isUtf8, then a regex over the text) rather than
- * byte by byte: in valid UTF-8 every byte below 0x80 is one character of the text, so the control
- * characters counted in the text are the control bytes.
- */
-export function printableText(bytes: Buffer): string | undefined {
-  if (bytes.length === 0 || bytes.length > PRINTABLE_SCAN_BYTES) return isMostlyPrintable(bytes) ? bytes.toString('utf8') : undefined;
-  if (!isUtf8(bytes)) return undefined;
-  const text = bytes.toString('utf8');
-  if (!CONTROL.test(text)) return text;
-  const allowed = bytes.length * (1 - PRINTABLE_SHARE);
-  let bad = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0x7f) && ++bad > allowed) return undefined;
-  }
-  return text;
-}
-
 /** True when every byte is printable ASCII/UTF-8 with no control characters at all (not even newlines). */
 export function isStrictlyPrintable(bytes: Buffer): boolean {
   if (bytes.length === 0) return false;

@@ -16,7 +16,7 @@ import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
 import { AS_IS, DECLINED as SHAPE_DECLINED, mightBeEncodedAt } from './leaf-shape';
-import { firstSignificant, flatCopy, hasGzipMagic, hasZlibMagic, isMostlyPrintable, printableText } from './text';
+import { firstSignificant, flatCopy, hasGzipMagic, hasZlibMagic, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -309,10 +309,9 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
     const out = safeTry(decoder, bytes, ctx, sniffHint);
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
-  const text = printableText(bytes);
-  if (text !== undefined) {
+  if (isMostlyPrintable(bytes)) {
     /* walkValue reads only the hint's contentType: the same hint goes on. */
-    walkValue(ctx, text, pos, hint);
+    walkValue(ctx, bytes.toString('utf8'), pos, hint);
     return;
   }
   if (!declared.includes(protobufDecoder)) {
