@@ -15,13 +15,18 @@ import { ownCopy } from './text';
 const MAX_VALUE_LENGTH = 512;
 /** Names remembered; when full, the memo starts over. */
 const MAX_NAMES = 256;
+/** Values remembered per name (several apps on one phone send their own User-Agent), the oldest replaced first. */
+const VALUES_PER_NAME = 4;
 /** A name whose value keeps changing (request IDs, timestamps) re-remembers only now and then: copying costs more than walking. */
-const REMEMBER_AFTER_MISSES = 2;
+const REMEMBER_AFTER_MISSES = 8;
 const RETRY_EVERY_MISSES = 32;
 
 interface Remembered {
-  value: string;
-  field: DecodedField;
+  values: string[];
+  fields: DecodedField[];
+  /** Slot the next value replaces. */
+  next: number;
+  /** Flows in a row whose value was not remembered. */
   misses: number;
 }
 
@@ -34,9 +39,12 @@ export class LeafMemo {
     if (ctx.generation !== this.generation || value.length > MAX_VALUE_LENGTH) return undefined;
     const known = this.byName.get(name);
     if (known === undefined) return undefined;
-    if (known.value === value) {
-      known.misses = 0;
-      return known.field;
+    const values = known.values;
+    for (let i = 0; i < values.length; i++) {
+      if (values[i] === value) {
+        known.misses = 0;
+        return known.fields[i];
+      }
     }
     known.misses++;
     return undefined;
@@ -49,15 +57,18 @@ export class LeafMemo {
       this.byName = new Map();
       this.generation = ctx.generation;
     }
-    const known = this.byName.get(name);
+    let known = this.byName.get(name);
     if (known !== undefined && known.misses > REMEMBER_AFTER_MISSES && known.misses % RETRY_EVERY_MISSES !== 0) return;
-    if (known === undefined && this.byName.size >= MAX_NAMES) this.byName = new Map();
     const key = ownCopy(name);
+    if (known === undefined) {
+      if (this.byName.size >= MAX_NAMES) this.byName = new Map();
+      known = { values: [], fields: [], next: 0, misses: 0 };
+      this.byName.set(key, known);
+    }
     const own = ownCopy(value);
     const copy: DecodedField = { path: ownCopy(path), key, keyPath: [key], value: own, chain: field.chain, group: field.group };
-    if (known !== undefined) {
-      known.value = own;
-      known.field = copy;
-    } else this.byName.set(key, { value: own, field: copy, misses: 0 });
+    known.values[known.next] = own;
+    known.fields[known.next] = copy;
+    known.next = (known.next + 1) % VALUES_PER_NAME;
   }
 }

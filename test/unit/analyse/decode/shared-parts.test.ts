@@ -78,6 +78,14 @@ describe('header values remembered as their fields', () => {
     expect(lower.fields.find((f) => f.key === 'user-agent')?.path).toBe('header:user-agent');
   });
 
+  test('apps with their own User-Agent, in turn: each flow gets its own value', () => {
+    const agents = [ua, 'okhttp/3.12.1', 'Dalvik/2.1.0 (Linux; U; Android 9; TA-1046)', 'com.example.app/7.1 (Android 9)', 'Mozilla/5.0 (Linux; Android 9)'];
+    for (let i = 0; i < 60; i++) {
+      const value = agents[(i * 7) % agents.length]!;
+      expect(decodeFlow(flow(value)).fields.filter((f) => f.key === 'User-Agent').map((f) => f.value)).toEqual([value]);
+    }
+  });
+
   test('what a value was under other limits decides nothing: a field limit cuts it, and the next flow is whole again', () => {
     decodeFlow(flow(ua));
     const cut = decodeFlow(flow(ua), { maxFieldLength: 10 });
