@@ -1,9 +1,9 @@
 /**
- * The field a header's value became, remembered from the flows before. A phone repeats most of its
- * headers verbatim on every request (User-Agent, app and SDK versions): when such a value was a
- * leaf as it stands (no decoder read it, no note, no limit, no budget spent), the same value under
- * the same name gives the same field, so the remembered one is handed out again instead of
- * walking the value. Fields are read-only downstream (detection, store, JSONL), so one object can
+ * The field a header's or a URL parameter's value became, remembered from the flows before. A
+ * phone repeats most of its headers and many parameters verbatim on every request (User-Agent,
+ * app name, SDK version): when such a value was a leaf as it stands (no decoder read it, no note,
+ * no limit, no budget spent), the same value under the same name gives the same field, so the
+ * remembered one is handed out again instead of walking the value. Fields are read-only downstream (detection, store, JSONL), so one object can
  * serve many flows. Bounded (names, value length), holding copies only (never a slice of a header
  * block), one value per name, and forgotten when the limits change (ctx.generation).
  */
@@ -50,7 +50,7 @@ export class LeafMemo {
     return undefined;
   }
 
-  /** Remembers the field a walk made of `value` under `name`, if it is the value itself as a leaf at `path`. */
+  /** Remembers the field a walk made of `value` under `name` (a header name, a URL segment), if it is the value itself as a leaf at `path`. */
   remember(ctx: DecodeContext, name: string, value: string, path: string, field: DecodedField): void {
     if (value.length > MAX_VALUE_LENGTH || field.value !== value || field.path !== path) return;
     if (ctx.generation !== this.generation) {
@@ -66,7 +66,8 @@ export class LeafMemo {
       this.byName.set(key, known);
     }
     const own = ownCopy(value);
-    const copy: DecodedField = { path: ownCopy(path), key, keyPath: [key], value: own, chain: field.chain, group: field.group };
+    const fieldKey = field.key === null ? null : ownCopy(field.key);
+    const copy: DecodedField = { path: ownCopy(path), key: fieldKey, keyPath: field.keyPath.map(ownCopy), value: own, chain: field.chain, group: field.group };
     known.values[known.next] = own;
     known.fields[known.next] = copy;
     known.next = (known.next + 1) % VALUES_PER_NAME;

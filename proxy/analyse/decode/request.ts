@@ -43,11 +43,47 @@ const ROOT: Position = { path: '', key: null, keyPath: [], chain: [], group: '' 
 /** Where a body starts (shared: Positions are never changed, only replaced). */
 const BODY: Position = sharePlacesAt({ path: 'body', key: null, keyPath: [], chain: [], group: 'body' });
 
+const NO_PREFIX: string[] = [];
+/** Values that need the decoder loop start at this length (shorter ones are judged without it). */
+const URL_MEMO_MIN_LENGTH = 8;
+
 export function decodeUrl(ctx: DecodeContext, url: string): void {
-  for (const entry of urlEntries(url, [])) {
+  for (const entry of urlEntries(url, NO_PREFIX)) {
     if (ctx.stopped) return;
+    const value = entry.value;
+    if (typeof value !== 'string' || value.length < URL_MEMO_MIN_LENGTH || entry.scalar || entry.contentType) {
+      walkEntry(ctx, entry, ROOT);
+      continue;
+    }
+    /* At the root, an entry's segment is its field's path (and names its key, chain and group). */
+    const known = URL_LEAVES.recall(ctx, entry.segment, value);
+    if (known !== undefined) {
+      if (!ctx.outOfTime(value.length)) ctx.emitField(known);
+      continue;
+    }
+    const before = countsOf(ctx);
     walkEntry(ctx, entry, ROOT);
+    if (onlyOneLeaf(ctx, before)) URL_LEAVES.remember(ctx, entry.segment, value, entry.segment, ctx.fields[before.fields]!);
   }
+}
+
+/** URL values that were leaves as they stand, by segment (see leaf-memo). */
+const URL_LEAVES = new LeafMemo();
+
+interface Counts {
+  fields: number;
+  notes: number;
+  hits: number;
+  spent: number;
+}
+
+function countsOf(ctx: DecodeContext): Counts {
+  return { fields: ctx.fields.length, notes: ctx.notes.length, hits: ctx.limitsHit.length, spent: ctx.decodedBytes };
+}
+
+/** True when a walk since `before` made one field and nothing else: no note, no limit, no budget spent, not stopped. */
+function onlyOneLeaf(ctx: DecodeContext, before: Counts): boolean {
+  return ctx.fields.length === before.fields + 1 && ctx.notes.length === before.notes && ctx.limitsHit.length === before.hits && ctx.decodedBytes === before.spent && !ctx.stopped;
 }
 
 /**
@@ -111,15 +147,10 @@ export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: Body
       if (!ctx.outOfTime(value.length)) ctx.emitField(known);
       continue;
     }
-    const fieldsBefore = ctx.fields.length;
-    const notesBefore = ctx.notes.length;
-    const hitsBefore = ctx.limitsHit.length;
-    const spentBefore = ctx.decodedBytes;
+    const before = countsOf(ctx);
     const pos = headerPosition(name);
     walkValue(ctx, value, pos);
-    if (ctx.fields.length === fieldsBefore + 1 && ctx.notes.length === notesBefore && ctx.limitsHit.length === hitsBefore && ctx.decodedBytes === spentBefore && !ctx.stopped) {
-      HEADER_LEAVES.remember(ctx, name, value, pos.path, ctx.fields[fieldsBefore]!);
-    }
+    if (onlyOneLeaf(ctx, before)) HEADER_LEAVES.remember(ctx, name, value, pos.path, ctx.fields[before.fields]!);
   }
 }
 

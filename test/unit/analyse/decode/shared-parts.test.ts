@@ -116,3 +116,18 @@ describe('header values remembered as their fields', () => {
     expect(r.fields.map((f) => f.key)).toEqual(['X-Imei']);
   });
 });
+
+describe('URL parameters remembered as their fields', () => {
+  test('a repeated parameter gives the field the long way gives; one that decodes is decoded every time', () => {
+    const encoded = Buffer.from('{"imei":"354812345678453"}').toString('base64');
+    for (let i = 0; i < 6; i++) {
+      const app = i % 2 ? 'com.example.app' : 'org.example.other';
+      const r = decodeFlow(makeFlow({ url: `http://t.example/config?app=${app}&v=${7000 + i}&d=${encodeURIComponent(encoded)}` }));
+      expect(r.fields.find((f) => f.key === 'app')).toEqual({ path: 'query:app', key: 'app', keyPath: ['app'], value: app, chain: ['query'], group: 'query' });
+      expect(r.fields.some((f) => f.path === 'query:d>base64>json:$.imei' && f.value === '354812345678453')).toBe(true);
+      expect(r.fields.find((f) => f.key === 'v')?.value).toBe(String(7000 + i));
+    }
+    const cut = decodeFlow(makeFlow({ url: 'http://t.example/config?app=com.example.app' }), { maxFieldLength: 5 });
+    expect(cut.fields.find((f) => f.key === 'app')?.value).toBe('com.e');
+  });
+});
