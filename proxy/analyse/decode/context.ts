@@ -43,6 +43,8 @@ export class DecodeContext {
    * them, never on anything else of the flow); the rest, a big batch's, to this flow's own.
    */
   private readonly sharedUndecodable: Set<string>;
+  /** Changes whenever flows are decoded under other limits than the flows before (memos that depend on limits start over). */
+  readonly generation: number;
   private ownUndecodable: Set<string> | undefined;
   private sharedAdded = 0;
   private readonly deadline: number;
@@ -52,6 +54,7 @@ export class DecodeContext {
   constructor(readonly limits: DecodeLimits, private readonly clock: () => number = defaultClock) {
     this.deadline = clock() + limits.timeBudgetMs;
     this.sharedUndecodable = sharedUndecodable(limits);
+    this.generation = limitsGeneration;
   }
 
   /** True when every text decoder already declined this text (see sharedUndecodable). */
@@ -154,10 +157,14 @@ const SHARED_PER_FLOW = 32;
 /** Shorter strings are never slices of another in V8 (they are copied when cut). */
 const SLICE_MIN_LENGTH = 13;
 
+/** Counts the changes of limits from one flow to the next (see DecodeContext.generation). */
+let limitsGeneration = 0;
+
 function sharedUndecodable(limits: DecodeLimits): Set<string> {
   const l = sharedLimits;
   const same = l !== undefined && l.maxDepth === limits.maxDepth && l.maxDecodedBytes === limits.maxDecodedBytes && l.maxRatio === limits.maxRatio
     && l.maxFields === limits.maxFields && l.maxFieldLength === limits.maxFieldLength && l.timeBudgetMs === limits.timeBudgetMs;
+  if (!same) limitsGeneration++;
   if (!same || sharedTexts.size >= SHARED_MAX_TEXTS || sharedChars >= SHARED_MAX_CHARS) {
     sharedTexts = new Set();
     sharedLimits = limits;

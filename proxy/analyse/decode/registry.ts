@@ -46,7 +46,7 @@ export type DecoderOutput =
   /** A document split into values. */
   | { kind: 'fields'; entries: Entry[] }
   /** A document split into values, each already placed. */
-  | { kind: 'placed'; entries: PlacedEntry[]; /** Per entry: a JSON number/true/false, a leaf as it is (strings may still hold encodings). */ scalars: boolean[] };
+  | { kind: 'placed'; entries: PlacedEntry[]; /** Per entry, what it needs (leaf-shape: AS_IS, DECLINED or WALK). */ leaves: number[] };
 
 export interface Decoder {
   type: string;

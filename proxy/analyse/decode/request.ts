@@ -7,41 +7,112 @@ import type { Flow, Header } from '../../flow';
 import type { DecodeContext, Position } from './context';
 import { decompress, type Compression } from './decoders/compress';
 import { urlEntries } from './decoders/form';
-import { flatCopy } from './text';
+import { sharePlacesAt } from './decoders/json-places';
+import { LeafMemo } from './leaf-memo';
 import { walkEntry, walkValue } from './walk';
 
 /** Headers that describe the transport, not the phone or its owner. */
-const TRANSPORT_HEADERS = new Set([
+const TRANSPORT_HEADERS = [
   'host', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive',
   'accept', 'accept-encoding', 'accept-language', 'cache-control', 'pragma', 'te', 'upgrade', 'proxy-connection',
   'if-modified-since', 'if-none-match', 'expect', 'origin', 'referer', 'sec-fetch-mode', 'sec-fetch-site', 'sec-fetch-dest',
+];
+
+/** What decodeHeaders does with a header, by its name. */
+const OTHER = 0;
+const TRANSPORT = 1;
+const CONTENT_TYPE = 2;
+const CONTENT_ENCODING = 3;
+const COOKIE = 4;
+const AUTHORIZATION = 5;
+
+const ROLES = new Map<string, number>([
+  ...TRANSPORT_HEADERS.map((n): [string, number] => [n, TRANSPORT]),
+  ['content-type', CONTENT_TYPE],
+  ['content-encoding', CONTENT_ENCODING],
+  ['cookie', COOKIE],
+  ['authorization', AUTHORIZATION],
+  ['proxy-authorization', AUTHORIZATION],
 ]);
 
+/** The names with a role, by length: a name is compared with the few of its length, in place. */
+const ROLES_BY_LENGTH: [string, number][][] = [];
+for (const [name, role] of ROLES) (ROLES_BY_LENGTH[name.length] ??= []).push([name, role]);
+
 const ROOT: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+/** Where a body starts (shared: Positions are never changed, only replaced). */
+const BODY: Position = sharePlacesAt({ path: 'body', key: null, keyPath: [], chain: [], group: 'body' });
+
+const NO_PREFIX: string[] = [];
+/** Values that need the decoder loop start at this length (shorter ones are judged without it). */
+const URL_MEMO_MIN_LENGTH = 8;
 
 export function decodeUrl(ctx: DecodeContext, url: string): void {
-  for (const entry of urlEntries(url, [])) {
+  for (const entry of urlEntries(url, NO_PREFIX)) {
     if (ctx.stopped) return;
+    const value = entry.value;
+    if (typeof value !== 'string' || value.length < URL_MEMO_MIN_LENGTH || entry.scalar || entry.contentType) {
+      walkEntry(ctx, entry, ROOT);
+      continue;
+    }
+    /* At the root, an entry's segment is its field's path (and names its key, chain and group). */
+    const known = URL_LEAVES.recall(ctx, entry.segment, value);
+    if (known !== undefined) {
+      if (!ctx.outOfTime(value.length)) ctx.emitField(known);
+      continue;
+    }
+    const before = countsOf(ctx);
     walkEntry(ctx, entry, ROOT);
+    if (onlyOneLeaf(ctx, before)) URL_LEAVES.remember(ctx, entry.segment, value, entry.segment, ctx.fields[before.fields]!);
   }
 }
 
-/**
- * Header names in lower case, remembered: a phone sends the same few dozen names on every request,
- * and each is looked up three times per flow. Bounded: cleared when full.
- */
-const LOWER_NAMES = new Map<string, string>();
-const LOWER_NAMES_MAX = 1024;
+/** URL values that were leaves as they stand, by segment (see leaf-memo). */
+const URL_LEAVES = new LeafMemo();
 
-function lowerName(name: string): string {
-  let lower = LOWER_NAMES.get(name);
-  if (lower === undefined) {
-    lower = name.toLowerCase();
-    if (LOWER_NAMES.size >= LOWER_NAMES_MAX) LOWER_NAMES.clear();
-    /* Names are short (a sliced name would keep its whole header block alive: stored as a copy). */
-    if (name.length <= 64) LOWER_NAMES.set(flatCopy(name), lower);
+interface Counts {
+  fields: number;
+  notes: number;
+  hits: number;
+  spent: number;
+}
+
+function countsOf(ctx: DecodeContext): Counts {
+  return { fields: ctx.fields.length, notes: ctx.notes.length, hits: ctx.limitsHit.length, spent: ctx.decodedBytes };
+}
+
+/** True when a walk since `before` made one field and nothing else: no note, no limit, no budget spent, not stopped. */
+function onlyOneLeaf(ctx: DecodeContext, before: Counts): boolean {
+  return ctx.fields.length === before.fields + 1 && ctx.notes.length === before.notes && ctx.limitsHit.length === before.hits && ctx.decodedBytes === before.spent && !ctx.stopped;
+}
+
+/**
+ * The role of a header name, as its lower-case form says. Compared character by character with the
+ * names of its length (no lower-cased copy, no hashing: names are often slices of the header block,
+ * which V8 compares and hashes slowly); a name with a non-ASCII character, which toLowerCase may
+ * turn into ASCII (the Kelvin sign into 'k'), is lowered for real.
+ */
+function headerRole(name: string): number {
+  const candidates = ROLES_BY_LENGTH[name.length];
+  if (candidates !== undefined) {
+    for (let i = 0; i < candidates.length; i++) if (sameLowerAscii(name, candidates[i][0])) return candidates[i][1];
   }
-  return lower;
+  return isAscii(name) ? OTHER : ROLES.get(name.toLowerCase()) ?? OTHER;
+}
+
+/** True when `name` lowered (ASCII letters only) is `lower`. */
+function sameLowerAscii(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 /** The body's Content-Type and Content-Encoding (first of each), as decodeHeaders found them. */
@@ -54,25 +125,40 @@ export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: Body
   for (let i = 0; i < headers.length; i++) {
     const name = headers[i][0];
     const value = headers[i][1];
-    const lower = lowerName(name);
+    const role = headerRole(name);
     if (body) {
-      if (lower === 'content-type') body.contentType ??= value;
-      else if (lower === 'content-encoding') body.contentEncoding ??= value;
+      if (role === CONTENT_TYPE) body.contentType ??= value;
+      else if (role === CONTENT_ENCODING) body.contentEncoding ??= value;
     }
     if (ctx.stopped) continue;
-    if (TRANSPORT_HEADERS.has(lower) || !value) continue;
-    if (lower === 'cookie') {
+    if (role === TRANSPORT || role === CONTENT_TYPE || role === CONTENT_ENCODING || !value) continue;
+    if (role === COOKIE) {
       decodeCookies(ctx, value);
       continue;
     }
-    const pos: Position = { path: `header:${name}`, key: name, keyPath: [name], chain: [], group: 'header' };
-    let text = value;
-    if (lower === 'authorization' || lower === 'proxy-authorization') {
+    if (role === AUTHORIZATION) {
       const m = /^(Bearer|Basic|Token)\s+(\S+)$/i.exec(value.trim());
-      if (m) text = m[2];
+      walkValue(ctx, m ? m[2] : value, headerPosition(name));
+      continue;
     }
-    walkValue(ctx, text, pos);
+    const known = HEADER_LEAVES.recall(ctx, name, value);
+    if (known !== undefined) {
+      /* What walking the value would do: read the clock as often, then emit the same leaf. */
+      if (!ctx.outOfTime(value.length)) ctx.emitField(known);
+      continue;
+    }
+    const before = countsOf(ctx);
+    const pos = headerPosition(name);
+    walkValue(ctx, value, pos);
+    if (onlyOneLeaf(ctx, before)) HEADER_LEAVES.remember(ctx, name, value, pos.path, ctx.fields[before.fields]!);
   }
+}
+
+/** Header values that were leaves as they stand, by header name (see leaf-memo). */
+const HEADER_LEAVES = new LeafMemo();
+
+function headerPosition(name: string): Position {
+  return { path: `header:${name}`, key: name, keyPath: [name], chain: [], group: 'header' };
 }
 
 function decodeCookies(ctx: DecodeContext, header: string): void {
@@ -93,7 +179,7 @@ const CODINGS: Record<string, Compression> = { gzip: 'gzip', 'x-gzip': 'gzip', d
 /** Undoes Content-Encoding (last applied first), then decodes the body. */
 export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: string | undefined, contentEncoding: string | undefined): void {
   if (bytes.length === 0) return;
-  let pos: Position = { path: 'body', key: null, keyPath: [], chain: [], group: 'body' };
+  let pos: Position = BODY;
   let data = bytes;
   const codings = contentEncoding ? contentEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity') : NO_CODINGS;
   for (const coding of codings.reverse()) {

@@ -57,6 +57,15 @@ export function firstSignificant(text: string): number {
   return -1;
 }
 
+/** percentDecode of text[from, to), cutting the text only once when nothing needs decoding (most keys and values). */
+export function percentDecodeRange(text: string, from: number, to: number, plusIsSpace: boolean): string {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x25 || (c === 0x2b && plusIsSpace)) return percentDecode(text.slice(from, to), plusIsSpace);
+  }
+  return text.slice(from, to);
+}
+
 /** Lenient percent-decoding: valid %XX sequences become bytes, anything else stays as written. */
 export function percentDecode(text: string, plusIsSpace: boolean): string {
   const src = plusIsSpace && text.includes('+') ? text.replace(/\+/g, ' ') : text;
@@ -105,4 +114,17 @@ export function onlyBase64Chars(text: string, from: number, to: number, allowSpa
  */
 export function flatCopy(text: string): string {
   return Buffer.from(text, 'utf16le').toString('utf16le');
+}
+
+/** Shorter strings are never slices of another in V8 (they are copied when cut). */
+const SLICE_MIN_LENGTH = 13;
+
+/**
+ * flatCopy for strings kept and handed out again and again (memoized fields): a Latin-1 text stays
+ * one byte per character, as V8 stores most strings, so comparing and hashing it stays fast.
+ */
+export function ownCopy(text: string): string {
+  if (text.length < SLICE_MIN_LENGTH) return text;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return flatCopy(text);
+  return Buffer.from(text, 'latin1').toString('latin1');
 }

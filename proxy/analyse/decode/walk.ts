@@ -7,15 +7,16 @@ import type { DecodeContext, Position } from './context';
 import { base64Decoder } from './decoders/base64';
 import { brotliDecoder, deflateDecoder, gzipDecoder } from './decoders/compress';
 import { formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form';
-import { hexDecoder } from './decoders/hex';
+import { evenHexDeclines, hexDecoder } from './decoders/hex';
 import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
-import { multipartDecoder } from './decoders/multipart';
+import { boundaryOf, multipartDecoder } from './decoders/multipart';
 import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
-import { firstSignificant, flatCopy, isMostlyPrintable } from './text';
+import { AS_IS, DECLINED as SHAPE_DECLINED, mightBeEncodedAt } from './leaf-shape';
+import { firstSignificant, flatCopy, hasGzipMagic, hasZlibMagic, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -50,27 +51,44 @@ export function declaredDecoders(contentType: string | undefined): Decoder[] {
   return [];
 }
 
-/** A Content-Type's declared decoders, split by what they read; built once per distinct Content-Type. */
+/** A Content-Type's declared decoders, split by what they read, and whether it names gRPC; built once per distinct Content-Type. */
 interface Declared {
   text: Decoder[];
   bytes: Decoder[];
+  grpc: boolean;
+  /** The Content-Type names a multipart boundary. */
+  boundary: boolean;
 }
 
-const NO_DECLARED: Declared = { text: NONE, bytes: NONE };
+const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false, boundary: false };
 const DECLARED_CACHE = new Map<string, Declared>();
 const DECLARED_CACHE_MAX = 256;
+/** The Content-Type last asked for: a body's bytes and then its text ask for the same string. */
+let lastContentType: string | undefined;
+let lastDeclared: Declared = NO_DECLARED;
 
 function declaredFor(contentType: string | undefined): Declared {
   if (!contentType) return NO_DECLARED;
+  if (contentType === lastContentType) return lastDeclared;
   let d = DECLARED_CACHE.get(contentType);
   if (d === undefined) {
     const all = declaredDecoders(contentType);
-    d = all.length ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes') } : NO_DECLARED;
+    const grpc = contentType.toLowerCase().includes('grpc');
+    const boundary = boundaryOf(contentType) !== null;
+    d = all.length || grpc || boundary ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc, boundary } : NO_DECLARED;
     if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
     if (contentType.length <= 256) DECLARED_CACHE.set(flatCopy(contentType), d);
   }
+  /* Kept only when short: a long one may be a slice of a big header block. */
+  if (contentType.length <= 64) {
+    lastContentType = contentType.length >= SLICE_MIN_LENGTH ? flatCopy(contentType) : contentType;
+    lastDeclared = d;
+  }
   return d;
 }
+
+/** Shorter strings are never slices of another in V8 (they are copied when cut). */
+const SLICE_MIN_LENGTH = 13;
 
 /** The same hint, marked as naming the decoder's format. */
 function declaredHint(hint: Hint): Hint {
@@ -106,12 +124,13 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
   }
   if (out.kind === 'placed') {
     /* Placed entries carry their whole chain: a leaf entry is the field itself. */
-    const { entries, scalars } = out;
+    const { entries, leaves } = out;
     for (let i = 0; i < entries.length; i++) {
       if (ctx.stopped) return;
       const e = entries[i]!;
-      if (scalars[i]) ctx.emitField(e);
-      else if (e.chain.length < ctx.limits.maxDepth && undecodable(e.value)) {
+      const leaf = leaves[i];
+      if (leaf === AS_IS) ctx.emitField(e);
+      else if (e.chain.length < ctx.limits.maxDepth && (leaf === SHAPE_DECLINED || declinedByAll(e.value, ctx))) {
         /* What walkValue would do with it, without a Position: keep it as a leaf. */
         if (ctx.outOfTime(e.value.length)) return;
         if (firstSignificant(e.value) >= 0) ctx.emitField(e);
@@ -153,51 +172,55 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, share
     chain = pos.chain.length ? [...pos.chain, ...entry.chain] : entry.chain;
     group = join(pos.path, entry.groupSegment);
   }
-  const child: Position = {
-    path: join(pos.path, entry.segment),
-    key: entry.key,
-    keyPath: pos.keyPath.length ? [...pos.keyPath, ...entry.keyPath] : entry.keyPath,
-    chain,
-    group,
-  };
+  const path = join(pos.path, entry.segment);
+  const keyPath = pos.keyPath.length ? [...pos.keyPath, ...entry.keyPath] : entry.keyPath;
   if (entry.scalar) {
-    ctx.emit(child, typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'));
+    ctx.emitPlaced(path, entry.key, keyPath, typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'), chain, group);
     return;
   }
+  const value = entry.value;
+  if (typeof value === 'string' && !entry.contentType && chain.length < ctx.limits.maxDepth && declinedByAll(value, ctx)) {
+    /* What walkValue would do with it (a leaf), without a Position. */
+    if (ctx.stopped || ctx.outOfTime(value.length)) return;
+    if (firstSignificant(value) >= 0) ctx.emitPlaced(path, entry.key, keyPath, value, chain, group);
+    return;
+  }
+  const child: Position = { path, key: entry.key, keyPath, chain, group };
   const hint: Hint = entry.contentType ? { contentType: entry.contentType } : NO_HINT;
   walkValue(ctx, entry.value, child, hint);
 }
 
-/**
- * False for short plain tokens ("home", "NOK", "9") that no decoder could unwrap: most leaves of a
- * JSON batch, which then skip the decoder loop entirely.
- */
 function mightBeEncoded(text: string): boolean {
-  const n = text.length;
-  if (n >= 8) return true;
-  if (n < 3) return false;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    /* { [ < % = ; : */
-    if (c === 0x7b || c === 0x5b || c === 0x3c || c === 0x25 || c === 0x3d || c === 0x3b || c === 0x3a) return true;
-  }
-  return false;
+  return mightBeEncodedAt(text, 0, text.length);
 }
 
-/** True for text no text decoder can read: short plain tokens, UUIDs, digit strings, odd-length hex. */
-function undecodable(text: string): boolean {
+/**
+ * True for text every text decoder declines, decided in place: short plain tokens, UUIDs, digit
+ * strings, odd-length hex, and hex that decodes to noise (hashes, random IDs).
+ */
+function declinedByAll(text: string, ctx: DecodeContext): boolean {
   if (!mightBeEncoded(text)) return true;
-  if (!onlyHexDigitsOrDashes(text)) return false;
-  /* Of all text decoders only hex reads such text, and only an even number (8 or more) of hex digits. */
-  return text.length < 8 || text.length % 2 === 1 || text.indexOf('-') >= 0;
+  /* Of all text decoders only hex reads text of hex digits and dashes. */
+  return hexShapedDeclines(text, ctx) === DECLINED;
 }
 
-function onlyHexDigitsOrDashes(text: string): boolean {
+/** hexShapedDeclines: text with a character other than hex digits and dashes... */
+const NOT_HEX_SHAPED = 0;
+/** ...hex-shaped text the hex decoder declines (dashes, an odd count, fewer than 8, or noise)... */
+const DECLINED = 1;
+/** ...and hex the hex decoder may read. */
+const MAYBE_HEX = 2;
+
+/** Whether the text is made only of hex digits and dashes and, if so, whether the hex decoder declines it (one pass over it). */
+function hexShapedDeclines(text: string, ctx: DecodeContext): number {
+  let dash = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d)) return false;
+    if (c === 0x2d) dash = true;
+    else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return NOT_HEX_SHAPED;
   }
-  return true;
+  if (dash || text.length < 8 || text.length % 2 === 1) return DECLINED;
+  return evenHexDeclines(text, ctx) ? DECLINED : MAYBE_HEX;
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
@@ -225,7 +248,12 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   /* Hashes, UUIDs and digit strings (most long values of a batch): of all text decoders only hex can read them. */
-  const hexShaped = !hint.contentType && onlyHexDigitsOrDashes(value);
+  const hexShape = hint.contentType ? NOT_HEX_SHAPED : hexShapedDeclines(value, ctx);
+  if (hexShape === DECLINED) {
+    emitLeaf(ctx, value, pos, leaf);
+    return;
+  }
+  const hexShaped = hexShape === MAYBE_HEX;
   const sniffers = hexShaped ? HEX_ONLY : TEXT_DECODERS;
   const memoable = !hexShaped && !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
   if (memoable && ctx.knownUndecodable(value)) {
@@ -249,10 +277,18 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   emitLeaf(ctx, value, pos, leaf);
 }
 
+/** False when a sniffing decoder certainly declines the bytes (no magic bytes, no boundary): the common case, without a call. */
+function maySniff(decoder: Decoder, bytes: Buffer, declared: Declared): boolean {
+  if (decoder === gzipDecoder) return hasGzipMagic(bytes);
+  if (decoder === deflateDecoder) return hasZlibMagic(bytes);
+  if (decoder === multipartDecoder) return declared.boundary || (bytes.length >= 4 && bytes[0] === 0x2d && bytes[1] === 0x2d);
+  return true;
+}
+
 function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
   if (bytes.length === 0) return;
-  const ct = hint.contentType?.toLowerCase() ?? '';
-  if (ct.includes('grpc')) {
+  const declaredAll = declaredFor(hint.contentType);
+  if (declaredAll.grpc) {
     const frames = grpcFrames(bytes);
     if (frames) {
       frames.forEach((frame, i) => {
@@ -262,20 +298,20 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
       return;
     }
   }
-  const declared = declaredFor(hint.contentType).bytes;
+  const declared = declaredAll.bytes;
   for (const decoder of declared) {
     const out = safeTry(decoder, bytes, ctx, declaredHint(hint));
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of SNIFFED_BYTE_DECODERS) {
-    if (declared.includes(decoder)) continue;
+    if (declared.includes(decoder) || !maySniff(decoder, bytes, declaredAll)) continue;
     const out = safeTry(decoder, bytes, ctx, sniffHint);
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
   if (isMostlyPrintable(bytes)) {
-    const text = bytes.toString('utf8');
-    walkValue(ctx, text, pos, { contentType: hint.contentType });
+    /* walkValue reads only the hint's contentType: the same hint goes on. */
+    walkValue(ctx, bytes.toString('utf8'), pos, hint);
     return;
   }
   if (!declared.includes(protobufDecoder)) {

@@ -4,7 +4,7 @@
  */
 import type { DecodeContext } from '../context';
 import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
-import { percentDecode } from '../text';
+import { percentDecode, percentDecodeRange } from '../text';
 
 /** Keys as apps write them (`imei`, `data[device][id]`, `a.b`, `x-y`, percent-escapes); not prose, JSON or `;` lists. */
 const FORM_KEY = '[A-Za-z0-9_.\\-\\[\\]%*+:@$!~|]+';
@@ -16,29 +16,28 @@ const BARE_VALUE_MIN = 8;
 export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
   const entries: Entry[] = [];
   const chain = [type];
-  /* What text.split('&') gives, part by part, without the array. */
+  /* What text.split('&') gives, part by part, without the array or the parts (keys and values are cut from the text). */
   for (let i = 0, from = 0; from <= text.length; i++) {
     let to = text.indexOf('&', from);
     if (to < 0) to = text.length;
-    const part = text.slice(from, to);
+    const start = from;
     from = to + 1;
-    if (!part) continue;
-    const eq = part.indexOf('=');
-    if (eq < 0 && part.length >= BARE_VALUE_MIN) {
+    if (to === start) continue;
+    let eq = text.indexOf('=', start);
+    if (eq >= to) eq = -1;
+    if (eq < 0 && to - start >= BARE_VALUE_MIN) {
       /* `?eyJpbWVpIjoi...`: a bare blob with no name is a value, not a key. */
-      entries.push({ segment: `${type}:#${i}`, groupSegment: type, chain, key: null, keyPath: [], value: percentDecode(part, plusIsSpace) });
+      entries.push({ segment: `${type}:#${i}`, groupSegment: type, chain, key: null, keyPath: [], value: percentDecodeRange(text, start, to, plusIsSpace) });
       continue;
     }
-    const rawKey = eq >= 0 ? part.slice(0, eq) : part;
-    const rawValue = eq >= 0 ? part.slice(eq + 1) : '';
-    const key = percentDecode(rawKey, plusIsSpace);
+    const key = percentDecodeRange(text, start, eq >= 0 ? eq : to, plusIsSpace);
     entries.push({
       segment: `${type}:${key}`,
       groupSegment: type,
       chain,
       key,
       keyPath: [key],
-      value: percentDecode(rawValue, plusIsSpace),
+      value: eq >= 0 ? percentDecodeRange(text, eq + 1, to, plusIsSpace) : '',
     });
   }
   return entries;
@@ -77,7 +76,15 @@ interface UrlParts {
 
 const URL_PARTS = new Map<string, UrlParts>();
 
+/** The request URL's parts (no prefix), the most asked for. */
+let rootParts: UrlParts | undefined;
+
 function urlParts(prefix: string[]): UrlParts {
+  if (prefix.length === 0) return (rootParts ??= partsOf(prefix));
+  return partsOf(prefix);
+}
+
+function partsOf(prefix: string[]): UrlParts {
   const name = prefix.join('>');
   let parts = URL_PARTS.get(name);
   if (!parts) {
@@ -113,7 +120,7 @@ export function urlEntries(url: string, prefix: string[]): Entry[] {
       let to = url.indexOf('/', from);
       if (to < 0 || to > pathEnd) to = pathEnd;
       if (to > from) {
-        const value = percentDecode(url.slice(from, to), false);
+        const value = percentDecodeRange(url, from, to, false);
         entries.push({ segment: parts.head + pathSegment(index), groupSegment: parts.pathGroup, chain: parts.pathChain, key: null, keyPath: [], value });
         index++;
       }

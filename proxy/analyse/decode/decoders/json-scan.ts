@@ -9,6 +9,8 @@
  */
 import type { DecodeContext } from '../context';
 import type { PlacedEntry } from '../registry';
+import { AS_IS, leafShape, WALK } from '../leaf-shape';
+import { elementPlace, memberPlace, rootPlace, type Place } from './json-places';
 
 /** Documents this long or longer share their key strings, key paths and locator suffixes (see scanJson). */
 const SHARED_PARTS_MIN_LENGTH = 1024;
@@ -52,6 +54,8 @@ interface Frame {
   keyPath: string[];
   index: number;
   key: string;
+  /** This container's shared place (see json-places), if it has one. */
+  place: Place | undefined;
 }
 
 type Expect = 'firstKeyOrEnd' | 'key' | 'firstValueOrEnd' | 'value' | 'commaOrEnd';
@@ -60,6 +64,27 @@ class NotJson extends Error {}
 
 /** Index just after the string last read by readString (kept here so reading a string allocates only the string). */
 let stringEnd = 0;
+/** True when the string last read by readString had no escapes (it is the text between its quotes). */
+let stringPlain = false;
+
+/**
+ * The first backslash at or after backslashFrom in backslashText (-1: none), found by the native
+ * indexOf and reused while the strings read lie before it: a document without escapes is searched
+ * for backslashes once, instead of once per string character by character. Cleared after each
+ * document (no text is kept alive).
+ */
+let backslashText = '';
+let backslashFrom = 0;
+let backslashAt = -1;
+
+function backslashBetween(text: string, from: number, to: number): boolean {
+  if (text !== backslashText || from < backslashFrom || (backslashAt >= 0 && backslashAt < from)) {
+    backslashText = text;
+    backslashFrom = from;
+    backslashAt = text.indexOf('\\', from);
+  }
+  return backslashAt >= 0 && backslashAt < to;
+}
 
 function skipWs(text: string, i: number): number {
   for (; i < text.length; i++) {
@@ -71,6 +96,14 @@ function skipWs(text: string, i: number): number {
 
 /** Reads the string starting at the quote at `i` (its end goes to stringEnd), or null if the text ends first. */
 function readString(text: string, i: number): string | null {
+  const q0 = text.indexOf('"', i + 1);
+  if (q0 < 0) return null;
+  if (!backslashBetween(text, i + 1, q0)) {
+    /* No backslash inside: the string is the text between its quotes (most strings; no second pass over them). */
+    stringEnd = q0 + 1;
+    stringPlain = true;
+    return text.slice(i + 1, q0);
+  }
   let j = i + 1;
   let escaped = false;
   for (;;) {
@@ -81,7 +114,8 @@ function readString(text: string, i: number): string | null {
     if (backslashes > 0) escaped = true;
     if (backslashes % 2 === 0) {
       stringEnd = q + 1;
-      if (!escaped && !hasBackslash(text, i + 1, q)) return text.slice(i + 1, q);
+      stringPlain = !escaped && !hasBackslash(text, i + 1, q);
+      if (stringPlain) return text.slice(i + 1, q);
       try {
         return JSON.parse(text.slice(i, q + 1)) as string;
       } catch {
@@ -169,8 +203,8 @@ function skipValue(text: string, i: number): number {
 
 export interface ScannedJson {
   entries: PlacedEntry[];
-  /** Per entry: true for numbers, true and false (leaves as they are). */
-  scalars: boolean[];
+  /** Per entry, what it needs (leaf-shape): AS_IS for numbers, true and false; DECLINED for strings no decoder reads; WALK. */
+  leaves: number[];
   /** False when the text ended inside the document (a truncated body). */
   complete: boolean;
 }
@@ -191,9 +225,12 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
   let i = skipWs(text, text.charCodeAt(0) === 0xfeff ? 1 : 0);
   const first = text.charCodeAt(i);
   if (first !== 0x7b && first !== 0x5b) return null;
-  const chain = [...base.chain, type];
+  const rootPath = base.path ? `${base.path}>${type}:$` : `${type}:$`;
+  /* At a shared position (the request body), the document's places are those of earlier documents. */
+  const root = rootPlace(base, type, rootPath);
+  const chain = root !== undefined ? root.chain : [...base.chain, type];
   const entries: PlacedEntry[] = [];
-  const scalars: boolean[] = [];
+  const leaves: number[] = [];
   const frames: Frame[] = [];
   /*
    * Batches repeat their keys: from SHARED_PARTS_MIN_LENGTH on, key strings, key paths and locator
@@ -220,17 +257,18 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
     if (suffix === undefined) suffixes.set(key, (suffix = keySuffix(key)));
     return suffix;
   };
-  const open = (isArray: boolean, path: string, keyPath: string[]) => {
-    frames.push({ isArray, path, keyPath, index: 0, key: '' });
+  const open = (isArray: boolean, path: string, keyPath: string[], place: Place | undefined) => {
+    frames.push({ isArray, path, keyPath, index: 0, key: '', place });
     return isArray ? 'firstValueOrEnd' : 'firstKeyOrEnd';
   };
-  let expect: Expect = open(first === 0x5b, base.path ? `${base.path}>${type}:$` : `${type}:$`, base.keyPath);
+  let expect: Expect =
+    root !== undefined ? open(first === 0x5b, root.place.path, root.place.keyPath, root.place) : open(first === 0x5b, rootPath, base.keyPath, undefined);
   i++;
   let nestingNoted = false;
   try {
     while (frames.length && entries.length < limit) {
       i = skipWs(text, i);
-      if (i >= text.length) return entries.length ? { entries, scalars, complete: false } : null;
+      if (i >= text.length) return entries.length ? { entries, leaves, complete: false } : null;
       const c = text.charCodeAt(i);
       const top = frames[frames.length - 1];
       if (expect === 'commaOrEnd') {
@@ -256,10 +294,10 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       if (expect === 'key') {
         if (c !== 0x22) throw new NotJson();
         const k = knownKeys ? readKey(text, i, knownKeys) : readString(text, i);
-        if (k === null) return entries.length ? { entries, scalars, complete: false } : null;
+        if (k === null) return entries.length ? { entries, leaves, complete: false } : null;
         top.key = k;
         i = skipWs(text, stringEnd);
-        if (i >= text.length) return entries.length ? { entries, scalars, complete: false } : null;
+        if (i >= text.length) return entries.length ? { entries, leaves, complete: false } : null;
         if (text.charCodeAt(i) !== 0x3a) throw new NotJson();
         i++;
         expect = 'value';
@@ -269,14 +307,29 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
       let path: string;
       let key: string | null;
       let keyPath: string[];
+      let place: Place | undefined;
       if (top.isArray) {
-        path = top.path + indexSuffix(top.index++);
-        key = top.keyPath.length ? top.keyPath[top.keyPath.length - 1] : null;
+        const index = top.index++;
+        place = top.place !== undefined ? elementPlace(top.place, index, indexSuffix(index)) : undefined;
+        if (place !== undefined) {
+          path = place.path;
+          key = place.key;
+        } else {
+          path = top.path + indexSuffix(index);
+          key = top.keyPath.length ? top.keyPath[top.keyPath.length - 1] : null;
+        }
         keyPath = top.keyPath;
       } else {
-        path = top.path + suffixOf(top.key);
-        key = top.key;
-        keyPath = keyPathOf(top.keyPath, top.key);
+        place = top.place !== undefined ? memberPlace(top.place, top.key, keySuffix) : undefined;
+        if (place !== undefined) {
+          path = place.path;
+          key = place.key;
+          keyPath = place.keyPath;
+        } else {
+          path = top.path + suffixOf(top.key);
+          key = top.key;
+          keyPath = keyPathOf(top.keyPath, top.key);
+        }
       }
       expect = 'commaOrEnd';
       if (c === 0x7b || c === 0x5b) {
@@ -286,17 +339,18 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
           i = skipValue(text, i);
           continue;
         }
-        expect = open(c === 0x5b, path, keyPath);
+        expect = open(c === 0x5b, path, keyPath, place);
         i++;
         continue;
       }
       let value: string;
-      let scalar = true;
+      let leaf = AS_IS;
       if (c === 0x22) {
         const v = readString(text, i);
-        if (v === null) return entries.length ? { entries, scalars, complete: false } : null;
+        if (v === null) return entries.length ? { entries, leaves, complete: false } : null;
         value = v;
-        scalar = false;
+        /* Judged here, in the document: the value itself is a slice, slower to read. */
+        leaf = stringPlain ? leafShape(text, i + 1, stringEnd - 1) : WALK;
         i = stringEnd;
       } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
         const end = numberEnd(text, i);
@@ -314,12 +368,14 @@ export function scanJson(text: string, type: string, ctx: DecodeContext, limit: 
         i += 5;
       } else throw new NotJson();
       entries.push({ path, key, keyPath, value, chain, group: top.path });
-      scalars.push(scalar);
+      leaves.push(leaf);
     }
   } catch (err) {
     if (err instanceof NotJson) return null;
     throw err;
+  } finally {
+    backslashText = '';
   }
-  if (frames.length) return { entries, scalars, complete: true };
-  return skipWs(text, i) < text.length ? null : { entries, scalars, complete: true };
+  if (frames.length) return { entries, leaves, complete: true };
+  return skipWs(text, i) < text.length ? null : { entries, leaves, complete: true };
 }

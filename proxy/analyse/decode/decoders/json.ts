@@ -18,7 +18,7 @@ export const jsonDecoder: Decoder = {
     const scanned = scanJson(input, 'json', ctx, ctx.limits.maxFields + 1, ctx.position);
     if (!scanned) return null;
     if (!scanned.complete) ctx.note(`JSON at ${ctx.at} ends before the document does (cut short?); the values before the cut were kept`);
-    return { kind: 'placed', entries: scanned.entries, scalars: scanned.scalars };
+    return { kind: 'placed', entries: scanned.entries, leaves: scanned.leaves };
   },
   explain: () => 'a JSON document, read key by key',
 };
