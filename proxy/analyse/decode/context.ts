@@ -4,19 +4,25 @@
  */
 import type { DecodedField } from '../types';
 import type { DecodeLimits, LimitName } from './limits';
-import { flatCopy } from './text';
+import { flatCopy, noStrings } from './text';
 
 /** Where a value sits: what the fields found under it will carry. */
 export interface Position {
   path: string;
   key: string | null;
   keyPath: string[];
+  /**
+   * Unused by a Position: there so that a Position has the properties of a DecodedField in the same
+   * order, and so its hidden class (a placed field is its own Position). Code that reads positions then
+   * sees one class, not two: the second one met after optimizing threw the optimized walker away.
+   */
+  value: string;
   chain: string[];
   group: string;
 }
 
 /** Where every flow starts (shared: Positions are never changed, only replaced). */
-const START: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+const START: Position = { path: '', key: null, keyPath: noStrings(), value: '', chain: noStrings(), group: '' };
 
 const MAX_NOTES = 50;
 /** outOfTime reads the clock at least every this many calls (a power of two)... */

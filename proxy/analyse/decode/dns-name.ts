@@ -19,7 +19,7 @@ export function decodeDnsName(ctx: DecodeContext, flow: Flow): void {
   const labels = flow.host.replace(/\.$/, '').split('.');
   labels.forEach((label, i) => {
     if (!label || ctx.stopped) return;
-    const pos: Position = { path: `dns:label:${i}`, key: null, keyPath: [], chain: ['dns'], group: 'dns' };
+    const pos: Position = { path: `dns:label:${i}`, key: null, keyPath: [], value: '', chain: ['dns'], group: 'dns' };
     const bytes = base32Label(label);
     if (bytes) walkValue(ctx, bytes, { ...pos, path: `${pos.path}>base32`, chain: ['dns', 'base32'] });
     walkValue(ctx, label, pos);

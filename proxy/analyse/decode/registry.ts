@@ -34,6 +34,24 @@ export interface Entry {
 }
 
 /**
+ * Every decoder makes its entries here: all properties present, in one order, so that entries of
+ * every decoder share one hidden class. walkEntry reads entries of URLs, forms, protobuf, multipart...
+ * and a class first met after it was optimized threw the optimized walker away.
+ */
+export function makeEntry(
+  segment: string,
+  groupSegment: string,
+  chain: string[],
+  key: string | null,
+  keyPath: string[],
+  value: Payload,
+  scalar = false,
+  contentType: string | undefined = undefined,
+): Entry {
+  return { segment, groupSegment, chain, key, keyPath, value, scalar, contentType };
+}
+
+/**
  * One value of a document a decoder read already placed (it knew the position it decoded at, from
  * DecodeContext.position): full path, group, key path and chain, so the walker joins nothing per
  * value, and a value that is a leaf becomes the field itself (no second object per leaf of a batch).
@@ -47,6 +65,30 @@ export type DecoderOutput =
   | { kind: 'fields'; entries: Entry[] }
   /** A document split into values, each already placed. */
   | { kind: 'placed'; entries: PlacedEntry[]; /** Per entry, what it needs (leaf-shape: AS_IS, DECLINED or WALK). */ leaves: number[] };
+
+/*
+ * Decoders make their outputs with these three: every output has all properties, in one order,
+ * whatever its kind, so the walker reading `out.kind` sees one hidden class; an output of a kind
+ * first met after the walker was optimized threw the optimized walker away.
+ */
+function output(kind: DecoderOutput['kind'], data: Payload | undefined, contentType: string | undefined, entries: Entry[] | PlacedEntry[] | undefined, leaves: number[] | undefined): DecoderOutput {
+  return { kind, data, contentType, entries, leaves } as DecoderOutput;
+}
+
+/** The same value, unwrapped one layer. */
+export function transformed(data: Payload, contentType?: string): DecoderOutput {
+  return output('transform', data, contentType, undefined, undefined);
+}
+
+/** A document split into values. */
+export function fieldsOutput(entries: Entry[]): DecoderOutput {
+  return output('fields', undefined, undefined, entries, undefined);
+}
+
+/** A document split into values, each already placed. */
+export function placedOutput(entries: PlacedEntry[], leaves: number[]): DecoderOutput {
+  return output('placed', undefined, undefined, entries, leaves);
+}
 
 export interface Decoder {
   type: string;

@@ -10,6 +10,7 @@ import { urlEntries } from './decoders/form';
 import { sharePlacesAt } from './decoders/json-places';
 import { LeafMemo } from './leaf-memo';
 import { walkEntry, walkValue } from './walk';
+import { noStrings } from './text';
 
 /** Headers that describe the transport, not the phone or its owner. */
 const TRANSPORT_HEADERS = [
@@ -39,11 +40,11 @@ const ROLES = new Map<string, number>([
 const ROLES_BY_LENGTH: [string, number][][] = [];
 for (const [name, role] of ROLES) (ROLES_BY_LENGTH[name.length] ??= []).push([name, role]);
 
-const ROOT: Position = { path: '', key: null, keyPath: [], chain: [], group: '' };
+const ROOT: Position = { path: '', key: null, keyPath: noStrings(), value: '', chain: noStrings(), group: '' };
 /** Where a body starts (shared: Positions are never changed, only replaced). */
-const BODY: Position = sharePlacesAt({ path: 'body', key: null, keyPath: [], chain: [], group: 'body' });
+const BODY: Position = sharePlacesAt({ path: 'body', key: null, keyPath: noStrings(), value: '', chain: noStrings(), group: 'body' });
 
-const NO_PREFIX: string[] = [];
+const NO_PREFIX: string[] = noStrings();
 /** Values that need the decoder loop start at this length (shorter ones are judged without it). */
 const URL_MEMO_MIN_LENGTH = 8;
 
@@ -158,7 +159,7 @@ export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: Body
 const HEADER_LEAVES = new LeafMemo();
 
 function headerPosition(name: string): Position {
-  return { path: `header:${name}`, key: name, keyPath: [name], chain: [], group: 'header' };
+  return { path: `header:${name}`, key: name, keyPath: [name], value: '', chain: noStrings(), group: 'header' };
 }
 
 function decodeCookies(ctx: DecodeContext, header: string): void {
@@ -169,7 +170,7 @@ function decodeCookies(ctx: DecodeContext, header: string): void {
     let value = part.slice(eq + 1).trim();
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     if (!name || !value) continue;
-    walkValue(ctx, value, { path: `cookie:${name}`, key: name, keyPath: [name], chain: ['cookie'], group: 'cookie' });
+    walkValue(ctx, value, { path: `cookie:${name}`, key: name, keyPath: [name], value: '', chain: ['cookie'], group: 'cookie' });
   }
 }
 

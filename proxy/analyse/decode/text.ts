@@ -15,14 +15,25 @@ export function isMostlyPrintable(bytes: Buffer): boolean {
   let bad = 0;
   let high = n < bytes.length;
   for (let i = 0; i < n; i++) {
-    const b = bytes[i];
-    if (b >= 0x80) high = true;
-    else if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) {
-      if (++bad > allowed) return false;
+    /* One table read per byte, no branch per kind of byte: a branch that the first bodies never took had no type feedback, and taking it later threw the optimized code away. */
+    const kind = BYTE_KIND[bytes[i]];
+    if (kind !== PLAIN) {
+      if (kind === HIGH) high = true;
+      else if (++bad > allowed) return false;
     }
   }
   return !high || isUtf8(bytes);
 }
+
+const PLAIN = 0;
+const HIGH = 1;
+const CONTROL = 2;
+/** Per byte value: PLAIN (printable ASCII, tab, LF, CR), HIGH (part of a UTF-8 sequence) or CONTROL. */
+const BYTE_KIND = ((): Uint8Array => {
+  const t = new Uint8Array(256);
+  for (let b = 0; b < 256; b++) t[b] = b >= 0x80 ? HIGH : (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f ? CONTROL : PLAIN;
+  return t;
+})();
 
 /** True when every byte is printable ASCII/UTF-8 with no control characters at all (not even newlines). */
 export function isStrictlyPrintable(bytes: Buffer): boolean {
@@ -50,8 +61,9 @@ export function hasZlibMagic(bytes: Buffer): boolean {
 
 /** First non-whitespace character code of a string, or -1. */
 export function firstSignificant(text: string): number {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  /* The index moves on inside the loop's body, which every call runs: most texts start with a significant character, and a loop step never taken had no type feedback (the optimized code was thrown away at the first leading space). */
+  for (let i = 0; i < text.length; ) {
+    const c = text.charCodeAt(i++);
     if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0xfeff) return c;
   }
   return -1;
@@ -118,6 +130,17 @@ export function flatCopy(text: string): string {
 
 /** Shorter strings are never slices of another in V8 (they are copied when cut). */
 const SLICE_MIN_LENGTH = 13;
+
+/**
+ * An empty string array stored the way filled ones are (V8's PACKED_ELEMENTS; a bare `[]` starts as
+ * PACKED_SMI_ELEMENTS): chains and key paths are spread into new ones, and a spread optimized for
+ * one kind of array was thrown away at the first array of the other kind.
+ */
+export function noStrings(): string[] {
+  const a = [''];
+  a.length = 0;
+  return a;
+}
 
 /**
  * flatCopy for strings kept and handed out again and again (memoized fields): a Latin-1 text stays

@@ -118,7 +118,7 @@ function emitLeaf(ctx: DecodeContext, value: Payload, pos: Position, leaf?: Plac
 
 function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, pos: Position): void {
   if (out.kind === 'transform') {
-    const next: Position = { path: join(pos.path, decoder.type), key: pos.key, keyPath: pos.keyPath, chain: [...pos.chain, decoder.type], group: pos.group };
+    const next: Position = { path: join(pos.path, decoder.type), key: pos.key, keyPath: pos.keyPath, value: '', chain: [...pos.chain, decoder.type], group: pos.group };
     walkValue(ctx, out.data, next, { contentType: out.contentType });
     return;
   }
@@ -185,7 +185,7 @@ export function walkEntry(ctx: DecodeContext, entry: Entry, pos: Position, share
     if (firstSignificant(value) >= 0) ctx.emitPlaced(path, entry.key, keyPath, value, chain, group);
     return;
   }
-  const child: Position = { path, key: entry.key, keyPath, chain, group };
+  const child: Position = { path, key: entry.key, keyPath, value: '', chain, group };
   const hint: Hint = entry.contentType ? { contentType: entry.contentType } : NO_HINT;
   walkValue(ctx, entry.value, child, hint);
 }
@@ -292,7 +292,7 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
     const frames = grpcFrames(bytes);
     if (frames) {
       frames.forEach((frame, i) => {
-        const framePos: Position = { path: join(pos.path, `grpc:${i}`), key: pos.key, keyPath: pos.keyPath, chain: [...pos.chain, 'grpc'], group: pos.group };
+        const framePos: Position = { path: join(pos.path, `grpc:${i}`), key: pos.key, keyPath: pos.keyPath, value: '', chain: [...pos.chain, 'grpc'], group: pos.group };
         walkValue(ctx, frame, framePos, { contentType: 'application/x-protobuf' });
       });
       return;

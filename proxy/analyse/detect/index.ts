@@ -67,6 +67,17 @@ function listedItems(field: DecodedField): DecodedField[] | undefined {
   return parts.map((value) => ({ ...field, value }));
 }
 
+/**
+ * An empty list of fields stored the way filled ones are (V8's PACKED_ELEMENTS; a bare `[]` starts
+ * as PACKED_SMI_ELEMENTS): a push optimized after the first list filled was thrown away at the next
+ * one, which V8 then made of the other kind.
+ */
+function noFields(): DecodedField[] {
+  const list: (DecodedField | null)[] = [null];
+  list.length = 0;
+  return list as DecodedField[];
+}
+
 /** "xx:xx:xx:xx:xx:xx": the shortest text with a MAC written out. */
 const MAC_TEXT_LENGTH = 17;
 
@@ -135,7 +146,7 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
     const has = value.length <= MAX_SCANNED_FIELD_LENGTH ? traitsOf(value, !info.nonIdentifier) : value.indexOf(':') >= 0 ? COLON : 0;
     const tel = (has & COLON) !== 0 && TEL_SCHEME.test(value);
     if (tel) telAnywhere = true;
-    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || (has & AT) !== 0)) (contactFields ??= []).push(field);
+    if (value.length <= MAX_SCANNED_FIELD_LENGTH && (tel || (has & AT) !== 0)) (contactFields ??= noFields()).push(field);
     if (waitFrom < 0 && info.cls === 'cell_id') {
       waitFrom = i;
       waitingInfos = [];
@@ -201,7 +212,7 @@ function examine(field: DecodedField, info: KeyInfo, has: number, ctx: DetectCon
     detectByKey(field, cls, ctx);
     if (items) for (const item of items) detectByKey(item, cls, ctx);
     if (cls === 'phone') {
-      (phones ??= []).push(field);
+      (phones ??= noFields()).push(field);
       if (items) phones.push(...items);
     }
   }

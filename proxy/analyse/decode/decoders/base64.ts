@@ -4,7 +4,7 @@
  * container, so ordinary IDs and words are not "decoded" into noise.
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Payload } from '../registry';
+import { transformed, type Decoder, type DecoderOutput, type Payload } from '../registry';
 import { hasGzipMagic, hasZlibMagic, isMostlyPrintable, onlyBase64Chars } from '../text';
 import { looksLikeProtobuf } from './protobuf';
 
@@ -77,7 +77,7 @@ export const base64Decoder: Decoder = {
     const bytes = Buffer.from(compact, 'base64');
     if (!plausibleDecodedBytes(bytes)) return null;
     ctx.spendDecoded(bytes.length);
-    return { kind: 'transform', data: bytes };
+    return transformed(bytes);
   },
   explain: () => 'base64-encoded data, decoded',
 };

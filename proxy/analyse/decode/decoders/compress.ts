@@ -7,7 +7,7 @@
 import * as zlib from 'node:zlib';
 import type { DecodeContext } from '../context';
 import { RATIO_FLOOR_INPUT_BYTES } from '../limits';
-import type { Decoder, DecoderOutput, Payload } from '../registry';
+import { transformed, type Decoder, type DecoderOutput, type Payload } from '../registry';
 import { hasGzipMagic, hasZlibMagic } from '../text';
 
 export type Compression = 'gzip' | 'deflate' | 'br';
@@ -279,7 +279,7 @@ function compressionDecoder(kind: Compression, sniff: (b: Buffer) => boolean, wo
       if (typeof input === 'string') return null;
       if (!hint.declared && !sniff(input)) return null;
       const out = decompress(kind, input, ctx, ctx.at);
-      return out ? { kind: 'transform', data: out.bytes } : null;
+      return out ? transformed(out.bytes) : null;
     },
     explain: () => words,
   };

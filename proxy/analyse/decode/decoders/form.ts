@@ -3,8 +3,8 @@
  * Also splits URLs (the request URL and URLs passed in parameters) into path segments and query.
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
-import { percentDecode, percentDecodeRange } from '../text';
+import { fieldsOutput, makeEntry, type Decoder, type DecoderOutput, type Entry, type Payload } from '../registry';
+import { noStrings, percentDecode, percentDecodeRange } from '../text';
 
 /** Keys as apps write them (`imei`, `data[device][id]`, `a.b`, `x-y`, percent-escapes); not prose, JSON or `;` lists. */
 const FORM_KEY = '[A-Za-z0-9_.\\-\\[\\]%*+:@$!~|]+';
@@ -27,18 +27,11 @@ export function splitPairs(text: string, type: string, plusIsSpace = true): Entr
     if (eq >= to) eq = -1;
     if (eq < 0 && to - start >= BARE_VALUE_MIN) {
       /* `?eyJpbWVpIjoi...`: a bare blob with no name is a value, not a key. */
-      entries.push({ segment: `${type}:#${i}`, groupSegment: type, chain, key: null, keyPath: [], value: percentDecodeRange(text, start, to, plusIsSpace) });
+      entries.push(makeEntry(`${type}:#${i}`, type, chain, null, noStrings(), percentDecodeRange(text, start, to, plusIsSpace)));
       continue;
     }
     const key = percentDecodeRange(text, start, eq >= 0 ? eq : to, plusIsSpace);
-    entries.push({
-      segment: `${type}:${key}`,
-      groupSegment: type,
-      chain,
-      key,
-      keyPath: [key],
-      value: eq >= 0 ? percentDecodeRange(text, eq + 1, to, plusIsSpace) : '',
-    });
+    entries.push(makeEntry(`${type}:${key}`, type, chain, key, [key], eq >= 0 ? percentDecodeRange(text, eq + 1, to, plusIsSpace) : ''));
   }
   return entries;
 }
@@ -60,7 +53,7 @@ export const formDecoder: Decoder = {
     /* Declared or not, the text must have the shape of a form: apps also send JSON or base64 as "form" bodies. */
     if (!looksLikeForm(text)) return null;
     const entries = splitPairs(text, 'form');
-    return entries.length ? { kind: 'fields', entries } : null;
+    return entries.length ? fieldsOutput(entries) : null;
   },
   explain: () => 'form fields (name=value&...), read one by one',
 };
@@ -121,7 +114,7 @@ export function urlEntries(url: string, prefix: string[]): Entry[] {
       if (to < 0 || to > pathEnd) to = pathEnd;
       if (to > from) {
         const value = percentDecodeRange(url, from, to, false);
-        entries.push({ segment: parts.head + pathSegment(index), groupSegment: parts.pathGroup, chain: parts.pathChain, key: null, keyPath: [], value });
+        entries.push(makeEntry(parts.head + pathSegment(index), parts.pathGroup, parts.pathChain, null, noStrings(), value));
         index++;
       }
       from = to + 1;
@@ -167,9 +160,9 @@ export const semicolonPairsDecoder: Decoder = {
       if (eq < 0) continue;
       const key = part.slice(0, eq).trim();
       const value = part.slice(eq + 1).trim();
-      entries.push({ segment: `pairs:${key}`, groupSegment: 'pairs', chain: ['pairs'], key, keyPath: [key], value: percentDecode(value, false) });
+      entries.push(makeEntry(`pairs:${key}`, 'pairs', ['pairs'], key, [key], percentDecode(value, false)));
     }
-    return entries.length ? { kind: 'fields', entries } : null;
+    return entries.length ? fieldsOutput(entries) : null;
   },
   explain: () => 'name=value pairs separated by semicolons, read one by one',
 };
@@ -180,7 +173,7 @@ export const urlDecoder: Decoder = {
   decode(input: Payload): DecoderOutput | null {
     if (typeof input !== 'string' || input.length > MAX_SNIFFED_TEXT || input.indexOf('://') < 0 || !NESTED_URL.test(input)) return null;
     const entries = urlEntries(input, ['url']);
-    return entries.length ? { kind: 'fields', entries } : null;
+    return entries.length ? fieldsOutput(entries) : null;
   },
   explain: () => 'a URL passed inside a parameter; its path and query were read',
 };

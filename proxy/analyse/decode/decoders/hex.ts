@@ -4,7 +4,7 @@
  * noise; that answer is reached reading the digits in place, so declining allocates nothing.
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Payload } from '../registry';
+import { transformed, type Decoder, type DecoderOutput, type Payload } from '../registry';
 import { PRINTABLE_SCAN_BYTES, PRINTABLE_SHARE } from '../text';
 
 /** Value of each hex digit's character code; -1 for every other code below 128. */
@@ -104,7 +104,7 @@ export const hexDecoder: Decoder = {
     if (typeof input !== 'string' || hexDeclines(input, ctx)) return null;
     const bytes = Buffer.from(input, 'hex');
     ctx.spendDecoded(bytes.length);
-    return { kind: 'transform', data: bytes };
+    return transformed(bytes);
   },
   explain: () => 'hex-encoded data, decoded',
 };

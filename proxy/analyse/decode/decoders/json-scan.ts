@@ -87,9 +87,10 @@ function backslashBetween(text: string, from: number, to: number): boolean {
 }
 
 function skipWs(text: string, i: number): number {
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
+  /* The index moves on in the body every call runs: compact JSON never loops, and a loop step never taken had no type feedback (the first space threw the optimized scanner away). */
+  while (i < text.length) {
+    const c = text.charCodeAt(i++);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i - 1;
   }
   return i;
 }

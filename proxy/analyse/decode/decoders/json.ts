@@ -3,8 +3,8 @@
  * `$.cells[0].cid`). Integers too long for a double (ICCIDs sent as numbers) keep their digits.
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
-import { firstSignificant } from '../text';
+import { fieldsOutput, makeEntry, placedOutput, type Decoder, type DecoderOutput, type Entry, type Payload } from '../registry';
+import { firstSignificant, noStrings } from '../text';
 import { scanJson } from './json-scan';
 
 export { jsonKeySegment, MAX_JSON_NESTING } from './json-scan';
@@ -18,7 +18,7 @@ export const jsonDecoder: Decoder = {
     const scanned = scanJson(input, 'json', ctx, ctx.limits.maxFields + 1, ctx.position);
     if (!scanned) return null;
     if (!scanned.complete) ctx.note(`JSON at ${ctx.at} ends before the document does (cut short?); the values before the cut were kept`);
-    return { kind: 'placed', entries: scanned.entries, leaves: scanned.leaves };
+    return placedOutput(scanned.entries, scanned.leaves);
   },
   explain: () => 'a JSON document, read key by key',
 };
@@ -39,9 +39,9 @@ export const jsonLinesDecoder: Decoder = {
       const c = line.charCodeAt(0);
       const last = line.charCodeAt(line.length - 1);
       if (!((c === 0x7b && last === 0x7d) || (c === 0x5b && last === 0x5d))) return null;
-      entries.push({ segment: `jsonl:${i}`, groupSegment: 'jsonl', chain: ['jsonl'], key: null, keyPath: [], value: line });
+      entries.push(makeEntry(`jsonl:${i}`, 'jsonl', ['jsonl'], null, noStrings(), line));
     }
-    return entries.length >= 2 ? { kind: 'fields', entries } : null;
+    return entries.length >= 2 ? fieldsOutput(entries) : null;
   },
   explain: () => 'JSON Lines: one JSON document per line, each read key by key',
 };

@@ -1,5 +1,5 @@
 /** JSON Web Tokens (header.payload.signature): the payload is what the app says about the user or device. */
-import type { Decoder, DecoderOutput, Payload } from '../registry';
+import { transformed, type Decoder, type DecoderOutput, type Payload } from '../registry';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*$/;
 
@@ -24,7 +24,7 @@ export const jwtDecoder: Decoder = {
     }
     if (!parsed || typeof parsed !== 'object' || !('alg' in parsed || 'typ' in parsed)) return null;
     const body = decodeSegment(payload);
-    return body ? { kind: 'transform', data: body } : null;
+    return body ? transformed(body) : null;
   },
   explain: () => 'a JSON Web Token; its payload was read',
 };

@@ -3,7 +3,7 @@
  * and gzip parts (up to MAX_PART_BYTES) are decoded further; files such as images are skipped.
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
+import { fieldsOutput, makeEntry, type Decoder, type DecoderOutput, type Entry, type Payload } from '../registry';
 import { hasGzipMagic, isMostlyPrintable } from '../text';
 
 export const MAX_PART_BYTES = 1024 * 1024;
@@ -57,14 +57,14 @@ export const multipartDecoder: Decoder = {
       const filename = headerParam(headers, 'filename');
       const partType = /content-type:\s*([^\r\n]+)/i.exec(headers)?.[1]?.trim();
       index++;
-      const base = { segment: `multipart:${name}`, groupSegment: 'multipart', chain: ['multipart'], key: name, keyPath: [name] };
-      if (filename) entries.push({ ...base, segment: `multipart:${name}/filename`, key: 'filename', keyPath: [name, 'filename'], value: filename });
+      const chain = ['multipart'];
+      if (filename) entries.push(makeEntry(`multipart:${name}/filename`, 'multipart', chain, 'filename', [name, 'filename'], filename));
       if (body.length > MAX_PART_BYTES) continue;
       const decodable = partType ? DECODABLE_PART.test(partType) || hasGzipMagic(body) : !filename || isMostlyPrintable(body) || hasGzipMagic(body);
       if (!decodable) continue;
-      entries.push({ ...base, value: body, contentType: partType });
+      entries.push(makeEntry(`multipart:${name}`, 'multipart', chain, name, [name], body, false, partType));
     }
-    return entries.length ? { kind: 'fields', entries } : null;
+    return entries.length ? fieldsOutput(entries) : null;
   },
   explain: () => 'a multipart form upload; each part was read',
 };

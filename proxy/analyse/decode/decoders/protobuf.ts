@@ -5,8 +5,8 @@
  * Locators are field numbers (`protobuf:1.3.2`, `[n]` for repeats).
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
-import { isMostlyPrintable, isStrictlyPrintable } from '../text';
+import { fieldsOutput, makeEntry, type Decoder, type DecoderOutput, type Entry, type Payload } from '../registry';
+import { isMostlyPrintable, isStrictlyPrintable, noStrings } from '../text';
 
 /** Highest field number the wire format allows. */
 const MAX_FIELD_NUMBER = 2 ** 29 - 1;
@@ -113,26 +113,27 @@ function flatten(buf: Buffer, maxField: number, ctx: DecodeContext): Entry[] | n
       const loc = locator ? `${locator}.${name}` : name;
       const key = String(f.num);
       const kp = [...keyPath, key];
-      const base = { segment: `protobuf:${loc}`, groupSegment: locator ? `protobuf:${locator}` : 'protobuf', chain: ['protobuf'], key, keyPath: kp };
+      const segment = `protobuf:${loc}`;
+      const groupSegment = locator ? `protobuf:${locator}` : 'protobuf';
       if (f.wire === 0) {
-        entries.push({ ...base, value: varintText(f.varint!), scalar: true });
+        entries.push(makeEntry(segment, groupSegment, ['protobuf'], key, kp, varintText(f.varint!), true));
       } else if (f.wire !== 2) {
-        entries.push({ ...base, value: fixedText(f.bytes!), scalar: true });
+        entries.push(makeEntry(segment, groupSegment, ['protobuf'], key, kp, fixedText(f.bytes!), true));
       } else {
         const payload = f.bytes!;
         if (payload.length === 0) continue;
         if (isStrictlyPrintable(payload)) {
-          entries.push({ ...base, value: payload.toString('utf8') });
+          entries.push(makeEntry(segment, groupSegment, ['protobuf'], key, kp, payload.toString('utf8')));
           continue;
         }
         const nested = nesting < MAX_PROTOBUF_NESTING ? parseLevel(payload, maxField) : null;
         if (nested) walk(nested, loc, kp, nesting + 1);
-        else if (isMostlyPrintable(payload)) entries.push({ ...base, value: payload.toString('utf8') });
-        else entries.push({ ...base, value: payload });
+        else if (isMostlyPrintable(payload)) entries.push(makeEntry(segment, groupSegment, ['protobuf'], key, kp, payload.toString('utf8')));
+        else entries.push(makeEntry(segment, groupSegment, ['protobuf'], key, kp, payload));
       }
     }
   };
-  walk(top, '', [], 0);
+  walk(top, '', noStrings(), 0);
   return entries;
 }
 
@@ -142,7 +143,7 @@ export const protobufDecoder: Decoder = {
   decode(input: Payload, ctx: DecodeContext, hint): DecoderOutput | null {
     if (typeof input === 'string' || input.length < 2) return null;
     const entries = flatten(input, hint.declared ? MAX_FIELD_NUMBER : MAX_SNIFFED_FIELD_NUMBER, ctx);
-    return entries ? { kind: 'fields', entries } : null;
+    return entries ? fieldsOutput(entries) : null;
   },
   explain: () => 'Protocol Buffers (binary) read without a schema; fields are numbered as on the wire',
 };

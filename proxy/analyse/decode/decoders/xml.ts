@@ -6,7 +6,7 @@
  * values by their name.
  */
 import type { DecodeContext } from '../context';
-import type { Decoder, DecoderOutput, Entry, Payload } from '../registry';
+import { fieldsOutput, makeEntry, type Decoder, type DecoderOutput, type Entry, type Payload } from '../registry';
 import { firstSignificant } from '../text';
 
 const MAX_XML_NESTING = 64;
@@ -65,7 +65,7 @@ export function parseXml(text: string, ctx: DecodeContext): Entry[] | null {
       parent.pendingPlistKey = null;
     }
     const keyPath = el.namedKey || key !== localName(el.name) ? [...el.keyPath.slice(0, -1), key] : el.keyPath;
-    add({ segment: `xml:${el.path}`, groupSegment: `xml:${parent?.path || '/'}`, chain: ['xml'], key, keyPath, value });
+    add(makeEntry(`xml:${el.path}`, `xml:${parent?.path || '/'}`, ['xml'], key, keyPath, value));
   };
   while (i < text.length) {
     const lt = text.indexOf('<', i);
@@ -119,7 +119,7 @@ export function parseXml(text: string, ctx: DecodeContext): Entry[] | null {
       const attrValue = unescapeXml(rawValue);
       if (NAME_ATTRS.includes(attrName.toLowerCase()) && attrValue) el.namedKey = attrValue;
       if (attrName.startsWith('xmlns')) continue;
-      add({ segment: `xml:${path}/@${attrName}`, groupSegment: `xml:${path}`, chain: ['xml'], key: localName(attrName), keyPath: [...keyPath, localName(attrName)], value: attrValue });
+      add(makeEntry(`xml:${path}/@${attrName}`, `xml:${path}`, ['xml'], localName(attrName), [...keyPath, localName(attrName)], attrValue));
     }
     const selfClosing = inner.endsWith('/');
     if (selfClosing) continue;
@@ -188,7 +188,7 @@ export const xmlDecoder: Decoder = {
     const trimmed = input.trimEnd();
     if (!trimmed.endsWith('>')) return null;
     const entries = parseXml(trimmed, ctx);
-    return entries ? { kind: 'fields', entries } : null;
+    return entries ? fieldsOutput(entries) : null;
   },
   explain: () => 'an XML document; element text and attributes were read',
 };
