@@ -15,7 +15,7 @@ export function isMostlyPrintable(bytes: Buffer): boolean {
   let bad = 0;
   let high = n < bytes.length;
   for (let i = 0; i < n; i++) {
-    /* One table read per byte, no branch per kind of byte: a branch that the first bodies never took had no type feedback, and taking it later threw the optimized code away. */
+    /* One table read and one test per plain byte: the comparisons for control characters, which the first bodies never reached, had no type feedback, and the first control byte threw the optimized code away. */
     const kind = BYTE_KIND[bytes[i]];
     if (kind !== PLAIN) {
       if (kind === HIGH) high = true;
