@@ -283,7 +283,8 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
     lingering[lingering.length - 1] = f;
   };
   const close = (c: TrackedConnection, ts: number) => {
-    finish(c, ts);
+    /* Tested here, where both classes come, so that finish meets only TcpConnections (a class it met late threw its optimized code away). */
+    if (!c.closed) finish(c, ts);
     if (c.isOpen) {
       conns.delete(c);
       open.delete(c);
