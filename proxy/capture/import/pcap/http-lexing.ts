@@ -77,24 +77,38 @@ export class Carry {
 /**
  * A body's bytes up to the limit (and its true size): a copy of each piece as it arrives, so what is
  * held is never more than what the capture contained (a Content-Length is not trusted to size a buffer).
+ * A parser keeps one and starts it over per message (`reset`); most bodies arrive in one piece, kept
+ * without an array.
  */
 export class BodyCollector {
-  private chunks: Buffer[] | null = null;
+  private first: Buffer | null = null;
+  private more: Buffer[] | null = null;
   private kept = 0;
   size = 0;
   constructor(private readonly limit: number) {}
+  reset(): this {
+    this.first = null;
+    this.more = null;
+    this.kept = 0;
+    this.size = 0;
+    return this;
+  }
   add(buf: Buffer, start: number, end: number): void {
     const len = end - start;
     this.size += len;
     const room = this.limit - this.kept;
     if (room <= 0 || len === 0) return;
     const n = len > room ? room : len;
-    (this.chunks ??= []).push(copyOf(buf, start, start + n));
+    const piece = copyOf(buf, start, start + n);
+    if (this.first === null) this.first = piece;
+    else (this.more ??= [this.first]).push(piece);
     this.kept += n;
   }
+  /** The body so far; the collector lets go of its bytes (it is reset before it collects again). */
   body(): Body {
-    const chunks = this.chunks;
-    const bytes = chunks === null ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.kept);
+    const bytes = this.more !== null ? Buffer.concat(this.more, this.kept) : this.first !== null ? this.first : Buffer.alloc(0);
+    this.first = null;
+    this.more = null;
     return { bytes, size: this.size, truncated: this.size > bytes.length };
   }
 }
