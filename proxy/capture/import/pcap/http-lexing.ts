@@ -185,7 +185,8 @@ function isDigits(s: string, max: number): boolean {
 
 /** Latin1 white space (as String.prototype.trim reads it): TAB, LF, VT, FF, CR, space and NBSP. */
 export function isSpace(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+  /* Most characters read are printable ASCII: one comparison for them, not four. */
+  return c > 32 ? c === 160 : c === 32 || (c >= 9 && c <= 13);
 }
 
 /**
