@@ -167,20 +167,18 @@ export function isChunked(v: string): boolean {
   return /(?:^|,)\s*chunked\s*$/i.test(v);
 }
 
-/** A Content-Length value of 1 to 15 digits, or `otherwise`. */
+/** A Content-Length value of 1 to 15 digits, or `otherwise` (read as the digits are checked: no Number(text)). */
 export function contentLength(v: string, otherwise: number): number {
-  return isDigits(v, 15) ? Number(v) : otherwise;
-}
-
-/** True for 1 to `max` ASCII digits. */
-function isDigits(s: string, max: number): boolean {
-  const n = s.length;
-  if (n === 0 || n > max) return false;
+  const n = v.length;
+  if (n === 0 || n > 15) return otherwise;
+  let length = 0;
   for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return otherwise;
+    /* At most 15 digits: below 2^53, exact. */
+    length = length * 10 + d;
   }
-  return true;
+  return length;
 }
 
 /** Latin1 white space (as String.prototype.trim reads it): TAB, LF, VT, FF, CR, space and NBSP. */

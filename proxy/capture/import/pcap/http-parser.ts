@@ -46,6 +46,8 @@ export interface HttpParserOwner {
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Bytes of an unfinished line kept while looking for a start line. */
 const MAX_RESYNC_LINE = 8 * 1024;
+/** Bytes decoded at once to find a head's end in (a longer head is found in the bytes). */
+const HEAD_TEXT_BYTES = 2048;
 
 /** Stricter, for resynchronising in the middle of arbitrary bytes. */
 const RESYNC_REQUEST = /^(?:GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND|REPORT) \S+ HTTP\/1\.[01]\r?$/;
@@ -245,9 +247,23 @@ export class HttpStreamParser {
       while (o < end && (buf[o] === 13 || buf[o] === 10)) o++;
       if (o === end) return o;
       this.headTs = ts;
-      const e = headEnd(buf, o, end);
+      /*
+       * The head's end is looked for in the text (V8's indexOf is faster than a loop over the bytes),
+       * in at most HEAD_TEXT_BYTES: the text is decoded once, and the head is read in it in place.
+       * The text may run into the body; a message's strings keep no more than that alive.
+       */
+      const stop = end - o > HEAD_TEXT_BYTES ? o + HEAD_TEXT_BYTES : end;
+      const text = latin1(buf, o, stop);
+      const lf2 = text.indexOf('\n\n');
+      const crlf = text.indexOf('\n\r\n');
+      if (lf2 >= 0 || crlf >= 0) {
+        const n = crlf < 0 || (lf2 >= 0 && lf2 < crlf) ? lf2 + 2 : crlf + 3;
+        this.startMessage(text, n, ts);
+        return o + n;
+      }
+      const e = stop === end ? -1 : headEnd(buf, o, end);
       if (e >= 0) {
-        this.startMessage(latin1(buf, o, e), ts);
+        this.startMessage(latin1(buf, o, e), e - o, ts);
         return e;
       }
     } else {
@@ -258,7 +274,7 @@ export class HttpStreamParser {
       if (e >= 0) {
         const inData = e - tail.length;
         const head = Buffer.concat([this.carry.take(), buf.subarray(o, o + inData)]);
-        this.startMessage(head.toString('latin1'), ts);
+        this.startMessage(head.toString('latin1'), head.length, ts);
         return o + inData;
       }
     }
@@ -270,9 +286,9 @@ export class HttpStreamParser {
     return end;
   }
 
-  private startMessage(head: string, ts: number): void {
+  /** The head is head[0, n) (the text may go on: what follows is not read). */
+  private startMessage(head: string, n: number, ts: number): void {
     /* Lines are walked in place (no split, one slice per name and value): this runs for every message of a capture. */
-    const n = head.length;
     let eol = head.indexOf('\n');
     if (eol < 0) eol = n;
     const lineEnd = eol > 0 && head.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
