@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { buildDnsMessage, buildDnsQuery } from '../../../proxy/capture/dns/codec';
 import { importCapture, type CapturedFlow, type CaptureImportResult } from '../../../proxy/capture/import/pcap/capture-import';
+import { headerValue } from '../../../proxy/flow';
 import { ipv4, pcapFile, tcpConversation, udp, type Frame } from './pcap-packets';
 
 let dir: string;
@@ -134,6 +135,29 @@ describe('HTTP/1.x', () => {
     ]);
     expect(http[1].flow.requestBody.bytes.toString()).toBe('abc');
     expect(http[1].flow.responseHeaders).toContainEqual(['X-Trailer', 'yes']);
+  });
+
+  test('heads of any length in one segment, ending in CRLF or bare LF, end at their first blank line (not one in the body)', () => {
+    /* Heads shorter and longer than the text the parser decodes at once (2 KiB), many ending right at its edge. */
+    const sizes = [60, 1000, 2000, 2040, 2044, 2045, 2046, 2047, 2048, 2049, 2050, 2051, 2052, 2060, 3000, 9000];
+    const reqs: string[] = [];
+    const expected: Array<[string, number, string]> = [];
+    [...sizes, ...sizes].forEach((size, i) => {
+      const eol = i < sizes.length ? '\n' : '\r\n';
+      const body = `b${i}\n\nnot a head\r\n\r\n`;
+      const headOf = (pad: number) => `POST /h${i} HTTP/1.1${eol}Host: h.example${eol}X-Pad: ${'p'.repeat(pad)}${eol}Content-Length: ${body.length}${eol}${eol}`;
+      const pad = Math.max(0, size - headOf(0).length);
+      const head = headOf(pad);
+      reqs.push(head + body);
+      expected.push([`http://h.example:9998/h${i}`, pad, body]);
+    });
+    const resps = reqs.map((_, i) => `HTTP/1.1 200 OK\r\nContent-Length: ${String(i).length}\r\n\r\n${i}`);
+    /* Each message in a segment of its own (mss larger than any). */
+    const { http } = run(tcpConversation(C, S, [...reqs.map((r) => ({ from: 'c' as const, data: b(r) })), { from: 's', data: b(resps.join('')) }], { t0: T0, mss: 16000 }));
+    expect(http.map((h) => [h.flow.url, headerValue(h.flow.requestHeaders, 'x-pad')?.length, h.flow.requestBody.bytes.toString('latin1')])).toEqual(
+      expected.map(([url, pad, body]) => [url, pad, body]),
+    );
+    expect(http.map((h) => h.flow.responseBody.bytes.toString())).toEqual(reqs.map((_, i) => String(i)));
   });
 
   test('chunked request split across segments at awkward places; 100 Continue is not the answer', () => {

@@ -15,7 +15,7 @@ const TARGETS = [
   '/', '/v1/events?sdk=4.2&n=7', '/config?app=com.example.app&v=1234', '/register', '/a/./b', '/a/../b', '/a/%2e%2E/b', '/.well-known/x',
   '/a/.hidden', '/a..b/c', '/file.json', '/p?q=a b', "/p?q='x'", '/p?q="x"', '/p?q=<x>', '/p#frag', '/p?q=#f', '/p?x=\\y', '/p\\q',
   "/it's", '/{x}', '/a|b', '/a^b', '/a`b', '/p?{x}|^`', '/%zz', '/%41', '/p?%zz&%41', '/caf\u00e9', '/p?caf\u00e9', '//double', '/a;b=c',
-  '/p?a=1?b=2', '/p?', '*', 'relative', 'http://other.example/x', 'HTTP://other.example:81/x?y', '/a/b/..', '/a/b/.', '/~user/!$&()*+,;=:@',
+  '/p?a=1?b=2', '/p?', '/p?x=/../y', '/p?x=/./', '/a/.?x', '/a/%2e?x', '/a/..?', '/a/%2E%2e/?q', '*', 'relative', 'http://other.example/x', 'HTTP://other.example:81/x?y', '/a/b/..', '/a/b/.', '/~user/!$&()*+,;=:@',
 ];
 const PORTS = [80, 8080, 9999, 443];
 
@@ -55,4 +55,7 @@ test('what phones send is taken by the shortcut', () => {
   /* A Host naming port 80 on a connection to 8080: the URL names the port connected to, as before. */
   expect(requestUrl('h.example:80', '/x', 8080)).toEqual(slowRequestUrl('h.example:80', '/x', 8080));
   expect(requestUrl(undefined, '/x', 8080)).toEqual({});
+  /* Dot segments are resolved only in the path: in the query they are text, and the shortcut takes them. */
+  expect(plainRequestUrl('h.example', '/p?x=/../y', 80)).toEqual({ hostname: 'h.example', href: 'http://h.example/p?x=/../y' });
+  expect(plainRequestUrl('h.example', '/a/..?x', 80)).toBeUndefined();
 });

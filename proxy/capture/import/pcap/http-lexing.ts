@@ -77,24 +77,38 @@ export class Carry {
 /**
  * A body's bytes up to the limit (and its true size): a copy of each piece as it arrives, so what is
  * held is never more than what the capture contained (a Content-Length is not trusted to size a buffer).
+ * A parser keeps one and starts it over per message (`reset`); most bodies arrive in one piece, kept
+ * without an array.
  */
 export class BodyCollector {
-  private chunks: Buffer[] | null = null;
+  private first: Buffer | null = null;
+  private more: Buffer[] | null = null;
   private kept = 0;
   size = 0;
   constructor(private readonly limit: number) {}
+  reset(): this {
+    this.first = null;
+    this.more = null;
+    this.kept = 0;
+    this.size = 0;
+    return this;
+  }
   add(buf: Buffer, start: number, end: number): void {
     const len = end - start;
     this.size += len;
     const room = this.limit - this.kept;
     if (room <= 0 || len === 0) return;
     const n = len > room ? room : len;
-    (this.chunks ??= []).push(copyOf(buf, start, start + n));
+    const piece = copyOf(buf, start, start + n);
+    if (this.first === null) this.first = piece;
+    else (this.more ??= [this.first]).push(piece);
     this.kept += n;
   }
+  /** The body so far; the collector lets go of its bytes (it is reset before it collects again). */
   body(): Body {
-    const chunks = this.chunks;
-    const bytes = chunks === null ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.kept);
+    const bytes = this.more !== null ? Buffer.concat(this.more, this.kept) : this.first !== null ? this.first : Buffer.alloc(0);
+    this.first = null;
+    this.more = null;
     return { bytes, size: this.size, truncated: this.size > bytes.length };
   }
 }
@@ -153,25 +167,24 @@ export function isChunked(v: string): boolean {
   return /(?:^|,)\s*chunked\s*$/i.test(v);
 }
 
-/** A Content-Length value of 1 to 15 digits, or `otherwise`. */
+/** A Content-Length value of 1 to 15 digits, or `otherwise` (read as the digits are checked: no Number(text)). */
 export function contentLength(v: string, otherwise: number): number {
-  return isDigits(v, 15) ? Number(v) : otherwise;
-}
-
-/** True for 1 to `max` ASCII digits. */
-function isDigits(s: string, max: number): boolean {
-  const n = s.length;
-  if (n === 0 || n > max) return false;
+  const n = v.length;
+  if (n === 0 || n > 15) return otherwise;
+  let length = 0;
   for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return otherwise;
+    /* At most 15 digits: below 2^53, exact. */
+    length = length * 10 + d;
   }
-  return true;
+  return length;
 }
 
 /** Latin1 white space (as String.prototype.trim reads it): TAB, LF, VT, FF, CR, space and NBSP. */
 export function isSpace(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+  /* Most characters read are printable ASCII: one comparison for them, not four. */
+  return c > 32 ? c === 160 : c === 32 || (c >= 9 && c <= 13);
 }
 
 /**

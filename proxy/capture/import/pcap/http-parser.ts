@@ -46,6 +46,8 @@ export interface HttpParserOwner {
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Bytes of an unfinished line kept while looking for a start line. */
 const MAX_RESYNC_LINE = 8 * 1024;
+/** Bytes decoded at once to find a head's end in (a longer head is found in the bytes). */
+const HEAD_TEXT_BYTES = 2048;
 
 /** Stricter, for resynchronising in the middle of arbitrary bytes. */
 const RESYNC_REQUEST = /^(?:GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND|REPORT) \S+ HTTP\/1\.[01]\r?$/;
@@ -68,12 +70,23 @@ const NO_BODY_YET: Body = Object.freeze({ bytes: Buffer.alloc(0), size: 0, trunc
 /** The bytes of every empty body (a zero-length Buffer holds nothing anyone could change). */
 const NO_BYTES = Buffer.alloc(0);
 
+/** head's method (its first `sp` characters): the usual ones as constants, no new string per request. */
+function methodOf(head: string, sp: number): string {
+  const c0 = head.charCodeAt(0);
+  if (sp === 3 && c0 === 71 && head.charCodeAt(1) === 69 && head.charCodeAt(2) === 84) return 'GET';
+  if (sp === 4 && c0 === 80 && head.charCodeAt(1) === 79 && head.charCodeAt(2) === 83 && head.charCodeAt(3) === 84) return 'POST';
+  return head.slice(0, sp);
+}
+
 export class HttpStreamParser {
   private state: State;
   /** Head bytes (or the unfinished resync line) carried over from earlier data. */
   private readonly carry = new Carry();
   private msg: HttpMessage | null = null;
+  /** The collector of the message in progress (null: none, or a message without a body yet). */
   private bodyOut: BodyCollector | null = null;
+  /** The one collector bodyOut points to, started over per message. */
+  private readonly collector: BodyCollector;
   private remaining = 0;
   private line = '';
   /** Capture time of the first byte of the head being read. */
@@ -90,6 +103,7 @@ export class HttpStreamParser {
     resync = false,
   ) {
     this.state = resync || role === null ? State.Resync : State.Head;
+    this.collector = new BodyCollector(bodyLimit);
   }
 
   get stopped(): boolean {
@@ -233,9 +247,23 @@ export class HttpStreamParser {
       while (o < end && (buf[o] === 13 || buf[o] === 10)) o++;
       if (o === end) return o;
       this.headTs = ts;
-      const e = headEnd(buf, o, end);
+      /*
+       * The head's end is looked for in the text (V8's indexOf is faster than a loop over the bytes),
+       * in at most HEAD_TEXT_BYTES: the text is decoded once, and the head is read in it in place.
+       * The text may run into the body; a message's strings keep no more than that alive.
+       */
+      const stop = end - o > HEAD_TEXT_BYTES ? o + HEAD_TEXT_BYTES : end;
+      const text = latin1(buf, o, stop);
+      const lf2 = text.indexOf('\n\n');
+      const crlf = text.indexOf('\n\r\n');
+      if (lf2 >= 0 || crlf >= 0) {
+        const n = crlf < 0 || (lf2 >= 0 && lf2 < crlf) ? lf2 + 2 : crlf + 3;
+        this.startMessage(text, n, ts);
+        return o + n;
+      }
+      const e = stop === end ? -1 : headEnd(buf, o, end);
       if (e >= 0) {
-        this.startMessage(latin1(buf, o, e), ts);
+        this.startMessage(latin1(buf, o, e), e - o, ts);
         return e;
       }
     } else {
@@ -246,7 +274,7 @@ export class HttpStreamParser {
       if (e >= 0) {
         const inData = e - tail.length;
         const head = Buffer.concat([this.carry.take(), buf.subarray(o, o + inData)]);
-        this.startMessage(head.toString('latin1'), ts);
+        this.startMessage(head.toString('latin1'), head.length, ts);
         return o + inData;
       }
     }
@@ -258,9 +286,9 @@ export class HttpStreamParser {
     return end;
   }
 
-  private startMessage(head: string, ts: number): void {
+  /** The head is head[0, n) (the text may go on: what follows is not read). */
+  private startMessage(head: string, n: number, ts: number): void {
     /* Lines are walked in place (no split, one slice per name and value): this runs for every message of a capture. */
-    const n = head.length;
     let eol = head.indexOf('\n');
     if (eol < 0) eol = n;
     const lineEnd = eol > 0 && head.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
@@ -273,7 +301,7 @@ export class HttpStreamParser {
       if (sp === 0 || sp > 32 || head.charCodeAt(sp) !== 32 || vAt <= sp + 1 || vAt - sp - 1 > 65536) return this.lost(n);
       const version = httpVersionAt(head, vAt + 1);
       if (version === undefined || head.charCodeAt(vAt) !== 32 || !noSpace(head, sp + 1, vAt)) return this.lost(n);
-      msg = new HttpMessage('request', head.slice(0, sp), head.slice(sp + 1, vAt), undefined, version, headers, NO_BODY_YET, this.headTs, ts);
+      msg = new HttpMessage('request', methodOf(head, sp), head.slice(sp + 1, vAt), undefined, version, headers, NO_BODY_YET, this.headTs, ts);
     } else {
       /* HTTP/1.x SP 3DIGIT [SP reason], the reason without CR. */
       const version = lineEnd >= 12 ? httpVersionAt(head, 0) : undefined;
@@ -363,16 +391,16 @@ export class HttpStreamParser {
       if (method === 'HEAD' || status === 204 || status === 304) return this.finish(ts);
     }
     if (chunked) {
-      this.bodyOut = new BodyCollector(this.bodyLimit);
+      this.bodyOut = this.collector.reset();
       this.state = State.ChunkSize;
       this.line = '';
     } else if (length > 0) {
-      this.bodyOut = new BodyCollector(this.bodyLimit);
+      this.bodyOut = this.collector.reset();
       this.state = State.Length;
       this.remaining = length;
     } else if (length === 0 || msg.role === 'request') this.finish(ts);
     else {
-      this.bodyOut = new BodyCollector(this.bodyLimit);
+      this.bodyOut = this.collector.reset();
       this.state = State.UntilClose;
     }
   }
@@ -380,7 +408,15 @@ export class HttpStreamParser {
   /** Chunk-size lines, the CRLF after chunk data, and trailer lines. */
   private chunkLine(buf: Buffer, o: number, end: number, ts: number): number {
     const nl = findLf(buf, o, end);
-    if (nl >= 0 && nl - o <= 4096 && this.line === '' && this.state !== State.Trailers) return this.chunkLineInPlace(buf, o, nl, ts);
+    if (nl >= 0 && nl - o <= 4096 && this.line === '') {
+      if (this.state !== State.Trailers) return this.chunkLineInPlace(buf, o, nl, ts);
+      /* The blank line ending a chunked body without trailers (every one of them): no string either. */
+      if (nl === o || (nl === o + 1 && buf[o] === 13)) {
+        this.msg!.endTs = ts;
+        this.finish(ts);
+        return nl + 1;
+      }
+    }
     const stop = nl < 0 ? end : nl;
     this.line += buf.toString('latin1', o, stop);
     if (this.line.length > 4096) {

@@ -16,37 +16,57 @@ export interface RequestUrl {
 /** Lower-case DNS names whose last label is not numeric (URL would read those as IPv4), no punycode, optional port. */
 const PLAIN_HOST = /^((?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)*[a-z_](?:[a-z0-9_-]*[a-z0-9_])?)(?::([1-9]\d{0,4}))?$/;
 const DOTTED_QUAD = /^((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?::([1-9]\d{0,4}))?$/;
-/** Path characters URL keeps as they are. */
-const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
-/** A "." or ".." segment (also spelt %2e), which URL would resolve. */
-const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i;
-/** Query characters URL keeps as they are (special-scheme query percent-encode set excluded). */
-const PLAIN_QUERY = /^[!$-&(-;=?-~]*$/;
+/**
+ * A path of characters URL keeps as they are, then optionally a query of characters URL keeps as
+ * they are (special-scheme query percent-encode set excluded): one pass over the target, no slices.
+ */
+const PLAIN_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[!$-&(-;=?-~]*)?$/;
+/** A "." or ".." segment (also spelt %2e) in the path (before the first "?"), which URL would resolve. */
+const DOT_SEGMENT = /^[^?]*?\/(?:\.|%2e){1,2}(?:[/?]|$)/i;
 
-interface PlainHost {
-  hostname: string;
-  /** The Host header's port (80 when it names none). */
-  port: number;
+class PlainHost {
+  /** `http://host[:port]` for the port URLs were last written with (-1: none yet). */
+  prefixPort = -1;
+  prefix = '';
+  constructor(
+    readonly hostname: string,
+    /** The Host header's port (80 when it names none). */
+    readonly port: number,
+  ) {}
 }
 
-/** Host headers already read (a capture names few hosts, in every request): the header, or null when it is not plain. */
+/**
+ * Host headers already read (a capture names few hosts, in every request): the header, or null when
+ * it is not plain. Keys and names are own copies: a Host header is a slice of its message's head.
+ */
 const plainHosts = new Map<string, PlainHost | null>();
 const MAX_PLAIN_HOSTS = 1024;
+const MAX_KEPT_HOST = 255;
 
 function plainHost(hostHeader: string): PlainHost | null {
-  let h = plainHosts.get(hostHeader);
-  if (h !== undefined) return h;
-  const m = PLAIN_HOST.exec(hostHeader) ?? DOTTED_QUAD.exec(hostHeader);
-  h = null;
-  if (m && !m[1].includes('xn--')) {
-    const port = m[2] === undefined ? 80 : Number(m[2]);
-    if (port <= 65535) h = { hostname: m[1], port };
-  }
-  if (hostHeader.length <= 255) {
+  const known = plainHosts.get(hostHeader);
+  if (known !== undefined) return known;
+  const key = hostHeader.length <= MAX_KEPT_HOST ? ownLatin1(hostHeader) : undefined;
+  const h = readHost(key ?? hostHeader);
+  if (key !== undefined) {
     if (plainHosts.size >= MAX_PLAIN_HOSTS) plainHosts.clear();
-    plainHosts.set(hostHeader, h);
+    plainHosts.set(key, h);
   }
   return h;
+}
+
+function readHost(hostHeader: string): PlainHost | null {
+  const m = PLAIN_HOST.exec(hostHeader) ?? DOTTED_QUAD.exec(hostHeader);
+  if (!m || m[1].includes('xn--')) return null;
+  const port = m[2] === undefined ? 80 : Number(m[2]);
+  return port <= 65535 ? new PlainHost(m[1], port) : null;
+}
+
+/** A copy of latin1 text that is no slice of a larger string (undefined for other text). */
+function ownLatin1(text: string): string | undefined {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return undefined;
+  /* V8 copies strings shorter than 13 characters when slicing them: those are their own already. */
+  return text.length < 13 ? text : Buffer.from(text, 'latin1').toString('latin1');
 }
 
 /** Fast path only; undefined when the slow path must decide. */
@@ -54,15 +74,16 @@ export function plainRequestUrl(hostHeader: string, target: string, connPort: nu
   if (target.charCodeAt(0) !== 47 /* / */) return undefined;
   const h = plainHost(hostHeader);
   if (h === null) return undefined;
-  const hostname = h.hostname;
-  const q = target.indexOf('?');
-  const path = q < 0 ? target : target.slice(0, q);
-  if (!PLAIN_PATH.test(path) || DOT_SEGMENT.test(path)) return undefined;
-  if (q >= 0 && !PLAIN_QUERY.test(target.slice(q + 1))) return undefined;
-  let port = h.port;
+  if (!PLAIN_TARGET.test(target)) return undefined;
+  /* A dot segment starts with "/." or "/%": most targets have neither, and skip the second regex. */
+  if ((target.includes('/.') || target.includes('/%')) && DOT_SEGMENT.test(target)) return undefined;
   /* A Host without a port (or with the default one): the URL names the port the client connected to. */
-  if (port === 80) port = connPort;
-  return { hostname, href: `http://${hostname}${port === 80 ? '' : ':' + port}${target}` };
+  const port = h.port === 80 ? connPort : h.port;
+  if (h.prefixPort !== port) {
+    h.prefix = `http://${h.hostname}${port === 80 ? '' : ':' + port}`;
+    h.prefixPort = port;
+  }
+  return { hostname: h.hostname, href: h.prefix + target };
 }
 
 /** The request's URL: absolute targets as given, origin-form ones against the Host header. */
