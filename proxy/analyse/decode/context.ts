@@ -4,7 +4,8 @@
  */
 import type { DecodedField } from '../types';
 import type { DecodeLimits, LimitName } from './limits';
-import { flatCopy, noStrings } from './text';
+import { ownCopy } from '../../own-copy';
+import { noStrings } from './text';
 
 /** Where a value sits: what the fields found under it will carry. */
 export interface Position {
@@ -73,7 +74,7 @@ export class DecodeContext {
     if (this.sharedAdded < SHARED_PER_FLOW) {
       this.sharedAdded++;
       sharedChars += text.length;
-      this.sharedUndecodable.add(text.length >= SLICE_MIN_LENGTH ? flatCopy(text) : text);
+      this.sharedUndecodable.add(ownCopy(text));
     } else (this.ownUndecodable ??= new Set()).add(text);
   }
 
@@ -160,8 +161,6 @@ const SHARED_MAX_TEXTS = 4096;
 const SHARED_MAX_CHARS = 1024 * 1024;
 /** Undecodable texts one flow adds to the shared memo; the rest stay the flow's own. */
 const SHARED_PER_FLOW = 32;
-/** Shorter strings are never slices of another in V8 (they are copied when cut). */
-const SLICE_MIN_LENGTH = 13;
 
 /** Counts the changes of limits from one flow to the next (see DecodeContext.generation). */
 let limitsGeneration = 0;

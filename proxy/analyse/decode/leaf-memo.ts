@@ -9,7 +9,7 @@
  */
 import type { DecodedField } from '../types';
 import type { DecodeContext } from './context';
-import { ownCopy } from './text';
+import { ownCopy } from '../../own-copy';
 
 /** Longer values are not remembered (a phone's repeated headers are short). */
 const MAX_VALUE_LENGTH = 512;

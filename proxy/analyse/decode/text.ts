@@ -120,18 +120,6 @@ export function onlyBase64Chars(text: string, from: number, to: number, allowSpa
 }
 
 /**
- * A copy of the text that shares no storage with the string it was cut from (V8 keeps a slice's
- * whole parent alive): for strings kept in caches that outlive the flow. UTF-16 both ways, so
- * every code unit (lone surrogates too) comes back as it was.
- */
-export function flatCopy(text: string): string {
-  return Buffer.from(text, 'utf16le').toString('utf16le');
-}
-
-/** Shorter strings are never slices of another in V8 (they are copied when cut). */
-const SLICE_MIN_LENGTH = 13;
-
-/**
  * An empty string array stored the way filled ones are (V8's PACKED_ELEMENTS; a bare `[]` starts as
  * PACKED_SMI_ELEMENTS): chains and key paths are spread into new ones, and a spread optimized for
  * one kind of array was thrown away at the first array of the other kind.
@@ -140,14 +128,4 @@ export function noStrings(): string[] {
   const a = [''];
   a.length = 0;
   return a;
-}
-
-/**
- * flatCopy for strings kept and handed out again and again (memoized fields): a Latin-1 text stays
- * one byte per character, as V8 stores most strings, so comparing and hashing it stays fast.
- */
-export function ownCopy(text: string): string {
-  if (text.length < SLICE_MIN_LENGTH) return text;
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return flatCopy(text);
-  return Buffer.from(text, 'latin1').toString('latin1');
 }

@@ -16,7 +16,8 @@ import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
 import { AS_IS, DECLINED as SHAPE_DECLINED, mightBeEncodedAt } from './leaf-shape';
-import { firstSignificant, flatCopy, hasGzipMagic, hasZlibMagic, isMostlyPrintable } from './text';
+import { ownCopy } from '../../own-copy';
+import { firstSignificant, hasGzipMagic, hasZlibMagic, isMostlyPrintable } from './text';
 
 /** Tried on text, in this order (cheap shape checks first, guessing encodings last). */
 export const TEXT_DECODERS: Decoder[] = [jsonDecoder, jsonLinesDecoder, xmlDecoder, jwtDecoder, urlDecoder, formDecoder, semicolonPairsDecoder, percentDecoder, base64Decoder, hexDecoder];
@@ -77,18 +78,16 @@ function declaredFor(contentType: string | undefined): Declared {
     const boundary = boundaryOf(contentType) !== null;
     d = all.length || grpc || boundary ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc, boundary } : NO_DECLARED;
     if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
-    if (contentType.length <= 256) DECLARED_CACHE.set(flatCopy(contentType), d);
+    if (contentType.length <= 256) DECLARED_CACHE.set(ownCopy(contentType), d);
   }
   /* Kept only when short: a long one may be a slice of a big header block. */
   if (contentType.length <= 64) {
-    lastContentType = contentType.length >= SLICE_MIN_LENGTH ? flatCopy(contentType) : contentType;
+    lastContentType = ownCopy(contentType);
     lastDeclared = d;
   }
   return d;
 }
 
-/** Shorter strings are never slices of another in V8 (they are copied when cut). */
-const SLICE_MIN_LENGTH = 13;
 
 /** The same hint, marked as naming the decoder's format. */
 function declaredHint(hint: Hint): Hint {

@@ -3,6 +3,7 @@
  * decoding chain into one plain sentence: "IMEI 354…621 (Luhn-valid) in JSON key IMEI1, inside a
  * base64 body".
  */
+import { ownCopy } from '../../own-copy';
 import type { IdentifierType } from '../types';
 import type { Candidate } from './candidate';
 
@@ -234,9 +235,4 @@ function sameSteps(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** A string of its own: V8 cuts strings of 13+ characters as views of their source, which would keep that alive. */
-function ownCopy(text: string): string {
-  return text.length < 13 ? text : Buffer.from(text, 'utf16le').toString('utf16le');
 }

@@ -3,6 +3,7 @@
  * value is; `order_id`, `ts`, `price`, `sha1` say what it is not. Keys are compared after folding
  * case and dropping separators, so `device_imei`, `deviceImei` and `Device-IMEI` are one key.
  */
+import { ownCopy } from '../../own-copy';
 
 const normalizedCache = new Map<string, string>();
 const CACHE_LIMIT = 10_000;
@@ -17,14 +18,6 @@ export function normalizeKey(key: string | null | undefined): string {
     normalizedCache.set(ownCopy(key), ownCopy(k));
   }
   return k;
-}
-
-/**
- * A string of its own for a cache to keep: V8 cuts strings of 13+ characters as views of their
- * source, and a key cut from a megabyte body would keep the body alive.
- */
-function ownCopy(text: string): string {
-  return text.length < 13 ? text : Buffer.from(text, 'utf16le').toString('utf16le');
 }
 
 export type KeyClass =

@@ -7,7 +7,7 @@
  * the places are bounded, hold copies (never a slice of a body) and are never changed once made:
  * the fields that carry them are read-only downstream.
  */
-import { flatCopy } from '../text';
+import { ownCopy } from '../../../own-copy';
 
 /** One place in a document shape: a container, or a value inside one. */
 export interface Place {
@@ -50,8 +50,6 @@ const MAX_NEW_PER_DOCUMENT = 64;
 const MAX_ELEMENT_PLACES = 32;
 /** Keys longer than this get no place (a shape's keys are short). */
 const MAX_KEY_LENGTH = 64;
-/** Shorter strings are never slices of another in V8 (they are copied when cut). */
-const SLICE_MIN_LENGTH = 13;
 
 let roots = new Map<Base, Map<string, PlaceRoot>>();
 let places = 0;
@@ -84,7 +82,7 @@ export function memberPlace(parent: Place, key: string, suffix: (key: string) =>
   if (newLeft <= 0 || places >= MAX_PLACES || key.length > MAX_KEY_LENGTH) return undefined;
   newLeft--;
   places++;
-  const own = key.length >= SLICE_MIN_LENGTH ? flatCopy(key) : key;
+  const own = ownCopy(key);
   place = { path: parent.path + suffix(own), key: own, keyPath: [...parent.keyPath, own], members: undefined, elements: undefined };
   (parent.members ??= new Map()).set(own, place);
   return place;

@@ -5,6 +5,7 @@
  * Those are written directly; anything else (IP forms, IDN, dot segments, characters URL would
  * escape, absolute targets...) goes through `new URL`, so the result is the same either way.
  */
+import { ownCopy } from '../../../own-copy';
 
 export interface RequestUrl {
   /** Host name as URL parses it (no brackets), or undefined when there is no URL. */
@@ -46,7 +47,7 @@ const MAX_KEPT_HOST = 255;
 function plainHost(hostHeader: string): PlainHost | null {
   const known = plainHosts.get(hostHeader);
   if (known !== undefined) return known;
-  const key = hostHeader.length <= MAX_KEPT_HOST ? ownLatin1(hostHeader) : undefined;
+  const key = hostHeader.length <= MAX_KEPT_HOST ? ownCopy(hostHeader) : undefined;
   const h = readHost(key ?? hostHeader);
   if (key !== undefined) {
     if (plainHosts.size >= MAX_PLAIN_HOSTS) plainHosts.clear();
@@ -60,13 +61,6 @@ function readHost(hostHeader: string): PlainHost | null {
   if (!m || m[1].includes('xn--')) return null;
   const port = m[2] === undefined ? 80 : Number(m[2]);
   return port <= 65535 ? new PlainHost(m[1], port) : null;
-}
-
-/** A copy of latin1 text that is no slice of a larger string (undefined for other text). */
-function ownLatin1(text: string): string | undefined {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return undefined;
-  /* V8 copies strings shorter than 13 characters when slicing them: those are their own already. */
-  return text.length < 13 ? text : Buffer.from(text, 'latin1').toString('latin1');
 }
 
 /** Fast path only; undefined when the slow path must decide. */
