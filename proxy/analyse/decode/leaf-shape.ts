@@ -29,6 +29,25 @@ export function mightBeEncodedAt(text: string, from: number, to: number): boolea
   return false;
 }
 
+/** hexShapeAt: a character other than hex digits and dashes... */
+export const NOT_HEX_SHAPED = 0;
+/** ...hex digits and dashes that the hex decoder declines whatever they stand for (a dash, an odd count, fewer than 8)... */
+export const HEX_DECLINED = 1;
+/** ...or an even number, 8 or more, of hex digits: the hex decoder reads them unless their bytes are noise. */
+export const EVEN_HEX = 2;
+
+/** What text[from, to) is made of, as far as the hex decoder (the only text decoder that reads hex digits and dashes) cares. */
+export function hexShapeAt(text: string, from: number, to: number): number {
+  let dash = false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2d) dash = true;
+    else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return NOT_HEX_SHAPED;
+  }
+  const n = to - from;
+  return dash || n < 8 || n % 2 === 1 ? HEX_DECLINED : EVEN_HEX;
+}
+
 /**
  * DECLINED when no text decoder reads text[from, to) (given no Content-Type): short plain tokens,
  * and text of hex digits and dashes that hex declines whatever the budget (dashes, an odd count,
@@ -36,13 +55,8 @@ export function mightBeEncodedAt(text: string, from: number, to: number): boolea
  */
 export function leafShape(text: string, from: number, to: number): number {
   if (!mightBeEncodedAt(text, from, to)) return DECLINED;
-  let dash = false;
-  for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x2d) dash = true;
-    else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return WALK;
-  }
-  const n = to - from;
-  if (dash || n < 8 || n % 2 === 1) return DECLINED;
+  const shape = hexShapeAt(text, from, to);
+  if (shape === NOT_HEX_SHAPED) return WALK;
+  if (shape === HEX_DECLINED) return DECLINED;
   return evenHexIsNoise(text, from, to) ? DECLINED : WALK;
 }

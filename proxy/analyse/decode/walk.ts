@@ -15,7 +15,7 @@ import { percentDecoder } from './decoders/percent';
 import { grpcFrames, protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
-import { AS_IS, DECLINED as SHAPE_DECLINED, mightBeEncodedAt } from './leaf-shape';
+import { AS_IS, DECLINED as SHAPE_DECLINED, EVEN_HEX, HEX_DECLINED, hexShapeAt, mightBeEncodedAt, NOT_HEX_SHAPED } from './leaf-shape';
 import { ownCopy } from '../../own-copy';
 import { firstSignificant, hasGzipMagic, hasZlibMagic, isMostlyPrintable } from './text';
 
@@ -200,26 +200,16 @@ function mightBeEncoded(text: string): boolean {
 function declinedByAll(text: string, ctx: DecodeContext): boolean {
   if (!mightBeEncoded(text)) return true;
   /* Of all text decoders only hex reads text of hex digits and dashes. */
-  return hexShapedDeclines(text, ctx) === DECLINED;
+  return hexShapedDeclines(text, ctx) === HEX_DECLINED;
 }
 
-/** hexShapedDeclines: text with a character other than hex digits and dashes... */
-const NOT_HEX_SHAPED = 0;
-/** ...hex-shaped text the hex decoder declines (dashes, an odd count, fewer than 8, or noise)... */
-const DECLINED = 1;
-/** ...and hex the hex decoder may read. */
-const MAYBE_HEX = 2;
-
-/** Whether the text is made only of hex digits and dashes and, if so, whether the hex decoder declines it (one pass over it). */
+/**
+ * hexShapeAt of the whole text, with HEX_DECLINED also for even hex the hex decoder declines now
+ * (noise, or more bytes than the budget has left): EVEN_HEX is then hex it may read.
+ */
 function hexShapedDeclines(text: string, ctx: DecodeContext): number {
-  let dash = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x2d) dash = true;
-    else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return NOT_HEX_SHAPED;
-  }
-  if (dash || text.length < 8 || text.length % 2 === 1) return DECLINED;
-  return evenHexDeclines(text, ctx) ? DECLINED : MAYBE_HEX;
+  const shape = hexShapeAt(text, 0, text.length);
+  return shape === EVEN_HEX && evenHexDeclines(text, ctx) ? HEX_DECLINED : shape;
 }
 
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
@@ -248,11 +238,11 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   }
   /* Hashes, UUIDs and digit strings (most long values of a batch): of all text decoders only hex can read them. */
   const hexShape = hint.contentType ? NOT_HEX_SHAPED : hexShapedDeclines(value, ctx);
-  if (hexShape === DECLINED) {
+  if (hexShape === HEX_DECLINED) {
     emitLeaf(ctx, value, pos, leaf);
     return;
   }
-  const hexShaped = hexShape === MAYBE_HEX;
+  const hexShaped = hexShape === EVEN_HEX;
   const sniffers = hexShaped ? HEX_ONLY : TEXT_DECODERS;
   const memoable = !hexShaped && !hint.contentType && value.length <= MEMO_MAX_LENGTH && ctx.decodedBytesLeft() >= value.length;
   if (memoable && ctx.knownUndecodable(value)) {

@@ -180,13 +180,9 @@ function candidatesOf(fields: DecodedField[], profile: CompiledProfile | undefin
         detectPhoneByKey(field, 'phone', ctx, emit);
       }
     }
-    if (contactFields) {
-      for (const field of contactFields) {
-        examined = field;
-        detectContactsByPattern(field, ctx, emit);
-      }
-    }
-  } else if (contactFields) {
+  }
+  /* Email addresses and tel: links (a tel: link was read with the country worked out above). */
+  if (contactFields) {
     for (const field of contactFields) {
       examined = field;
       detectContactsByPattern(field, ctx, emit);
