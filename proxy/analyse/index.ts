@@ -3,14 +3,13 @@
  * judge — pure and total: whatever bytes come in, an AnalysisResult comes out (errors become notes).
  */
 import type { Flow } from '../flow';
-import type { AnalysisResult, Finding, Severity } from './types';
+import type { AnalysisResult, Finding } from './types';
 import type { CompiledProfile } from './profile';
 import type { GeoLookup, Rule, TrackerList } from './judge';
-import { alertSentenceOf, bumpSeverity, homeCountryOf, homeRegionOf, isCrossBorder, judgeDestination, matchRule, severityOf, severityRank } from './judge';
+import { alertSentenceOf, bumpSeverity, homeCountryOf, homeRegionOf, isCrossBorder, judgeDestination, matchRule, maxSeverity, severityOf } from './judge';
 import { detectFields } from './detect';
 import { decodeFlow, type DecodeLimits } from './decode';
 import type { DecodeResult } from './types';
-import { SEVERITIES } from './types';
 
 export { compileProfile, normalizeProfileValue, ProfileValueError } from './profile';
 export type { CompiledProfile } from './profile';
@@ -69,13 +68,11 @@ export function analyseDecoded(flow: Flow, decoded: DecodeResult, opts: AnalyseO
     notes.push(`detection failed: ${messageOf(err)}`);
   }
   if (findings.length) findings = judgeFindings(findings, destination, opts, notes);
-  let worst = 0;
-  for (const f of findings) worst = Math.max(worst, severityRank(f.severity));
   const result: AnalysisResult = {
     findings,
     fields: decoded.fields,
     destination,
-    severity: SEVERITIES[worst] as Severity,
+    severity: maxSeverity(findings.map((f) => f.severity)),
     notes,
     limitsHit: decoded.limitsHit,
   };

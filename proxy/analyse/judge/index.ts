@@ -1,7 +1,7 @@
 /** Why: judge/ answers "where did it go, and how bad is it" for a flow's detections. */
 export type { GeoLookup } from './destination';
 export { judgeDestination } from './destination';
-export { SEVERITY_TABLE, LOW_CONFIDENCE, bumpSeverity, maxSeverity, sensitivityOf, severityOf, severityRank } from './severity';
+export { SEVERITY_TABLE, LOW_CONFIDENCE, bumpSeverity, maxSeverity, sensitivityOf, severityOf } from './severity';
 export type { SensitivityClass, SeverityBumps } from './severity';
 export { registrableDomain } from './domain';
 export { isLocalAddress } from './local-address';

@@ -64,14 +64,9 @@ export function severityOf(type: IdentifierType, cleartext: boolean, confidence:
   return SEVERITIES[Math.max(1, SEVERITIES.indexOf(base) - 1)]!;
 }
 
-/** Position of a severity in SEVERITIES (info 0 ... critical 4). */
-export function severityRank(severity: Severity): number {
-  return SEVERITIES.indexOf(severity);
-}
-
 export function maxSeverity(severities: Iterable<Severity>): Severity {
   let best = 0;
-  for (const s of severities) best = Math.max(best, severityRank(s));
+  for (const s of severities) best = Math.max(best, SEVERITIES.indexOf(s));
   return SEVERITIES[best]!;
 }
 
