@@ -89,6 +89,20 @@ export function emptyBody(): Body {
   return { bytes: Buffer.alloc(0), size: 0, truncated: false };
 }
 
+/**
+ * True when s has `lower` (lower-case letters and punctuation) at `at` in any case: what
+ * `toLowerCase() === lower` says of latin1 text (no other latin1 character lower-cases to ASCII),
+ * without making the lower-case copy.
+ */
+export function namedAt(s: string, at: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = s.charCodeAt(at + i);
+    const t = lower.charCodeAt(i);
+    if (c !== t && !(t >= 97 && t <= 122 && c === t - 32)) return false;
+  }
+  return true;
+}
+
 /** Case-insensitive first header value. */
 export function headerValue(headers: Header[], name: string): string | undefined {
   const lower = name.toLowerCase();

@@ -3,7 +3,7 @@
  * (cookies split, Authorization tokens unwrapped) and the body (Content-Encoding undone, then
  * decoded by Content-Type and by sniffing).
  */
-import type { Flow, Header } from '../../flow';
+import { namedAt, type Flow, type Header } from '../../flow';
 import type { DecodeContext, Position } from './context';
 import { decompress, type Compression } from './decoders/compress';
 import { urlEntries } from './decoders/form';
@@ -96,19 +96,9 @@ function onlyOneLeaf(ctx: DecodeContext, before: Counts): boolean {
 function headerRole(name: string): number {
   const candidates = ROLES_BY_LENGTH[name.length];
   if (candidates !== undefined) {
-    for (let i = 0; i < candidates.length; i++) if (sameLowerAscii(name, candidates[i][0])) return candidates[i][1];
+    for (let i = 0; i < candidates.length; i++) if (namedAt(name, 0, candidates[i][0])) return candidates[i][1];
   }
   return isAscii(name) ? OTHER : ROLES.get(name.toLowerCase()) ?? OTHER;
-}
-
-/** True when `name` lowered (ASCII letters only) is `lower`. */
-function sameLowerAscii(name: string, lower: string): boolean {
-  for (let i = 0; i < lower.length; i++) {
-    let c = name.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
 }
 
 function isAscii(text: string): boolean {

@@ -148,20 +148,6 @@ export function noSpace(s: string, a: number, b: number): boolean {
   return true;
 }
 
-/**
- * True when s has `lower` (lower-case letters and punctuation) at `at` in any case: what
- * `toLowerCase() === lower` says of latin1 text (no other latin1 character lower-cases to ASCII),
- * without making the lower-case copy.
- */
-export function namedAt(s: string, at: number, lower: string): boolean {
-  for (let i = 0; i < lower.length; i++) {
-    const c = s.charCodeAt(at + i);
-    const t = lower.charCodeAt(i);
-    if (c !== t && !(t >= 97 && t <= 122 && c === t - 32)) return false;
-  }
-  return true;
-}
-
 /** Transfer-Encoding whose last coding is chunked. */
 export function isChunked(v: string): boolean {
   return /(?:^|,)\s*chunked\s*$/i.test(v);

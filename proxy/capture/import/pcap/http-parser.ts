@@ -5,8 +5,8 @@
  * body limit with their true size. When it loses track (a capture gap, the middle of a connection,
  * garbage) it resynchronises on the next line that looks like a request line (or status line).
  */
-import type { Body, Header } from '../../../flow';
-import { BodyCollector, Carry, contentLength, findLf, headEnd, httpVersionAt, isChunked, isSpace, latin1, namedAt, noSpace, tokenEnd } from './http-lexing';
+import { namedAt, type Body, type Header } from '../../../flow';
+import { BodyCollector, Carry, contentLength, findLf, headEnd, httpVersionAt, isChunked, isSpace, latin1, noSpace, tokenEnd } from './http-lexing';
 
 export type HttpRole = 'request' | 'response';
 

@@ -5,8 +5,7 @@
  * though the content cannot be read), or records it as raw TCP with its first bytes.
  */
 import type { Body, Flow, Header } from '../../../flow';
-import { emptyBody } from '../../../flow';
-import { namedAt } from './http-lexing';
+import { emptyBody, namedAt } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
 import { HttpStreamParser, type HttpMessage, type HttpParserOwner, type HttpRole } from './http-parser';
 import { TcpDirection, type StreamSink } from './tcp-reassembly';
