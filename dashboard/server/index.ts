@@ -1,20 +1,25 @@
 /**
  * The dashboard server: express for the page (dashboard/public) and the REST API, plus our own
- * upgrade handling for `/ws` so that the token and Origin are checked before a WebSocket exists.
- * Binds 127.0.0.1 unless told otherwise; any other bind requires the token printed at start.
+ * upgrade handling for `/ws`. Both paths start the same way: the request is read by
+ * parseRequestInput (malformed → 400 and a log line, never an exception), then authorize (token,
+ * Host, Origin; security.ts) decides. A failure inside any handler is logged with the request and
+ * answered 500; it never ends the process.
  */
 import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
+import type { Duplex } from 'stream';
 import express from 'express';
 import type { DeviceProfile } from '../../proxy/analyse/types';
 import type { Broadcaster } from '../../proxy/pipeline/broadcaster';
 import type { Store } from '../../proxy/store';
-import { apiRouter } from './api';
+import { apiRouter, ReanalyseAnswer } from './api';
+import { LimitedLog } from './log-limit';
 import { DashboardQueries } from './queries';
-import { accessGuard, AccessPolicy, checkUpgrade, isLoopbackAddress, newToken, securityHeaders } from './security';
-import { buildSetupView, SetupInfo, SetupView } from './setup-info';
+import { parseRequestInput, pathForLog, RequestInput } from './request-input';
+import { AccessPolicy, authorize, isLoopbackAddress, newToken, SECURITY_HEADERS, tokenCookie, tokenRequiredPage, withoutToken } from './security';
+import { buildSetupView, lanAddresses, SetupInfo, SetupView } from './setup-info';
 import { HubOptions, WsHub } from './ws-hub';
 
 export const DEFAULT_DASHBOARD_HOST = '127.0.0.1';
@@ -25,21 +30,29 @@ export interface DashboardOptions {
   port: number;
   store: Store;
   broadcaster: Broadcaster;
-  /** Pipeline counters for /api/stats (pending is read from SQLite regardless). */
   setupInfo?: SetupInfo;
-  /** Required when host is not loopback; generated when not given. */
+  /** The token every request must carry; `phonehome start` passes the data dir's (token-file.ts). Random when not given. */
   token?: string;
+  /** Where the token is kept, named on the page a browser without the token sees. */
+  tokenFile?: string;
   publicDir?: string;
   ws?: Partial<Omit<HubOptions, 'events' | 'broadcaster' | 'stats'>>;
   validateProfile?(profile: DeviceProfile): void;
   onProfileChanged?(clientIp: string): void;
+  /** `POST /api/devices/:ip/reanalyse` (the pipeline's DeviceReanalysis); without it the endpoint answers 503. */
+  reanalyse?(clientIp: string): ReanalyseAnswer;
+  /** Refused and malformed requests, failed handlers (rate-limited). Default: stderr. */
+  log?(message: string): void;
 }
 
 export interface DashboardHandle {
+  /** The link that opens the dashboard: http://127.0.0.1:PORT/?token=… */
   url: string;
+  /** The dashboard's own origin on loopback, without the token. */
+  origin: string;
   host: string;
   port: number;
-  token?: string;
+  token: string;
   hub: WsHub;
   close(): Promise<void>;
 }
@@ -50,47 +63,123 @@ export function defaultPublicDir(): string {
   return candidates.find((d) => fs.existsSync(path.join(d, 'index.html'))) ?? candidates[0];
 }
 
-/** Loopback: no token unless given, Host must be loopback. Anything else: a token, generated if not given. */
-export function accessPolicyFor(host: string, token?: string): AccessPolicy {
-  const loopback = isLoopbackAddress(host);
-  return { token: token ?? (loopback ? undefined : newToken()), loopbackOnly: loopback };
+/** A token always; the Host check on a loopback bind. */
+export function accessPolicyFor(host: string, token: string): AccessPolicy {
+  return { token, loopbackOnly: isLoopbackAddress(host) };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The links that open the dashboard from this machine first, then (bound beyond loopback) from others. */
+export function dashboardLinks(host: string, port: number, token: string): string[] {
+  const hosts = isWildcard(host) ? ['127.0.0.1', ...lanAddresses()] : [host];
+  return hosts.map((h) => `http://${urlHost(h)}:${port}/?token=${token}`);
+}
+
+function sendRefusal(res: express.Response, input: RequestInput, status: number, message: string, tokenFile: string | undefined): void {
+  res.setHeader('Cache-Control', 'no-store');
+  if (status === 401 && input.wantsHtml && input.method === 'GET') {
+    res.status(401).type('html').send(tokenRequiredPage(input, tokenFile));
+    return;
+  }
+  res.status(status).json({ error: message });
 }
 
 export async function startDashboard(opts: DashboardOptions): Promise<DashboardHandle> {
   const host = opts.host ?? DEFAULT_DASHBOARD_HOST;
-  const policy = accessPolicyFor(host, opts.token);
-  const token = policy.token;
+  const token = opts.token ?? newToken();
+  const policy = accessPolicyFor(host, token);
+  const log = new LimitedLog(opts.log ?? ((m) => process.stderr.write(`phonehome ${m}\n`)));
+  const failed = (method: string | undefined, url: string | undefined, err: unknown) =>
+    log.line(`${method ?? '?'} ${pathForLog(url)} failed: ${(err as Error)?.message ?? String(err)}`);
   const queries = new DashboardQueries(opts.store);
   const stats = () => queries.stats(opts.store.events.latestSeq());
   let setup: SetupView | null = null;
   if (opts.setupInfo) setup = await buildSetupView(opts.setupInfo);
+  const wireguard = opts.setupInfo?.wireguard;
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(securityHeaders);
-  app.use(accessGuard(policy));
+  app.use((req: express.Request, res: express.Response, next: express.NextFunction) => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    const parsed = parseRequestInput(req);
+    if (!parsed.ok) {
+      log.line(`${req.method} ${pathForLog(req.url)} refused (400): ${parsed.reason}`);
+      res.status(400).json({ error: parsed.reason });
+      return;
+    }
+    const input = parsed.input;
+    const decision = authorize(policy, input, false);
+    if (!decision.allowed) {
+      if (decision.notable) log.line(`${input.method} ${pathForLog(req.url)} refused (${decision.status}): ${decision.message}`);
+      sendRefusal(res, input, decision.status, decision.message, opts.tokenFile);
+      return;
+    }
+    if (decision.credential === 'query') {
+      res.setHeader('Set-Cookie', tokenCookie(token));
+      if (input.method === 'GET' && (input.wantsHtml || input.fetchMode === 'navigate')) {
+        // The cookie carries the token from now on: it leaves the address bar and the history.
+        res.setHeader('Cache-Control', 'no-store');
+        res.redirect(303, withoutToken(input));
+        return;
+      }
+    }
+    next();
+  });
   app.use(
     '/api',
-    apiRouter({ store: opts.store, queries, setup: async () => (setup && opts.setupInfo?.wireguard ? { ...setup, wireguard: await opts.setupInfo.wireguard() } : setup), stats, validateProfile: opts.validateProfile, onProfileChanged: opts.onProfileChanged }),
+    apiRouter({
+      store: opts.store,
+      queries,
+      setup: async () => (setup && wireguard ? { ...setup, wireguard: await wireguard.status() } : setup),
+      wireguardConfig: wireguard && ((peer) => wireguard.config(peer)),
+      stats,
+      validateProfile: opts.validateProfile,
+      onProfileChanged: opts.onProfileChanged,
+      reanalyse: opts.reanalyse,
+      failed,
+    }),
   );
   app.use(express.static(opts.publicDir ?? defaultPublicDir(), { index: 'index.html', dotfiles: 'ignore' }));
   app.use((_req: express.Request, res: express.Response) => {
     res.status(404).json({ error: 'not found' });
   });
-  app.use((err: { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    res.status(err.status && err.status >= 400 && err.status < 500 ? err.status : 500).json({ error: 'request failed' });
+  app.use((err: { status?: number }, req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) failed(req.method, req.url, err);
+    if (res.headersSent) res.destroy();
+    else res.status(status).json({ error: status === 500 ? 'internal error' : 'request refused' });
   });
 
-  const hub = new WsHub({ ...opts.ws, events: opts.store.events, broadcaster: opts.broadcaster, stats });
+  const hub = new WsHub({ ...opts.ws, events: opts.store.events, broadcaster: opts.broadcaster, stats, onError: (err) => failed('GET', '/ws', err) });
   const server = http.createServer(app);
-  server.on('upgrade', (req, socket, head) => {
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
-    if (pathname !== '/ws') return refuse(socket, 404, 'not found');
-    const denial = checkUpgrade(policy, req);
-    if (denial) return refuse(socket, denial.status, denial.message);
-    hub.handleUpgrade(req, socket, head);
+    try {
+      const parsed = parseRequestInput(req);
+      if (!parsed.ok) {
+        log.line(`upgrade ${pathForLog(req.url)} refused (400): ${parsed.reason}`);
+        return refuseUpgrade(socket, 400, parsed.reason);
+      }
+      const input = parsed.input;
+      if (input.pathname !== '/ws') return refuseUpgrade(socket, 404, 'not found');
+      const decision = authorize(policy, input, true);
+      if (!decision.allowed) {
+        if (decision.notable) log.line(`upgrade ${pathForLog(req.url)} refused (${decision.status}): ${decision.message}`);
+        return refuseUpgrade(socket, decision.status, decision.message);
+      }
+      hub.handleUpgrade(req, socket, head, input.query);
+    } catch (err) {
+      failed(req.method, req.url, err);
+      refuseUpgrade(socket, 500, 'internal error');
+    }
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -101,9 +190,10 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const origin = `http://${urlHost(isWildcard(host) ? '127.0.0.1' : host)}:${port}`;
   return {
-    url: `http://${urlHost}:${port}/${token ? `?token=${token}` : ''}`,
+    url: `${origin}/?token=${token}`,
+    origin,
     host,
     port,
     token,
@@ -116,11 +206,14 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   };
 }
 
-function refuse(socket: import('stream').Duplex, status: number, message: string): void {
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  if (socket.destroyed) return;
   const body = JSON.stringify({ error: message });
   socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
 export type { SetupInfo } from './setup-info';
+export type { ReanalyseAnswer } from './api';
