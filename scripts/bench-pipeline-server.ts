@@ -11,7 +11,7 @@ async function main(): Promise<void> {
     dataDir: opts.dataDir, listenHost: '127.0.0.1', port: 0, dashboardPort: 0, analysis: opts.analysis, log: () => {},
     pipeline: opts.queueLimit ? { queueLimit: opts.queueLimit } : undefined,
   });
-  process.stdout.write(JSON.stringify({ proxyPort: app.proxyPort, dashboardPort: app.live.dashboard?.port, analysisTid: app.pipeline?.analysisThreadId() }) + '\n');
+  process.stdout.write(JSON.stringify({ proxyPort: app.proxyPort, dashboardPort: app.live.dashboard?.port, dashboardToken: app.dashboardToken, analysisTid: app.pipeline?.analysisThreadId() }) + '\n');
   const stop = () => void app.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
