@@ -95,9 +95,12 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   const host = opts.host ?? DEFAULT_DASHBOARD_HOST;
   const token = opts.token ?? newToken();
   const policy = accessPolicyFor(host, token);
-  const log = new LimitedLog(opts.log ?? ((m) => process.stderr.write(`phonehome ${m}\n`)));
+  const write = opts.log ?? ((m: string) => process.stderr.write(`phonehome ${m}\n`));
+  // Refusals and failures have their own budgets: a flood of refused requests never hides a failure.
+  const log = new LimitedLog(write);
+  const failures = new LimitedLog(write);
   const failed = (method: string | undefined, url: string | undefined, err: unknown) =>
-    log.line(`${method ?? '?'} ${pathForLog(url)} failed: ${(err as Error)?.message ?? String(err)}`);
+    failures.line(`${method ?? '?'} ${pathForLog(url)} failed: ${(err as Error)?.message ?? String(err)}`);
   const queries = new DashboardQueries(opts.store);
   const stats = () => queries.stats(opts.store.events.latestSeq());
   let setup: SetupView | null = null;
