@@ -163,8 +163,12 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
 
   const hub = new WsHub({ ...opts.ws, events: opts.store.events, broadcaster: opts.broadcaster, stats, onError: (err) => failed('GET', '/ws', err) });
   const server = http.createServer(app);
+  // Upgraded sockets leave the server's connection tracking: closeAllConnections() does not see them.
+  const upgraded = new Set<Duplex>();
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     try {
       const parsed = parseRequestInput(req);
       if (!parsed.ok) {
@@ -185,6 +189,14 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     }
   });
 
+  // A CONNECT here is a phone or tool pointed at the wrong port: say so (Node would close silently).
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+    refuseUpgrade(socket, 405, 'this is the phonehome dashboard, not the proxy: CONNECT is not served here');
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, host, () => {
@@ -203,11 +215,15 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     hub,
     async close() {
       hub.close();
+      for (const socket of upgraded) socket.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
+
+/** How long a refused upgrade's client may take to close after reading the answer. */
+const REFUSED_UPGRADE_GRACE_MS = 2000;
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   if (socket.destroyed) return;
@@ -216,6 +232,10 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
   );
+  // Whatever else the client sends is read and dropped: a paused socket never sees the client's end
+  // and would stay half-open for good (a stuck shutdown, a leaked descriptor per hostile request).
+  socket.resume();
+  setTimeout(() => socket.destroy(), REFUSED_UPGRADE_GRACE_MS).unref();
 }
 
 export type { SetupInfo } from './setup-info';

@@ -13,8 +13,13 @@ export interface RawResponse {
   raw: string;
 }
 
-/** Writes `request` as is, half-closes, and resolves with what the server sent before closing (or `timeoutMs`). */
-export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5000): Promise<RawResponse> {
+/**
+ * Writes `request` as is and resolves with the first response: as soon as it is complete (by its
+ * Content-Length or last chunk, or a 101), else when the server closes, else after `timeoutMs`.
+ * The client half-closes only after `endAfterMs`: a server may drop a request whose client has
+ * already ended (Node's http server does) before an asynchronous handler answers.
+ */
+export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5000, endAfterMs = 1000): Promise<RawResponse> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -23,19 +28,29 @@ export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(ender);
       socket.destroy();
       resolve(parseResponse(Buffer.concat(chunks).toString('latin1')));
     };
     const timer = setTimeout(finish, timeoutMs);
-    socket.on('connect', () => socket.end(request));
+    const ender = setTimeout(() => socket.end(), endAfterMs);
+    socket.on('connect', () => socket.write(request));
     socket.on('data', (d) => {
       chunks.push(d);
-      // A WebSocket that was accepted stays open: its 101 head is the answer.
-      if (/^HTTP\/1\.1 101 /.test(Buffer.concat(chunks).toString('latin1'))) finish();
+      if (isComplete(Buffer.concat(chunks).toString('latin1'))) finish();
     });
     socket.on('error', finish);
     socket.on('close', finish);
   });
+}
+
+function isComplete(raw: string): boolean {
+  const r = parseResponse(raw);
+  if (!r.status || raw.indexOf('\r\n\r\n') < 0) return false;
+  if (r.status === 101 || r.status === 204 || r.status === 304) return true;
+  if (r.headers['transfer-encoding']?.toLowerCase() === 'chunked') return /(^|\r\n)0\r\n\r\n$/.test(r.body);
+  const length = r.headers['content-length'];
+  return length !== undefined && Buffer.byteLength(r.body, 'latin1') >= Number(length);
 }
 
 export function parseResponse(raw: string): RawResponse {
