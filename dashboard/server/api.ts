@@ -32,7 +32,7 @@ export interface ApiOptions {
   /** VPN mode: one phone's WireGuard config (private key included), null when unknown. */
   wireguardConfig?(peerName: string): string | null;
   stats(): unknown;
-  reanalyse?(clientIp: string): ReanalyseAnswer;
+  reanalyse?(clientIp: string): ReanalyseAnswer | Promise<ReanalyseAnswer>;
   /** Logs a handler that failed (with the request), so the 500 has an explanation somewhere. */
   failed(method: string, url: string, err: unknown): void;
   /** Extra profile check (e.g. the analyser's compileProfile); throws with a message on a bad profile. */
@@ -153,14 +153,14 @@ export function apiRouter(opts: ApiOptions): Router {
   });
 
   // The device's flows are analysed again with its current profile (proxy/pipeline/reanalysis.ts), one run per device at a time.
-  r.post('/devices/:clientIp/reanalyse', (req, res) => {
+  r.post('/devices/:clientIp/reanalyse', async (req, res) => {
     const ip = req.params.clientIp as string;
     if (!net.isIP(ip)) throw new BadRequest('clientIp must be an IP address');
     if (!opts.reanalyse) {
       res.status(503).json({ error: 'analysis is not running in this phonehome' });
       return;
     }
-    const answer = opts.reanalyse(ip);
+    const answer = await opts.reanalyse(ip);
     if (!answer.started) {
       res.status(409).json({ error: `a re-check of ${ip} is already running: ${answer.left} of ${answer.queued} flows left`, queued: answer.queued, left: answer.left });
       return;

@@ -40,7 +40,7 @@ export interface DashboardOptions {
   validateProfile?(profile: DeviceProfile): void;
   onProfileChanged?(clientIp: string): void;
   /** `POST /api/devices/:ip/reanalyse` (the pipeline's DeviceReanalysis); without it the endpoint answers 503. */
-  reanalyse?(clientIp: string): ReanalyseAnswer;
+  reanalyse?(clientIp: string): ReanalyseAnswer | Promise<ReanalyseAnswer>;
   /** Refused and malformed requests, failed handlers (rate-limited). Default: stderr. */
   log?(message: string): void;
 }

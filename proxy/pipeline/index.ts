@@ -107,7 +107,7 @@ export class AnalysisPipeline {
     this.sequencer = new EventSequencer(opts.store.events, this.broadcaster);
     this.defaultProfile = opts.defaultProfile ?? null;
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
-    this.reanalysis = new DeviceReanalysis(opts.store, (events) => this.sequencer.committed(events), this.log);
+    this.reanalysis = new DeviceReanalysis(opts.store, (events) => this.sequencer.committed(events), () => this.catchUp(), this.log);
     this.analyser = opts.analyser ?? new WorkerAnalyser({ ...defaultWorkerOptions(opts.store, (reason) => this.log(reason)), judge: opts.judge, loadSignal: yieldEnabled() ? this.load.buffer : undefined });
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
@@ -129,10 +129,8 @@ export class AnalysisPipeline {
   }
 
   /** Analyses a device's past flows again with its current profile, unless a run for it is going on. */
-  reanalyse(clientIp: string): ReanalysisStart {
-    const answer = this.reanalysis.start(clientIp);
-    if (answer.started) setImmediate(() => this.catchUp());
-    return answer;
+  reanalyse(clientIp: string): Promise<ReanalysisStart> {
+    return this.reanalysis.start(clientIp);
   }
 
   /** Room in the queue by count and by body bytes; one flow always fits when nothing is held. */
@@ -185,6 +183,7 @@ export class AnalysisPipeline {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.reanalysis.close();
     clearInterval(this.timer);
     this.load.close();
     const deadline = Date.now() + 5000;
@@ -217,6 +216,7 @@ export class AnalysisPipeline {
             // Shutting down, or the worker could not write: the flow stays pending in SQLite and is
             // analysed later (the catch-up loop, or the next start).
             if (!this.closed) this.writeFailed(flow, err);
+            if (again) this.reanalysis.settled(flow.clientIp, announce, [], false);
             this.done(flow);
             return;
           }
@@ -247,7 +247,7 @@ export class AnalysisPipeline {
         perFlow = batch.map((o) => this.writeOne(o));
       }
       batch.forEach((o, i) => {
-        if (o.announce && o.announce !== 'all') this.reanalysis.announced(o.flow.clientIp, perFlow[i]);
+        if (o.announce && o.announce !== 'all') this.reanalysis.settled(o.flow.clientIp, o.announce, perFlow[i], true);
       });
       this.sequencer.committed(perFlow.flat());
     }
@@ -257,7 +257,7 @@ export class AnalysisPipeline {
   /** The analyser stored the outcome itself: count it and broadcast its messages. */
   private stored(flow: Flow, failed: boolean, events: StoredEvent[], announce: Announce): void {
     this.counts[failed ? 'failed' : 'analysed']++;
-    if (announce !== 'all') this.reanalysis.announced(flow.clientIp, events);
+    if (announce !== 'all') this.reanalysis.settled(flow.clientIp, announce, events, true);
     this.sequencer.committed(events);
     this.done(flow);
   }

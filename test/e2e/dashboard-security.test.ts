@@ -257,3 +257,57 @@ describe('dashboard access', () => {
     live.ws.terminate();
   }, 60_000);
 });
+
+describe('a re-analysis interrupted by a stop', () => {
+  it('is taken over by the next start: still one at a time, still bounded, then its summary', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-reanalysis-restart-'));
+    const gate = new Gate();
+    const open = () => {
+      const store = Store.open({ dataDir: dir });
+      const pipeline = new AnalysisPipeline({
+        store, catchUpIntervalMs: 50, log: () => undefined,
+        analyser: new InlineAnalyser(async (flow) => {
+          await gate.wait();
+          return formAnalyser(flow);
+        }),
+      });
+      return { store, pipeline };
+    };
+    try {
+      let { store, pipeline } = open();
+      const n = ALERT_BUDGET + 50;
+      for (let i = 0; i < n; i++) {
+        const f = formFlow(`imei=${IMEI}&i=${i}`, { clientIp: '192.168.1.50' });
+        store.flows.insert(f);
+        pipeline.submit(f);
+      }
+      await pipeline.idle();
+      gate.closed = true;
+      expect(await pipeline.reanalyse('192.168.1.50')).toEqual({ started: true, queued: n });
+      await pipeline.close();
+      store.close();
+
+      ({ store, pipeline } = open());
+      const dashboard = await startDashboard({ port: 0, store, broadcaster: pipeline.broadcaster, reanalyse: (ip) => pipeline.reanalyse(ip), log: () => undefined });
+      try {
+        const live = await connectWs(`ws://127.0.0.1:${dashboard.port}/ws`, { headers: bearer(dashboard.token) });
+        const seqBefore = store.events.latestSeq();
+        const again = await fetch(`http://127.0.0.1:${dashboard.port}/api/devices/192.168.1.50/reanalyse`, { method: 'POST', headers: bearer(dashboard.token) });
+        expect(again.status).toBe(409);
+        expect(await again.json()).toMatchObject({ queued: n, left: n });
+        gate.open();
+        await live.waitFor((m) => m.some((x) => x.type === 'reanalysis'), 20_000);
+        expect(live.messages.find((x) => x.type === 'reanalysis')!.data).toMatchObject({ clientIp: '192.168.1.50', flows: n, withFindings: n, announced: ALERT_BUDGET });
+        expect(store.db.prepare('SELECT type, COUNT(*) AS n FROM events WHERE seq > ? GROUP BY type ORDER BY type').all(seqBefore)).toEqual([{ type: 'alert', n: ALERT_BUDGET }, { type: 'reanalysis', n: 1 }]);
+        live.ws.terminate();
+      } finally {
+        await dashboard.close();
+        await pipeline.close();
+        store.close();
+      }
+    } finally {
+      gate.open();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
