@@ -138,6 +138,9 @@ describe('dashboard REST API', () => {
     await h.pipeline.idle();
     expect((await get('/api/findings?device=192.168.1.23')).body.items.length).toBe(before);
     expect((await get('/api/stats')).body.queue.pending).toBe(0);
+    // The run ends with its summary message (on the pipeline's next tick).
+    for (let i = 0; i < 100 && !h.store.db.prepare("SELECT 1 FROM events WHERE type = 'reanalysis'").get(); i++) await new Promise((res) => setTimeout(res, 20));
+    expect(JSON.parse((h.store.db.prepare("SELECT data FROM events WHERE type = 'reanalysis'").get() as { data: string }).data)).toMatchObject({ clientIp: '192.168.1.23', flows: 4, withFindings: 2 });
   });
 
   it('serves setup info with QR codes, and stats', async () => {
