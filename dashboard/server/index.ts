@@ -204,6 +204,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       resolve();
     });
   });
+  // After listen, an error here is an accept() that failed (EMFILE under a connection flood): logged,
+  // and the server goes on accepting (without a listener it would end the process).
+  server.on('error', (err) => failures.line(`listener: ${err.message}`));
   const port = (server.address() as AddressInfo).port;
   const origin = `http://${urlHost(isWildcard(host) ? '127.0.0.1' : host)}:${port}`;
   return {
