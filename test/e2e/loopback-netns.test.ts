@@ -160,7 +160,7 @@ describeNetns('the laptop\'s loopback from a LAN neighbour and from a WireGuard 
     // A hostile phone sends packets for 127.0.0.1 into the tunnel: give up its own loopback address
     // and route 127/8 into the tunnel (Linux sends loopback destinations out only with route_localnet).
     run('ip', ['-n', pair.phoneNs, 'addr', 'del', '127.0.0.1/8', 'dev', 'lo']);
-    pair.execIn(pair.phoneNs, 'sysctl', ['-qw', 'net.ipv4.conf.all.route_localnet=1', `net.ipv4.conf.${pair.wgIface}.route_localnet=1`]);
+    for (const iface of ['all', pair.wgIface]) pair.execIn(pair.phoneNs, 'sh', ['-c', `echo 1 > /proc/sys/net/ipv4/conf/${iface}/route_localnet`]);
     run('ip', ['-n', pair.phoneNs, 'route', 'add', '127.0.0.0/8', 'dev', pair.wgIface]);
   }, 90000);
 
