@@ -41,6 +41,8 @@ export interface PhonehomeOptions {
   ignoreHosts?: string[];
   bodyLimit?: number;
   upstreamInsecure?: boolean;
+  /** `--allow-loopback-targets`: the proxy and VPN mode may reach this laptop's loopback (development, tests). */
+  allowLoopbackTargets?: boolean;
   onFlow?: (flow: Flow) => void;
   log?: Logger;
   /** Tuning and test hooks passed to the proxy as they are. */
@@ -88,6 +90,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     ignoreHosts: opts.ignoreHosts,
     bodyLimit: opts.bodyLimit,
     upstreamInsecure: opts.upstreamInsecure,
+    allowLoopbackTargets: opts.allowLoopbackTargets,
     store,
     ca,
     minter,
@@ -116,6 +119,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
         tcp: createTcpInterception(proxy.runtime),
         createIpLayer: opts.wireguard.createIpLayer,
         peersPollMs: opts.wireguard.peersPollMs,
+        guard: proxy.runtime.upstream.guard,
       });
     }
     const vpnRunning = vpn;
@@ -132,7 +136,10 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       },
       log,
     });
-    if (live.dashboard) dashboardUrl = live.dashboard.url.replace(/\/(\?token=.*)?$/, '');
+    if (live.dashboard) {
+      proxy.runtime.upstream.guard.addOwnService('dashboard', 'tcp', live.dashboard.port);
+      dashboardUrl = live.dashboard.url.replace(/\/(\?token=.*)?$/, '');
+    }
     const running = live;
     return {
       proxy,

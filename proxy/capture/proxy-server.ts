@@ -8,7 +8,6 @@
 import * as http from 'http';
 import * as https from 'https';
 import * as net from 'net';
-import * as os from 'os';
 import type { Flow } from '../flow';
 import type { Store } from '../store';
 import type { CertificateAuthority } from '../../certs/ca';
@@ -19,6 +18,7 @@ import type { ConnectionInfo, ProxyRuntime, SecureContextSource } from './runtim
 import { HostPatternList, Target } from './target';
 import { handleConnect } from './connect-tunnel';
 import { agentOptions, LookupFunction, UpstreamOptions } from './upstream';
+import { DestinationGuard } from './destination-guard';
 import { handleUpgrade } from './upgrade';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -51,6 +51,8 @@ export interface ProxyServerOptions {
   upstreamCa?: string | string[];
   /** Name resolution override for upstream dials (tests). */
   lookup?: LookupFunction;
+  /** `--allow-loopback-targets`: forward to the laptop's own loopback (development and tests only). */
+  allowLoopbackTargets?: boolean;
 }
 
 export class ProxyServer {
@@ -71,6 +73,7 @@ export class ProxyServer {
       verify: !opts.upstreamInsecure,
       ca: opts.upstreamCa,
       lookup: opts.lookup,
+      guard: new DestinationGuard({ allowLoopbackTargets: opts.allowLoopbackTargets, lookup: opts.lookup }),
       idleTimeoutMs,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
     };
@@ -116,6 +119,7 @@ export class ProxyServer {
       this.server.listen(this.opts.port, this.opts.listenHost, () => {
         this.server.removeListener('error', onError);
         this.boundPort = (this.server.address() as net.AddressInfo).port;
+        this.rt.upstream.guard.addOwnService('proxy', 'tcp', this.boundPort);
         resolve({ port: this.boundPort });
       });
     });
@@ -191,14 +195,11 @@ export class ProxyServer {
     socket.destroySoon?.();
   }
 
+  /** This proxy's port on any address of this laptop, in any spelling (127.1, [::ffff:7f00:1], its LAN address...). */
   private isProxyItself(target: Target, localAddress?: string): boolean {
     if (target.port !== this.boundPort) return false;
-    if (target.host === 'localhost') return true;
     if (localAddress && unmapIPv4(localAddress) === target.host) return true;
-    for (const list of Object.values(os.networkInterfaces())) {
-      for (const a of list ?? []) if (a.address === target.host) return true;
-    }
-    return false;
+    return this.rt.upstream.guard.isThisLaptop(target.host);
   }
 
   private serveSetup(req: http.IncomingMessage, res: http.ServerResponse): void {

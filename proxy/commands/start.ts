@@ -38,6 +38,7 @@ export const command: Command = {
       { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
       { name: 'body-limit', type: 'int', min: 0, max: 1024 * 1024 * 1024, default: DEFAULT_BODY_LIMIT, placeholder: 'BYTES', description: 'bytes of each body stored (larger bodies stream through, marked truncated)' },
       { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
+      { name: 'allow-loopback-targets', type: 'boolean', description: "let phones reach this laptop's own loopback (127.0.0.1, localhost...) through the proxy and VPN mode; refused by default (development and tests only)" },
       ...JUDGE_FLAGS,
       { name: 'wireguard', type: 'boolean', description: 'VPN mode: also run a WireGuard endpoint the phone\'s WireGuard app connects to (prints its config and QR code)' },
       { name: 'wireguard-port', type: 'int', min: 0, max: 65535, default: 51820, placeholder: 'PORT', description: 'UDP port of the WireGuard endpoint' },
@@ -85,6 +86,7 @@ export const command: Command = {
         ignoreHosts,
         bodyLimit: args.flags['body-limit'] as number,
         upstreamInsecure: args.flags['upstream-insecure'] === true,
+        allowLoopbackTargets: args.flags['allow-loopback-targets'] === true,
         wireguard: args.flags['wireguard'] === true
           ? { port: args.flags['wireguard-port'] as number, dnsUpstreams: args.flags['dns-upstream'] as string[] | undefined }
           : undefined,
@@ -130,6 +132,7 @@ export const command: Command = {
     for (const [ip, p] of profiles.devices) out(`  profile for ${ip}: ${p.name ?? '(unnamed)'}`);
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
     if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
+    if (args.flags['allow-loopback-targets'] === true) out('  warning: --allow-loopback-targets: phones can reach this laptop\'s loopback (the dashboard and local-only services)');
     if (app.vpn) {
       out(`  VPN (WireGuard):   UDP port ${app.vpn.port}; import a config below in the phone's WireGuard app`);
       out(`                    (more phones: phonehome wireguard add NAME; they are picked up while running)`);

@@ -42,7 +42,7 @@ beforeAll(async () => {
   ca = CertificateAuthority.loadOrCreate(dir);
   const minter = new LeafMinter(ca);
   store = Store.open({ dataDir: dir });
-  proxy = new ProxyServer({ listenHost: '127.0.0.1', port: 0, store, ca, minter, upstreamCa: originCert().certPem, onFlow: (f) => flows.push(f), log: () => undefined });
+  proxy = new ProxyServer({ listenHost: '127.0.0.1', port: 0, store, ca, minter, upstreamCa: originCert().certPem, onFlow: (f) => flows.push(f), log: () => undefined, allowLoopbackTargets: true });
   await proxy.listen();
   tunnel = createTcpInterception(proxy.runtime, { maxConnectionsPerPeer: 64 });
   [httpOrigin, httpsOrigin, raw] = await Promise.all([startHttpOrigin(), startHttpsOrigin(), startRawServer()]);

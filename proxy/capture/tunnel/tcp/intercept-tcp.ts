@@ -7,6 +7,7 @@
  */
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
+import { isDestinationRefused, markRefused, Refusal } from '../../destination-guard';
 import { baseFlow, SETUP_HOST } from '../../http-forwarder';
 import { interceptStream } from '../../intercept';
 import type { ConnectionInfo, ProxyRuntime, TunnelInfo } from '../../runtime';
@@ -33,18 +34,28 @@ export async function interceptTunnelled(conn: IncomingTcpConnection, rt: ProxyR
   const target: Target = { host: conn.destination.ip, port: conn.destination.port, isIp: true };
   const info: ConnectionInfo = { source: 'vpn', clientIp: conn.peer.ipv4, clientPort: conn.source.port };
   if (isGatewayWebPort(conn.destination.ip, conn.destination.port)) return serveSetupPage(conn, info, startedAt, t0, rt);
+  const reset = (error: string, refusal?: Refusal) => {
+    conn.refuse();
+    const flow = baseFlow(info, startedAt);
+    const hostPart = conn.ipVersion === 6 ? `[${target.host}]` : target.host;
+    Object.assign(flow, { kind: 'raw', scheme: 'tcp', host: target.host, port: target.port, url: `tcp://${hostPart}:${target.port}`, endedAt: Date.now() });
+    if (refusal) markRefused(flow, refusal, undefined);
+    flow.error = `${error}; the phone got a reset`;
+    if (!refusal) flow.tags.push('connection-refused');
+    flow.timings.totalMs = Math.round(performance.now() - t0);
+    rt.recorder.record(flow);
+  };
+  // The phone may use the Wi-Fi proxy inside the tunnel: that is not a loop, it is phonehome twice.
+  const refusal = rt.upstream.guard.check(target.host, target.port, { allow: ['proxy'] });
+  if (refusal) {
+    rt.log(`reset to ${info.clientIp}: TCP to ${target.host}:${target.port}: ${refusal.message}`);
+    return reset(refusal.message, refusal);
+  }
   let upstream: net.Socket;
   try {
     upstream = await dial(target, rt.upstream);
   } catch (err) {
-    conn.refuse();
-    const flow = baseFlow(info, startedAt);
-    const hostPart = conn.ipVersion === 6 ? `[${target.host}]` : target.host;
-    Object.assign(flow, { kind: 'raw', scheme: 'tcp', host: target.host, port: target.port, url: `tcp://${hostPart}:${target.port}`, error: `upstream: ${(err as Error).message}; the phone got a reset`, endedAt: Date.now() });
-    flow.tags.push('connection-refused');
-    flow.timings.totalMs = Math.round(performance.now() - t0);
-    rt.recorder.record(flow);
-    return;
+    return reset(isDestinationRefused(err) ? err.message : `upstream: ${(err as Error).message}`, isDestinationRefused(err) ? err.refusal : undefined);
   }
   rt.track(upstream);
   tuneSocket(upstream, rt.idleTimeoutMs);
