@@ -5,11 +5,13 @@
  * would: how many connections reach the origin, that the hostile connections are closed with a
  * clear answer, that the log says so without flooding, and that a normal client is still served.
  */
+import { spawnSync } from 'child_process';
 import * as net from 'net';
 import * as tls from 'tls';
-import { connectTcp, curl, openTunnel, rawExchange, readHead, requestOver, tlsThroughProxy } from './helpers/clients';
+import { connectTcp, curl, openTunnel, rawExchange, requestOver, tlsThroughProxy } from './helpers/clients';
 import { Origin, startHttpOrigin, startHttpsOrigin } from './helpers/origin';
-import { eventually, startTestPhonehome, TestPhonehome } from './helpers/phonehome';
+import { CLI, CliProcess, eventually, startCli, startTestPhonehome, TestPhonehome } from './helpers/phonehome';
+import { makeTempDir, removeDir } from './helpers/tmp';
 
 interface CountingServer {
   port: number;
@@ -281,4 +283,44 @@ describe('connections per client address', () => {
   });
 });
 
-void readHead;
+describe('the limits as flags of phonehome start (CLI)', () => {
+  let dir: string;
+  let cli: CliProcess | undefined;
+  beforeEach(() => (dir = makeTempDir()));
+  afterEach(async () => {
+    await cli?.stop('SIGKILL');
+    cli = undefined;
+    removeDir(dir);
+  });
+
+  it.each([
+    [['--head-timeout', '-1'], /--head-timeout must be a whole number/],
+    [['--head-timeout', '99999'], /--head-timeout must be between 0 and 3600/],
+    [['--max-client-connections', 'many'], /--max-client-connections/],
+  ])('rejects %j with a clear message', (args, message) => {
+    const r = spawnSync(process.execPath, [CLI, 'start', '--data-dir', dir, ...(args as string[])], { encoding: 'utf8', timeout: 20000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it('--max-client-connections 2 refuses the third connection; --head-timeout 1 closes a slow head with 408', async () => {
+    cli = await startCli(['--port', '0', '--dashboard-port', '0', '--listen-host', '127.0.0.1', '--data-dir', dir, '--max-client-connections', '2', '--head-timeout', '1']);
+    const port = cli.port;
+    const slow = await connectTcp(port);
+    const held = await connectTcp(port);
+    const slowReply = collect(slow);
+    slow.write('GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a');
+    const timer = setInterval(() => !slow.destroyed && slow.write('a'), 200);
+    try {
+      const refused = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 10000);
+      expect(refused).toMatch(/^HTTP\/1\.1 429 /);
+      await slowReply.closed;
+      expect(slowReply.text()).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(timer);
+      held.destroy();
+    }
+    await eventually(() => /refused a connection from 127\.0\.0\.1/.test(cli!.stderr()) && /request head not complete within 1000 ms/.test(cli!.stderr()), 5000, 'both log lines');
+    expect(await cli.stop('SIGTERM')).toBe(0);
+  });
+});
