@@ -4,7 +4,8 @@
  * non-listening http.Server we feed sockets to, so limits (header size, timeouts) and error
  * handling are ours. CONNECT tunnels go to connect-tunnel.ts, plain requests to http-forwarder.ts.
  * One client cannot take the proxy down: its connections are capped (client-limit.ts), request
- * heads have a deadline (head-deadline.ts), and every listener here is contained (containment.ts).
+ * heads have a deadline (head-deadline.ts), pipelined requests are forwarded one at a time
+ * (pipeline-gate.ts), and every listener here is contained (containment.ts).
  * http-mitm-proxy is not in this path: see the comment at the top of http-forwarder.ts.
  */
 import * as http from 'http';
@@ -19,6 +20,7 @@ import { ConnectionScope, contained, inConnection, scopeEvents } from './contain
 import { HeadDeadlines } from './head-deadline';
 import { handleRequest, refuse } from './http-forwarder';
 import { refuseNestedConnect } from './nested-connect';
+import { MAX_WAITING, PipelineGate } from './pipeline-gate';
 import { consoleLogger, FlowRecorder, Logger } from './recording';
 import type { ConnectionInfo, ProxyRuntime, SecureContextSource } from './runtime';
 import { HostPatternList, Target } from './target';
@@ -80,6 +82,7 @@ export class ProxyServer {
   private readonly clientLimit: ClientConnectionLimit;
   private readonly heads: HeadDeadlines;
   private readonly slowHeads: ThrottledLog;
+  private readonly pipeline: PipelineGate;
   private boundPort = 0;
   private refusedCount = 0;
 
@@ -93,6 +96,10 @@ export class ProxyServer {
     this.heads = new HeadDeadlines(headTimeoutMs, (socket) => {
       const client = this.rt.connections.get(socket as net.Socket)?.clientIp ?? socket.remoteAddress ?? '?';
       this.slowHeads.note(client, `closed a connection from ${client}: request head not complete within ${headTimeoutMs} ms (--head-timeout)`);
+    });
+    this.pipeline = new PipelineGate((socket) => {
+      const client = this.rt.connections.get(socket as net.Socket)?.clientIp ?? '?';
+      this.slowHeads.note(`pipelined ${client}`, `closed a connection from ${client}: more than ${MAX_WAITING} requests pipelined behind the one in progress`);
     });
     const upstream: UpstreamOptions = {
       verify: !opts.upstreamInsecure,
@@ -127,7 +134,7 @@ export class ProxyServer {
     };
     this.httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.heads.headArrived(req, res);
-      contained(this.log, 'request', this.requestScope(req), () => handleRequest(req, res, this.rt), () => refuse(res, 500, 'phonehome: internal error'));
+      this.pipeline.admit(req, res, () => contained(this.log, 'request', this.requestScope(req), () => handleRequest(req, res, this.rt), () => refuse(res, 500, 'phonehome: internal error')));
     });
     // Node's parser has let go of the socket here; what is written raw on it waits for pipelined responses.
     this.httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {

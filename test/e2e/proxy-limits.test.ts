@@ -6,6 +6,7 @@
  * clear answer, that the log says so without flooding, and that a normal client is still served.
  */
 import { spawnSync } from 'child_process';
+import type * as http from 'http';
 import * as net from 'net';
 import * as tls from 'tls';
 import { connectTcp, curl, openTunnel, rawExchange, requestOver, tlsThroughProxy } from './helpers/clients';
@@ -102,19 +103,57 @@ describe('pipelining on one connection', () => {
     await stillServes(ph, httpOrigin);
   });
 
-  it('50 requests pipelined in a tunnel use one server connection, answered in order', async () => {
+  it('16 requests pipelined in a tunnel use one server connection, answered in order', async () => {
     const connections = countConnections(httpOrigin);
     const { socket, status } = await openTunnel(ph.proxyPort, `origin.test:${httpOrigin.port}`);
     expect(status).toBe(200);
     const reply = collect(socket);
     let pipelined = '';
-    for (let i = 0; i < 50; i++) pipelined += `GET /p${i} HTTP/1.1\r\nHost: origin.test:${httpOrigin.port}\r\n\r\n`;
+    for (let i = 0; i < 16; i++) pipelined += `GET /p${i} HTTP/1.1\r\nHost: origin.test:${httpOrigin.port}\r\n\r\n`;
     socket.write(pipelined);
-    await eventually(() => (reply.text().match(/HTTP\/1\.1 200/g) ?? []).length === 50 && reply.text().includes('"url":"/p49"'), 20000, '50 responses');
+    await eventually(() => (reply.text().match(/HTTP\/1\.1 200/g) ?? []).length === 16 && reply.text().includes('"url":"/p15"'), 20000, '16 responses');
     const order = [...reply.text().matchAll(/"url":"\/p(\d+)"/g)].map((m) => Number(m[1]));
-    expect(order).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(order).toEqual(Array.from({ length: 16 }, (_, i) => i));
     expect(connections()).toBe(1);
     socket.destroy();
+  });
+
+  it('requests pipelined on one connection reach the server one at a time, answered in order', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const track = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      most = Math.max(most, ++inFlight);
+      res.once('close', () => inFlight--);
+      void req;
+    };
+    httpOrigin.server.prependListener('request', track);
+    try {
+      const client = await connectTcp(ph.proxyPort);
+      const reply = collect(client);
+      let pipelined = '';
+      // Distinct hosts: forwarded all at once, each would take its own server connection.
+      for (let i = 0; i < 16; i++) pipelined += `GET http://h${i + 1}.test:${httpOrigin.port}/q${i} HTTP/1.1\r\nHost: h${i + 1}.test:${httpOrigin.port}\r\n\r\n`;
+      client.write(pipelined);
+      await eventually(() => reply.text().includes('"url":"/q15"'), 20000, '16 responses');
+      expect([...reply.text().matchAll(/"url":"\/q(\d+)"/g)].map((m) => Number(m[1]))).toEqual(Array.from({ length: 16 }, (_, i) => i));
+      expect(most).toBe(1);
+      client.destroy();
+    } finally {
+      httpOrigin.server.removeListener('request', track);
+    }
+  });
+
+  it('a connection pipelining more than 16 requests behind the one in progress is closed, and logged once', async () => {
+    const client = await connectTcp(ph.proxyPort);
+    const reply = collect(client);
+    let pipelined = '';
+    for (let i = 0; i < 1000; i++) pipelined += `GET http://h${(i % 200) + 1}.test:${httpOrigin.port}/flood${i} HTTP/1.1\r\nHost: h${(i % 200) + 1}.test:${httpOrigin.port}\r\n\r\n`;
+    client.write(pipelined);
+    await reply.closed;
+    expect((reply.text().match(/HTTP\/1\.1 200/g) ?? []).length).toBeLessThanOrEqual(17);
+    expect(ph.logs.filter((l) => /requests pipelined behind the one in progress/.test(l)).length).toBe(1);
+    expect(ph.proxy.openSocketCount()).toBeLessThan(40);
+    await stillServes(ph, httpOrigin);
   });
 
   it('a CONNECT after a request inside a tunnel is answered 501 and dials nothing', async () => {
