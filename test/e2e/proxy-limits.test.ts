@@ -6,7 +6,7 @@
  * clear answer, that the log says so without flooding, and that a normal client is still served.
  */
 import { spawnSync } from 'child_process';
-import type * as http from 'http';
+import * as http from 'http';
 import * as net from 'net';
 import * as tls from 'tls';
 import { connectTcp, curl, openTunnel, rawExchange, requestOver, tlsThroughProxy } from './helpers/clients';
@@ -119,27 +119,32 @@ describe('pipelining on one connection', () => {
   });
 
   it('requests pipelined on one connection reach the server one at a time, answered in order', async () => {
+    // A server that answers each request a little later, so requests forwarded together overlap there.
     let inFlight = 0;
     let most = 0;
-    const track = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const slowServer = http.createServer((req, res) => {
       most = Math.max(most, ++inFlight);
-      res.once('close', () => inFlight--);
-      void req;
-    };
-    httpOrigin.server.prependListener('request', track);
+      setTimeout(() => {
+        inFlight--;
+        res.end(JSON.stringify({ url: req.url }));
+      }, 20);
+    });
+    await new Promise<void>((resolve) => slowServer.listen(0, '127.0.0.1', resolve));
+    const port = (slowServer.address() as net.AddressInfo).port;
     try {
       const client = await connectTcp(ph.proxyPort);
       const reply = collect(client);
       let pipelined = '';
-      // Distinct hosts: forwarded all at once, each would take its own server connection.
-      for (let i = 0; i < 16; i++) pipelined += `GET http://h${i + 1}.test:${httpOrigin.port}/q${i} HTTP/1.1\r\nHost: h${i + 1}.test:${httpOrigin.port}\r\n\r\n`;
+      // Distinct host names: forwarded together, each would take its own server connection.
+      for (let i = 0; i < 16; i++) pipelined += `GET http://h${i + 1}.test:${port}/q${i} HTTP/1.1\r\nHost: h${i + 1}.test:${port}\r\n\r\n`;
       client.write(pipelined);
       await eventually(() => reply.text().includes('"url":"/q15"'), 20000, '16 responses');
       expect([...reply.text().matchAll(/"url":"\/q(\d+)"/g)].map((m) => Number(m[1]))).toEqual(Array.from({ length: 16 }, (_, i) => i));
       expect(most).toBe(1);
       client.destroy();
     } finally {
-      httpOrigin.server.removeListener('request', track);
+      slowServer.closeAllConnections();
+      await new Promise((resolve) => slowServer.close(resolve));
     }
   });
 
