@@ -43,6 +43,10 @@ export interface PhonehomeOptions {
   upstreamInsecure?: boolean;
   /** `--allow-loopback-targets`: the proxy and VPN mode may reach this laptop's loopback (development, tests). */
   allowLoopbackTargets?: boolean;
+  /** `--head-timeout` (ms here): see ProxyServerOptions.headTimeoutMs. */
+  headTimeoutMs?: number;
+  /** `--max-client-connections`: see ProxyServerOptions.maxConnectionsPerClient. */
+  maxConnectionsPerClient?: number;
   onFlow?: (flow: Flow) => void;
   log?: Logger;
   /** Tuning and test hooks passed to the proxy as they are. */
@@ -91,6 +95,8 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     bodyLimit: opts.bodyLimit,
     upstreamInsecure: opts.upstreamInsecure,
     allowLoopbackTargets: opts.allowLoopbackTargets,
+    headTimeoutMs: opts.headTimeoutMs,
+    maxConnectionsPerClient: opts.maxConnectionsPerClient,
     store,
     ca,
     minter,

@@ -8,6 +8,7 @@
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
 import { isDestinationRefused, markRefused, Refusal } from '../../destination-guard';
+import { contained, currentConnection, scopeEvents } from '../../containment';
 import { baseFlow, SETUP_HOST } from '../../http-forwarder';
 import { interceptStream } from '../../intercept';
 import type { ConnectionInfo, ProxyRuntime, TunnelInfo } from '../../runtime';
@@ -23,7 +24,12 @@ export function createTcpInterception(rt: ProxyRuntime, opts: Omit<TcpTunnelOpti
     log: rt.log,
     ...opts,
     onConnection: (conn) => {
-      interceptTunnelled(conn, rt).catch((err: Error) => rt.log(`tunnelled connection failed: ${err.stack ?? err.message}`));
+      const hostPart = conn.ipVersion === 6 ? `[${conn.destination.ip}]` : conn.destination.ip;
+      const scope = { client: `${conn.peer.ipv4}:${conn.source.port}`, target: `${hostPart}:${conn.destination.port}` };
+      contained(rt.log, 'tunnelled connection', scope, () => interceptTunnelled(conn, rt), () => {
+        conn.refuse();
+        (scope as { socket?: net.Socket }).socket?.destroy();
+      });
     },
   });
 }
@@ -65,6 +71,7 @@ export async function interceptTunnelled(conn: IncomingTcpConnection, rt: ProxyR
   // A TcpStream is a Duplex with the socket fields the core reads (see stream.ts).
   const client = conn.accept() as unknown as net.Socket;
   if (client.destroyed) return void upstream.destroy();
+  adoptIntoScope(client);
   rt.track(client);
   client.on('error', () => client.destroy());
   client.setTimeout(rt.idleTimeoutMs, () => client.destroy());
@@ -85,8 +92,17 @@ async function serveSetupPage(conn: IncomingTcpConnection, info: ConnectionInfo,
   const tunnel: TunnelInfo = { target, tls: false };
   const client = conn.accept() as unknown as net.Socket;
   if (client.destroyed) return;
+  adoptIntoScope(client);
   rt.track(client);
   client.on('error', () => client.destroy());
   client.setTimeout(rt.idleTimeoutMs, () => client.destroy());
   await interceptStream(client, Buffer.alloc(0), undefined, { info, target, tunnel, startedAt, t0, toSetupPage: true }, rt);
+}
+
+/** From now on the stream's events run in the connection's scope, and a failure there closes it (containment.ts). */
+function adoptIntoScope(client: net.Socket): void {
+  const scope = currentConnection();
+  if (!scope) return;
+  scope.socket = client;
+  scopeEvents(client, scope);
 }
