@@ -43,6 +43,12 @@ export interface PhonehomeOptions {
   ignoreHosts?: string[];
   bodyLimit?: number;
   upstreamInsecure?: boolean;
+  /** `--allow-loopback-targets`: the proxy and VPN mode may reach this laptop's loopback (development, tests). */
+  allowLoopbackTargets?: boolean;
+  /** `--head-timeout` (ms here): see ProxyServerOptions.headTimeoutMs. */
+  headTimeoutMs?: number;
+  /** `--max-client-connections`: see ProxyServerOptions.maxConnectionsPerClient. */
+  maxConnectionsPerClient?: number;
   onFlow?: (flow: Flow) => void;
   log?: Logger;
   /** Tuning and test hooks passed to the proxy as they are. */
@@ -91,6 +97,9 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     ignoreHosts: opts.ignoreHosts,
     bodyLimit: opts.bodyLimit,
     upstreamInsecure: opts.upstreamInsecure,
+    allowLoopbackTargets: opts.allowLoopbackTargets,
+    headTimeoutMs: opts.headTimeoutMs,
+    maxConnectionsPerClient: opts.maxConnectionsPerClient,
     store,
     ca,
     minter,
@@ -119,6 +128,7 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
         tcp: createTcpInterception(proxy.runtime),
         createIpLayer: opts.wireguard.createIpLayer,
         peersPollMs: opts.wireguard.peersPollMs,
+        guard: proxy.runtime.upstream.guard,
       });
     }
     const vpnRunning = vpn;
@@ -138,8 +148,11 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
       },
       log,
     });
-    // Without the token: this address is also shown on the phone's setup page.
-    if (live.dashboard) dashboardUrl = live.dashboard.origin;
+    if (live.dashboard) {
+      proxy.runtime.upstream.guard.addOwnService('dashboard', 'tcp', live.dashboard.port);
+      // Without the token: this address is also shown on the phone's setup page.
+      dashboardUrl = live.dashboard.origin;
+    }
     const running = live;
     return {
       proxy,

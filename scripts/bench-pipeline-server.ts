@@ -9,6 +9,7 @@ async function main(): Promise<void> {
   const opts = JSON.parse(process.argv[2] ?? '{}') as { dataDir: string; analysis: boolean; queueLimit?: number };
   const app = await startPhonehome({
     dataDir: opts.dataDir, listenHost: '127.0.0.1', port: 0, dashboardPort: 0, analysis: opts.analysis, log: () => {},
+    allowLoopbackTargets: true, // the benchmark's origin is on loopback
     pipeline: opts.queueLimit ? { queueLimit: opts.queueLimit } : undefined,
   });
   process.stdout.write(JSON.stringify({ proxyPort: app.proxyPort, dashboardPort: app.live.dashboard?.port, dashboardToken: app.dashboardToken, analysisTid: app.pipeline?.analysisThreadId() }) + '\n');

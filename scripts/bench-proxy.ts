@@ -170,7 +170,8 @@ async function startPhonehome(work: string, originCaFile: string, opts: Options)
   const port = await freePort();
   const bin = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
   const nodeFlags = [...opts.phonehomeNodeFlags, ...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [])];
-  const child = spawnChild(process.execPath, [...nodeFlags, bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort())], {
+  const child = spawnChild(process.execPath, [...nodeFlags, bin, 'start', '--data-dir', dataDir, '--port', String(port), '--listen-host', '127.0.0.1', '--dashboard-port', String(await freePort()),
+    '--allow-loopback-targets' /* the origin is on loopback */], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: originCaFile },
   });
   if (opts.phonehomeLog) {

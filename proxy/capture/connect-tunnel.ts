@@ -7,6 +7,7 @@
 import type * as http from 'http';
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
+import { isDestinationRefused, markRefused, Refusal, SELF_REFUSED_TAG } from './destination-guard';
 import { baseFlow, SETUP_HOST } from './http-forwarder';
 import { interceptStream } from './intercept';
 import type { ConnectionInfo, ProxyRuntime, TunnelInfo } from './runtime';
@@ -37,13 +38,28 @@ export async function handleConnect(req: http.IncomingMessage, client: net.Socke
     return reply(client, 400, 'Bad Request', `phonehome: bad CONNECT target: ${message}`);
   }
 
-  const toSetupPage = target.host === SETUP_HOST || rt.isProxyItself(target, client.localAddress);
+  const toSetupPage = target.host === SETUP_HOST;
+  const refuseTarget = (refusal: Refusal) => {
+    const flow = baseFlow(info, startedAt);
+    Object.assign(flow, { method: 'CONNECT', url: `${target.host}:${target.port}`, scheme: 'tcp', host: target.host, port: target.port, endedAt: Date.now() });
+    markRefused(flow, refusal);
+    flow.timings.totalMs = Math.round(performance.now() - t0);
+    rt.recorder.record(flow);
+    rt.log(`403 to ${info.clientIp}: CONNECT ${target.host}:${target.port}: ${refusal.message}`);
+    reply(client, 403, 'Forbidden', `phonehome: ${refusal.message}`);
+  };
+  if (!toSetupPage && rt.isProxyItself(target, client.localAddress)) {
+    return refuseTarget({ kind: 'self', tag: SELF_REFUSED_TAG, message: `refused: ${target.host}:${target.port} is this proxy itself: a tunnel there would loop back into phonehome` });
+  }
+  const refusal = toSetupPage ? undefined : rt.upstream.guard.check(target.host, target.port);
+  if (refusal) return refuseTarget(refusal);
   let upstream: net.Socket | undefined;
   const tunnel: TunnelInfo = { target, tls: false };
   if (!toSetupPage) {
     try {
       upstream = await dial(target, rt.upstream);
     } catch (err) {
+      if (isDestinationRefused(err)) return refuseTarget(err.refusal);
       const message = `upstream: ${(err as Error).message}`;
       const flow = baseFlow(info, startedAt);
       Object.assign(flow, { method: 'CONNECT', url: `${target.host}:${target.port}`, scheme: 'tcp', host: target.host, port: target.port, responseStatus: 502, error: message, endedAt: Date.now() });

@@ -14,10 +14,11 @@ import * as https from 'https';
 import { performance } from 'perf_hooks';
 import type { Flow, Header } from '../flow';
 import { emptyBody } from '../flow';
+import { isDestinationRefused, markRefused } from './destination-guard';
 import { BodyTap, headerPairs } from './recording';
 import type { ConnectionInfo, ProxyRuntime } from './runtime';
 import { formatAuthority, InvalidTargetError, parseAuthority, Target } from './target';
-import { tuneSocket, upstreamTlsOptions } from './upstream';
+import { tuneSocket, upstreamLookup, upstreamTlsOptions } from './upstream';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) are between the phone and us, not for the server. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
@@ -185,6 +186,17 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
   const ignored = rt.ignoreHosts.matches(resolved.target.host);
   if (ignored) flow.tags.push('ignored-host');
   if (!rt.upstream.verify && resolved.scheme === 'https') flow.tags.push('upstream-insecure');
+  // A tunnel's target was checked when the tunnel opened; a proxied URL is checked here.
+  const refusal = info.tunnel ? undefined : rt.upstream.guard.check(resolved.target.host, resolved.target.port);
+  if (refusal) {
+    markRefused(flow, refusal);
+    flow.endedAt = Date.now();
+    rt.recorder.record(flow);
+    rt.log(`403 to ${info.clientIp}: ${resolved.url.slice(0, 200)}: ${refusal.message}`);
+    req.resume();
+    refuse(res, 403, `phonehome: ${refusal.message}`);
+    return;
+  }
   const limit = ignored ? 0 : rt.bodyLimit;
   const reqTap = new BodyTap(limit);
   const resTap = new BodyTap(limit);
@@ -195,7 +207,7 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
     port: resolved.target.port,
     path: resolved.path,
     headers: withHost(forwardHeaders(req.rawHeaders), resolved.urlHost) as unknown as http.OutgoingHttpHeaders,
-    lookup: rt.upstream.lookup,
+    lookup: upstreamLookup(rt.upstream, resolved.target.port),
     setHost: false,
   };
   let upReq: http.ClientRequest;
@@ -266,7 +278,13 @@ export function handleRequest(req: http.IncomingMessage, res: http.ServerRespons
 
   upReq.on('error', (err) => {
     const message = describeUpstreamError(err);
-    if (!res.headersSent) {
+    if (isDestinationRefused(err) && !res.headersSent) {
+      markRefused(flow, err.refusal);
+      finish();
+      rt.log(`403 to ${info.clientIp}: ${resolved.url.slice(0, 200)}: ${err.message}`);
+      req.resume();
+      refuse(res, 403, `phonehome: ${err.message}`);
+    } else if (!res.headersSent) {
       flow.responseStatus = 502;
       flow.responseHeaders = [];
       finish(message);

@@ -2,9 +2,11 @@
  * The interception core shared by the explicit proxy's CONNECT tunnels and VPN mode's tunnelled
  * TCP connections: given the phone's stream (already answered) and the dialled server, sniff the
  * first bytes and route: TLS → intercept with a leaf minted for the SNI (or the target host);
- * plain HTTP → the HTTP parser; anything else, a silent client, an ignored or pinning host, an
+ * plain HTTP → the HTTP parser; a CONNECT (addressed to the server: the bytes after an answered
+ * CONNECT belong to the tunnel), anything else, a silent client, an ignored or pinning host, an
  * h2-only client → raw relay, recorded. A client that rejects our certificate is recorded as a
- * `tls-failure` with its SNI and its host is relayed untouched for the rest of the run.
+ * `tls-failure` with its SNI and its host is relayed untouched for the rest of the run. A tunnel
+ * never has more than one connection to its server at a time (its agent's maxSockets is 1).
  */
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
@@ -70,11 +72,13 @@ export async function interceptStream(client: net.Socket, head: Buffer, upstream
     case 'silent':
     case 'other':
       return relay({ kind: 'raw', tls: false, tags: verdict.kind === 'silent' ? ['server-speaks-first'] : [] });
+    case 'connect':
+      return relay({ kind: 'raw', tls: false, tags: ['nested-connect'] });
     case 'tls-invalid':
       return relay({ kind: 'raw', tls: true, error: `not a valid TLS ClientHello: ${verdict.reason}`, tags: ['tls-garbage'] });
     case 'http': {
       client.unshift(data);
-      tunnel.agent = new TunnelHttpAgent(pre, agentOptions(rt.upstream));
+      tunnel.agent = new TunnelHttpAgent(pre, oneConnection(rt));
       closeAgentWith(client, tunnel);
       rt.serveHttp(client, { ...info, tunnel });
       client.resume();
@@ -127,6 +131,7 @@ export async function interceptStream(client: net.Socket, head: Buffer, upstream
   const fail = (reason: string) => {
     if (secured) return;
     secured = true;
+    clearTimeout(handshakeTimer);
     dropUpstream();
     tlsSocket.destroy();
     const alert = CERT_REJECTION_ALERT.test(reason);
@@ -135,16 +140,26 @@ export async function interceptStream(client: net.Socket, head: Buffer, upstream
     if (alert) pin('rejected our certificate');
     else if (hangup) strike('closed the connection during the TLS handshake');
   };
+  // A ClientHello alone does not finish a handshake: one trickled byte by byte is closed like a slow head.
+  const handshakeTimer = rt.headTimeoutMs > 0 ? setTimeout(() => {
+    if (secured) return;
+    secured = true;
+    dropUpstream();
+    tlsSocket.destroy();
+    recordFailure(`TLS handshake not complete within ${rt.headTimeoutMs} ms`, false);
+  }, rt.headTimeoutMs) : undefined;
+  handshakeTimer?.unref();
   tlsSocket.once('error', (err) => fail(err.message));
   tlsSocket.once('close', () => fail('client closed during the TLS handshake'));
   tlsSocket.once('secure', () => {
     if (secured) return;
     secured = true;
+    clearTimeout(handshakeTimer);
     tunnel.tls = true;
     tunnel.sni = hello.sni;
     tunnel.alpn = alpn;
     tunnel.tlsVersion = tlsSocket.getProtocol() ?? hello.version;
-    if (pre) tunnel.agent = new TunnelHttpsAgent(pre, agentOptions(rt.upstream));
+    if (pre) tunnel.agent = new TunnelHttpsAgent(pre, oneConnection(rt));
     closeAgentWith(client, tunnel);
     tlsSocket.on('error', () => tlsSocket.destroy());
     const conn: ConnectionInfo = { ...info, tunnel };
@@ -159,6 +174,11 @@ export async function interceptStream(client: net.Socket, head: Buffer, upstream
     });
     rt.serveHttp(tlsSocket, conn);
   });
+}
+
+/** Pipelined requests in a tunnel wait for each other: one phone connection, one server connection. */
+function oneConnection(rt: ProxyRuntime): ReturnType<typeof agentOptions> {
+  return { ...agentOptions(rt.upstream), maxSockets: 1, maxFreeSockets: 1 };
 }
 
 /** A tunnel's upstream connections live as long as the phone's connection. */

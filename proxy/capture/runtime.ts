@@ -43,6 +43,8 @@ export interface ProxyRuntime {
   bodyLimit: number;
   idleTimeoutMs: number;
   sniffTimeoutMs: number;
+  /** Deadline for a request head, and for an intercepted TLS handshake, once begun (0: none). */
+  headTimeoutMs: number;
   upstream: UpstreamOptions;
   recorder: FlowRecorder;
   log: Logger;

@@ -1,8 +1,9 @@
 /**
  * Decides what a phone speaks inside a CONNECT tunnel from its first bytes: a TLS ClientHello
- * (complete, possibly over several segments), plain HTTP, something else, or nothing at all within
- * the wait (a protocol where the server speaks first, like SMTP or SSH). The bytes read are
- * returned so the caller can replay them into whichever handler takes the connection.
+ * (complete, possibly over several segments), plain HTTP, a CONNECT addressed to the server (a
+ * chained proxy, or CONNECTs pipelined behind the one that opened the tunnel), something else, or
+ * nothing at all within the wait (a protocol where the server speaks first, like SMTP or SSH). The
+ * bytes read are returned so the caller can replay them into whichever handler takes the connection.
  */
 import type * as net from 'net';
 import { ClientHello, looksLikeTls, parseClientHello } from './client-hello';
@@ -11,6 +12,7 @@ export type SniffVerdict =
   | { kind: 'tls'; hello: ClientHello }
   | { kind: 'tls-invalid'; reason: string }
   | { kind: 'http' }
+  | { kind: 'connect' }
   | { kind: 'other' }
   | { kind: 'silent' }
   | { kind: 'closed' };
@@ -33,6 +35,7 @@ export function classify(data: Buffer, final: boolean): SniffVerdict | undefined
   }
   const head = data.subarray(0, 24).toString('latin1');
   if (head.startsWith('PRI * HTTP/2')) return { kind: 'other' };
+  if (head.startsWith('CONNECT ')) return { kind: 'connect' };
   if (HTTP_REQUEST_START.test(head)) return { kind: 'http' };
   if (!final && HTTP_METHOD_PREFIX.test(head)) return undefined;
   return { kind: 'other' };

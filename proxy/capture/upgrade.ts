@@ -7,9 +7,10 @@ import * as https from 'https';
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
 import { baseFlow, describeConnection, describeUpstreamError, forwardHeaders, resolveRequest, withHost } from './http-forwarder';
+import { isDestinationRefused, markRefused } from './destination-guard';
 import { headerPairs } from './recording';
 import type { ProxyRuntime } from './runtime';
-import { tuneSocket, upstreamTlsOptions } from './upstream';
+import { tuneSocket, upstreamLookup, upstreamTlsOptions } from './upstream';
 
 function writeRawResponse(socket: net.Socket, status: number, message: string, rawHeaders: readonly string[]): void {
   let head = `HTTP/1.1 ${status} ${message}\r\n`;
@@ -57,6 +58,14 @@ export function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, hea
   flow.host = resolved.target.host;
   flow.port = resolved.target.port;
   flow.url = resolved.url;
+  const refusal = info.tunnel ? undefined : rt.upstream.guard.check(resolved.target.host, resolved.target.port);
+  if (refusal) {
+    markRefused(flow, refusal);
+    flow.endedAt = Date.now();
+    rt.recorder.record(flow);
+    rt.log(`403 to ${info.clientIp}: upgrade to ${resolved.url.slice(0, 200)}: ${refusal.message}`);
+    return refuseSocket(socket, 403, 'Forbidden', `phonehome: ${refusal.message}`);
+  }
 
   const options: https.RequestOptions = {
     method: req.method,
@@ -64,7 +73,7 @@ export function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, hea
     port: resolved.target.port,
     path: resolved.path,
     headers: withHost(forwardHeaders(req.rawHeaders, true), resolved.urlHost) as unknown as http.OutgoingHttpHeaders,
-    lookup: rt.upstream.lookup,
+    lookup: upstreamLookup(rt.upstream, resolved.target.port),
     setHost: false,
     agent: info.tunnel?.agent ?? false,
   };
@@ -103,6 +112,11 @@ export function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, hea
     upRes.pipe(socket);
   });
   upReq.on('error', (err) => {
+    if (isDestinationRefused(err)) {
+      markRefused(flow, err.refusal);
+      done(403, err.message);
+      return refuseSocket(socket, 403, 'Forbidden', `phonehome: ${err.message}`);
+    }
     const message = describeUpstreamError(err);
     done(502, message);
     refuseSocket(socket, 502, 'Bad Gateway', `phonehome: ${message}`);

@@ -9,6 +9,7 @@ import * as http from 'http';
 import * as https from 'https';
 import * as net from 'net';
 import * as tls from 'tls';
+import type { DestinationGuard } from './destination-guard';
 import type { Target } from './target';
 
 export type LookupFunction = net.LookupFunction;
@@ -20,6 +21,8 @@ export interface UpstreamOptions {
   ca?: string | string[];
   /** Name resolution override (tests resolve *.test names to loopback with it). */
   lookup?: LookupFunction;
+  /** Refuses the laptop's loopback and phonehome's own ports; wraps `lookup` (destination-guard.ts). */
+  guard: DestinationGuard;
   idleTimeoutMs: number;
   connectTimeoutMs: number;
 }
@@ -29,10 +32,18 @@ export function tuneSocket(socket: net.Socket, idleTimeoutMs: number): void {
   socket.setTimeout(idleTimeoutMs);
 }
 
-/** Dials host:port; resolves with the connected socket or rejects with the dial error. */
+/** The lookup for connections to `port`: every resolved address is checked by the guard first. */
+export function upstreamLookup(opts: UpstreamOptions, port: number): LookupFunction {
+  return opts.guard.lookupFor(port);
+}
+
+/**
+ * Dials host:port; resolves with the connected socket or rejects with the dial error (a
+ * DestinationRefusedError when the name resolved to an address the guard refuses).
+ */
 export function dial(target: Target, opts: UpstreamOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port, lookup: opts.lookup, noDelay: true });
+    const socket = net.connect({ host: target.host, port: target.port, lookup: upstreamLookup(opts, target.port), noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`connect to ${target.host}:${target.port} timed out after ${opts.connectTimeoutMs} ms`));

@@ -8,7 +8,10 @@ import * as path from 'path';
 import type { Command } from '../cli';
 import { startPhonehome } from '../app';
 import { ClientAccessList, DEFAULT_ALLOWED_CLIENTS, InvalidCidrError } from '../capture/access';
-import { DEFAULT_BODY_LIMIT } from '../capture/proxy-server';
+import { DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from '../capture/client-limit';
+import { installLastResortHandler } from '../capture/containment';
+import { consoleLogger } from '../capture/recording';
+import { DEFAULT_BODY_LIMIT, DEFAULT_HEAD_TIMEOUT_MS } from '../capture/proxy-server';
 import { HostPatternList, InvalidTargetError } from '../capture/target';
 import { DB_FILE_NAME } from '../store/db';
 import { parseProfileArgs, ProfileAssignments } from '../pipeline/profiles';
@@ -40,6 +43,9 @@ export const command: Command = {
       { name: 'ignore-hosts', type: 'list', placeholder: 'PATTERN,...', description: 'hosts relayed without interception, e.g. *.apple.com,example.com' },
       { name: 'body-limit', type: 'int', min: 0, max: 1024 * 1024 * 1024, default: DEFAULT_BODY_LIMIT, placeholder: 'BYTES', description: 'bytes of each body stored (larger bodies stream through, marked truncated)' },
       { name: 'upstream-insecure', type: 'boolean', description: "don't verify servers' TLS certificates (like mitmproxy's ssl_insecure)" },
+      { name: 'allow-loopback-targets', type: 'boolean', description: "let phones reach this laptop's own loopback (127.0.0.1, localhost...) through the proxy and VPN mode; refused by default (development and tests only)" },
+      { name: 'head-timeout', type: 'int', min: 0, max: 3600, default: DEFAULT_HEAD_TIMEOUT_MS / 1000, placeholder: 'SECONDS', description: 'a request head (or TLS handshake) not complete this long after it began is answered 408 and closed; 0: never' },
+      { name: 'max-client-connections', type: 'int', min: 0, max: 1_000_000, default: DEFAULT_MAX_CONNECTIONS_PER_CLIENT, placeholder: 'N', description: 'connections one client address may hold open at once (more get 429); 0: no cap' },
       ...JUDGE_FLAGS,
       { name: 'wireguard', type: 'boolean', description: 'VPN mode: also run a WireGuard endpoint the phone\'s WireGuard app connects to (prints its config and QR code)' },
       { name: 'wireguard-port', type: 'int', min: 0, max: 65535, default: 51820, placeholder: 'PORT', description: 'UDP port of the WireGuard endpoint' },
@@ -73,6 +79,8 @@ export const command: Command = {
     // Once per address-database release: parse it into the binary cache the analysis worker loads in ms.
     if (judge.geoCacheDir && prepareGeoCache(judge.geoCacheDir) === 'built') process.stdout.write(`phonehome: address tables cached in ${judge.geoCacheDir}\n`);
 
+    // An exception while handling one connection closes that connection, not phonehome (containment.ts).
+    installLastResortHandler(consoleLogger);
     let app;
     try {
       app = await startPhonehome({
@@ -87,6 +95,9 @@ export const command: Command = {
         ignoreHosts,
         bodyLimit: args.flags['body-limit'] as number,
         upstreamInsecure: args.flags['upstream-insecure'] === true,
+        allowLoopbackTargets: args.flags['allow-loopback-targets'] === true,
+        headTimeoutMs: (args.flags['head-timeout'] as number) * 1000,
+        maxConnectionsPerClient: args.flags['max-client-connections'] as number,
         wireguard: args.flags['wireguard'] === true
           ? { port: args.flags['wireguard-port'] as number, dnsUpstreams: args.flags['dns-upstream'] as string[] | undefined }
           : undefined,
@@ -138,6 +149,7 @@ export const command: Command = {
     for (const [ip, p] of profiles.devices) out(`  profile for ${ip}: ${p.name ?? '(unnamed)'}`);
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);
     if (args.flags['upstream-insecure'] === true) out('  warning: --upstream-insecure: servers\' certificates are NOT verified');
+    if (args.flags['allow-loopback-targets'] === true) out('  warning: --allow-loopback-targets: phones can reach this laptop\'s loopback (the dashboard and local-only services)');
     if (app.vpn) {
       out(`  VPN (WireGuard):   UDP port ${app.vpn.port}; import a config below in the phone's WireGuard app`);
       out(`                    (more phones: phonehome wireguard add NAME; they are picked up while running)`);

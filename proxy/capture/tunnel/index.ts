@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Flow } from '../../flow';
 import type { Store } from '../../store';
+import type { DestinationGuard } from '../destination-guard';
 import type { PacketSink, TcpSegmentHandler, TunnelPeer } from './types';
 import { TunnelStack } from './ip/stack';
 import { GATEWAY_IPV4, GATEWAY_IPV6, TUNNEL_MTU } from './wireguard/addresses';
@@ -43,6 +44,8 @@ export interface IpLayerOptions {
   recorder: { record(flow: Flow): void };
   store?: Store;
   log?: (s: string) => void;
+  /** Destinations refused for the phones' UDP (the proxy's guard: the laptop's loopback, phonehome's ports). */
+  guard?: DestinationGuard;
 }
 
 export interface VpnOptions {
@@ -61,6 +64,8 @@ export interface VpnOptions {
   tcp?: TcpSegmentHandler & { stats?(): unknown };
   /** How often peers.json is polled for phones added while running (default 1 s). */
   peersPollMs?: number;
+  /** The proxy's destination guard, so VPN mode refuses what the proxy refuses; learns the endpoint's port. */
+  guard?: DestinationGuard;
 }
 
 export interface PhoneConfig {
@@ -132,6 +137,7 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
     recorder: opts.recorder,
     store: opts.store,
     log,
+    guard: opts.guard,
   });
   if (opts.tcp) ip.setTcpHandler?.(opts.tcp);
   let port: number;
@@ -142,6 +148,7 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
     await wg.close().catch(() => undefined);
     throw err;
   }
+  opts.guard?.addOwnService('wireguard', 'udp', port);
   const listenFile = path.join(opts.dataDir, 'wireguard', LISTEN_FILE);
   fs.writeFileSync(listenFile, JSON.stringify({ port }) + '\n', { mode: 0o600 });
   const unwatch = watchPeers(

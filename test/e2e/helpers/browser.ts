@@ -121,8 +121,9 @@ export async function startPhonehome(dataDir: string, options: PhonehomeTestOpti
   const ports = options.ports ?? { proxy: 0, dashboard: 0 };
   // Loaded here so that tests which only need the browser do not load the whole app.
   const { startPhonehome: startApp } = await import('../../../proxy/app');
+  // The test origins are on loopback: --allow-loopback-targets.
   const app = await startApp({ dataDir, listenHost: '127.0.0.1', port: ports.proxy, dashboardPort: ports.dashboard,
-    bodyLimit: options.bodyLimit, log: () => undefined });
+    bodyLimit: options.bodyLimit, log: () => undefined, allowLoopbackTargets: true });
   if (!app.dashboardUrl) {
     await app.close();
     throw new Error('phonehome started without a dashboard');

@@ -62,7 +62,13 @@ export function patternSha256(n: number): string {
 }
 
 function originHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://origin');
+  // The fuzz tests send targets URL() rejects (e.g. '//[/ws'): the origin answers them, like a real server.
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://origin');
+  } catch {
+    url = new URL('http://origin/unparsable-target');
+  }
   if (url.pathname === '/bytes') {
     const n = Number(url.searchParams.get('n') ?? '0');
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(n) });
@@ -117,7 +123,10 @@ export interface Origin {
 async function listenOrigin(server: http.Server): Promise<Origin> {
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
-    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m, binary) => ws.send(binary ? m : `echo:${m.toString()}`)));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => ws.terminate()); // invalid frames (fuzz tests) end that socket only
+      ws.on('message', (m, binary) => ws.send(binary ? m : `echo:${m.toString()}`));
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;

@@ -1,7 +1,8 @@
 /**
  * Starting phonehome for tests: in-process (startPhonehome, the composition `start` uses) with a
  * loopback-only name resolver and the test origin's certificate as upstream root, or as the real
- * CLI in a child process (stopped by PID in teardown).
+ * CLI in a child process (stopped by PID in teardown). Test origins live on loopback, so both
+ * allow loopback targets (`--allow-loopback-targets`) unless a test says otherwise.
  */
 import { ChildProcess, spawn } from 'child_process';
 import type { LookupAddress } from 'dns';
@@ -37,6 +38,7 @@ export async function startTestPhonehome(opts: PhonehomeOptions = {}): Promise<T
     port: 0,
     dashboardPort: null,
     log: (l) => logs.push(l),
+    allowLoopbackTargets: true,
     ...opts,
     dataDir,
     proxy: { upstreamCa: originCert().certPem, lookup: loopbackLookup as never, sniffTimeoutMs: 300, ...opts.proxy },
@@ -81,9 +83,12 @@ export interface CliProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `phonehome start …` from the built CLI and waits for "proxy listening on HOST:PORT". */
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs `phonehome start …` from the built CLI (with --allow-loopback-targets: test origins are on
+ * loopback; `refuseLoopback` leaves it off) and waits for "proxy listening on HOST:PORT".
+ */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, refuseLoopback = false): Promise<CliProcess> {
+  const child = spawn(process.execPath, [CLI, 'start', ...(refuseLoopback ? [] : ['--allow-loopback-targets']), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));

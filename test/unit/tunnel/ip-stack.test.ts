@@ -300,16 +300,47 @@ describe('TunnelStack', () => {
     expect(stack.stats().dropped['over-mtu']).toBeUndefined();
   });
 
-  it('does not relay to the laptop\'s loopback unless allowed', async () => {
+  it('refuses UDP to the laptop\'s loopback unless allowed: ICMP administratively prohibited, one flow per destination', async () => {
     const echo = await startEcho('udp4');
     sockets.push(echo.sock);
+    let reached = 0;
+    echo.sock.on('message', () => reached++);
     await stack.close();
     stack = make({ allowLoopback: undefined });
     stack.receive(PHONE, udpFromPhone(4, '127.0.0.1', 5003, echo.port, Buffer.from('reach the laptop?')));
+    stack.receive(PHONE, udpFromPhone(4, '127.0.0.1', 5004, echo.port, Buffer.from('again, from another port')));
+    stack.receive(PHONE, udpFromPhone(4, '127.9.9.9', 5003, echo.port, Buffer.from('any of 127/8')));
     stack.receive(PHONE, udpFromPhone(6, '::1', 5003, echo.port, Buffer.from('reach the laptop?')));
+    stack.receive(PHONE, udpFromPhone(6, '::ffff:127.0.0.1', 5003, echo.port, Buffer.from('mapped')));
+    await waitFor('five ICMP errors', () => sent.length >= 5 || undefined);
+    const icmp = sent.map(parsed).map((p) => ({ version: p.version, src: p.src, type: p.payload[0], code: p.payload[1] }));
+    expect(icmp).toEqual([
+      { version: 4, src: '127.0.0.1', type: 3, code: 13 },
+      { version: 4, src: '127.0.0.1', type: 3, code: 13 },
+      { version: 4, src: '127.9.9.9', type: 3, code: 13 },
+      { version: 6, src: '::1', type: 1, code: 1 },
+      { version: 6, src: '::ffff:127.0.0.1', type: 1, code: 1 },
+    ]);
+    await waitFor('four flows', () => flows.length >= 4 || undefined);
+    expect(flows.map((f) => [f.kind, f.url, f.tags, f.requestBody.bytes.toString()])).toEqual([
+      ['udp', `udp://127.0.0.1:${echo.port}`, ['udp', 'loopback-refused'], 'reach the laptop?'],
+      ['udp', `udp://127.9.9.9:${echo.port}`, ['udp', 'loopback-refused'], 'any of 127/8'],
+      ['udp', `udp://[::1]:${echo.port}`, ['udp', 'loopback-refused'], 'reach the laptop?'],
+      ['udp', `udp://[::ffff:127.0.0.1]:${echo.port}`, ['udp', 'loopback-refused'], 'mapped'],
+    ]);
+    expect(flows[0].error).toMatch(/127\.0\.0\.1 is this laptop's own loopback address.*the phone got ICMP administratively prohibited/);
+    expect(flows[3].error).toMatch(/::ffff:127\.0\.0\.1 \(127\.0\.0\.1\) is this laptop's own loopback/);
+    expect(stack.stats()).toMatchObject({ dropped: { 'destination-refused': 5 }, prohibitedSent: 5, udpSessionsTotal: 0 });
     await new Promise((r) => setTimeout(r, 100));
-    expect(sent).toEqual([]);
-    expect(stack.stats()).toMatchObject({ dropped: { 'martian-destination': 2 }, udpSessionsTotal: 0 });
+    expect(reached).toBe(0);
+  });
+
+  it('relays UDP to loopback when allowed (the refusal above can fail)', async () => {
+    const echo = await startEcho('udp4');
+    sockets.push(echo.sock);
+    stack.receive(PHONE, udpFromPhone(4, '127.0.0.1', 5005, echo.port, Buffer.from('dev server')));
+    const reply = parsed(await waitFor('echo', () => sent[0]));
+    expect(parseUdp(reply)).toMatchObject({ ok: true, datagram: { payload: Buffer.from('echo:dev server') } });
   });
 
   it('tells the phone port unreachable when the relayed destination refuses', async () => {

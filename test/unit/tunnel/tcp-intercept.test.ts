@@ -42,7 +42,8 @@ beforeAll(async () => {
   ca = CertificateAuthority.loadOrCreate(dir);
   const minter = new LeafMinter(ca);
   store = Store.open({ dataDir: dir });
-  proxy = new ProxyServer({ listenHost: '127.0.0.1', port: 0, store, ca, minter, upstreamCa: originCert().certPem, onFlow: (f) => flows.push(f), log: () => undefined });
+  // A short head deadline for the slow-head test; every other test writes its heads at once.
+  proxy = new ProxyServer({ listenHost: '127.0.0.1', port: 0, store, ca, minter, upstreamCa: originCert().certPem, onFlow: (f) => flows.push(f), log: () => undefined, allowLoopbackTargets: true, headTimeoutMs: 1000 });
   await proxy.listen();
   tunnel = createTcpInterception(proxy.runtime, { maxConnectionsPerPeer: 64 });
   [httpOrigin, httpsOrigin, raw] = await Promise.all([startHttpOrigin(), startHttpsOrigin(), startRawServer()]);
@@ -185,6 +186,23 @@ test('an upload to a server that does not read: the phone sees the window close,
     sink.close();
   }
 }, 60_000);
+
+test('a request head trickled through the tunnel byte by byte is answered 408 and closed (slowloris)', async () => {
+  const stream = await phoneConnect('127.0.0.1', httpOrigin.port);
+  let text = '';
+  stream.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+  const head = `GET /slow HTTP/1.1\r\nHost: origin.test\r\nX-Padding: ${'a'.repeat(400)}\r\n\r\n`;
+  let i = 0;
+  const timer = setInterval(() => {
+    if (stream.destroyed || i >= head.length) return void clearInterval(timer);
+    stream.write(head[i++]);
+  }, 100);
+  await closed;
+  clearInterval(timer);
+  expect(text).toMatch(/^HTTP\/1\.1 408 /);
+  expect(i).toBeLessThan(head.length);
+}, 30_000);
 
 test('per-phone stats count connections, bytes, refusals and drops; strays get RST', async () => {
   // The phone's last ACKs of the download may still be on their way.

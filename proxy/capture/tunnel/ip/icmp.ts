@@ -48,12 +48,24 @@ export function buildEchoReply(request: IpPacket): Buffer {
  * Sent from the address the datagram was for, as the real host's kernel would.
  */
 export function buildPortUnreachable(original: IpPacket, maxPacket: number): Buffer {
+  return buildUnreachable(original, maxPacket, original.version === 4 ? 3 : 4);
+}
+
+/**
+ * "Communication administratively prohibited" (ICMP type 3 code 13; ICMPv6 type 1 code 1), what a
+ * firewall's reject sends: for destinations phonehome refuses (the laptop's loopback).
+ */
+export function buildAdminProhibited(original: IpPacket, maxPacket: number): Buffer {
+  return buildUnreachable(original, maxPacket, original.version === 4 ? 13 : 1);
+}
+
+function buildUnreachable(original: IpPacket, maxPacket: number, code: number): Buffer {
   const headerRoom = original.version === 4 ? 20 + 8 : 40 + 8;
   const cap = Math.min(maxPacket, original.version === 4 ? 576 : 1280) - headerRoom;
   const quoted = original.raw.subarray(0, Math.max(0, cap));
   const msg = Buffer.alloc(8 + quoted.length);
   msg[0] = original.version === 4 ? ICMP_UNREACHABLE : ICMPV6_UNREACHABLE;
-  msg[1] = original.version === 4 ? 3 : 4;
+  msg[1] = code;
   quoted.copy(msg, 8);
   return withChecksum(original.version, original.dstBytes, original.srcBytes, msg);
 }

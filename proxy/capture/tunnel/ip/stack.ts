@@ -13,19 +13,23 @@
  *   hard-coded 8.8.8.8 is seen and recorded too); the answer comes back from the address asked.
  *   Over TCP too (dns-service.ts): the phone's retry after a truncated answer is served.
  * - UDP 443 (QUIC) gets ICMP port unreachable; so does UDP to the gateway other than DNS.
+ * - UDP to the laptop's own loopback (or phonehome's own ports) is refused with ICMP administratively
+ *   prohibited and recorded (../udp/refused.ts); the destination guard decides, as for TCP.
  * - IPv4/IPv6 fragments from the phone are reassembled (reassembly.ts, bounded); relayed UDP replies
  *   bigger than the MTU are fragmented towards the phone (DNS answers are truncated with TC instead).
  */
 import type { Store } from '../../../store';
+import { DestinationGuard } from '../../destination-guard';
 import { buildDnsErrorResponse } from '../../dns/codec';
 import { DnsForwarder } from '../../dns/forwarder';
 import type { FlowSink } from '../../dns/record';
 import { UdpRelay, type UdpSession } from '../udp/relay';
+import { RefusedUdpRecorder } from '../udp/refused';
 import type { PacketSink, TcpSegment, TcpSegmentHandler, TunnelPeer } from '../types';
 import { TCP_RST } from '../types';
 import { canonicalIp } from './address';
 import { TunnelDns } from './dns-service';
-import { buildEchoReply, buildPortUnreachable, checkIcmp, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REQUEST } from './icmp';
+import { buildAdminProhibited, buildEchoReply, buildPortUnreachable, checkIcmp, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REQUEST } from './icmp';
 import { Reassembler } from './reassembly';
 import { fragmentPacket, ipHeaderLength, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, type IpPacket } from './packet';
 import { buildTcpPacket, parseTcp, resetFor } from './tcp';
@@ -49,9 +53,14 @@ export interface TunnelStackOptions {
   /** Relayed UDP conversations at once (default 1024). */
   udpMaxSessions?: number;
   /**
-   * Relay UDP to loopback addresses (127.0.0.0/8, ::1) on this laptop. Off by default: a phone has
-   * no business reaching the laptop's local-only services, and a real network drops such packets.
-   * Tests turn it on to reach servers they run on loopback.
+   * Decides which destinations are refused (the laptop's loopback, phonehome's own ports); the
+   * proxy's, so both modes follow one policy. Without it: a guard built from `allowLoopback`.
+   */
+  guard?: DestinationGuard;
+  /**
+   * Relay UDP to loopback addresses (127.0.0.0/8, ::1) on this laptop when no guard is given. Off by
+   * default: a phone has no business reaching the laptop's local-only services. Tests turn it on
+   * to reach servers they run on loopback.
    */
   allowLoopback?: boolean;
 }
@@ -61,7 +70,7 @@ export type DropReason =
   | 'truncated' | 'bad-ip-version' | 'bad-checksum' | 'wrong-source'
   | 'fragment-overlap' | 'fragment-too-big' | 'bad-fragment' | 'fragment-timeout'
   | 'unsupported-protocol' | 'bad-tcp-options' | 'over-mtu' | 'multicast' | 'icmp-ignored' | 'icmpv6-nd-ignored'
-  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'dns-tcp-bad-frame' | 'udp-bad-port' | 'udp-session-limit' | 'martian-destination' | 'send-failed' | 'closed' | 'internal-error';
+  | 'tcp-rst-no-connection' | 'dns-not-a-query' | 'dns-overload' | 'dns-tcp-bad-frame' | 'udp-bad-port' | 'udp-session-limit' | 'destination-refused' | 'send-failed' | 'closed' | 'internal-error';
 
 export interface TunnelStats {
   packetsIn: number;
@@ -72,6 +81,8 @@ export interface TunnelStats {
   dropped: Partial<Record<DropReason, number>>;
   icmpEchoReplies: number;
   portUnreachableSent: number;
+  /** ICMP administratively prohibited sent for UDP to a refused destination (the laptop's loopback). */
+  prohibitedSent: number;
   quicRefused: number;
   tcpSegmentsToHandler: number;
   tcpResetsSent: number;
@@ -95,11 +106,6 @@ export interface TunnelStats {
   udpSessionsTotal: number;
 }
 
-/** Loopback and unspecified addresses: never reachable from a phone on a real network. */
-function isLocalOnly(addr: string): boolean {
-  return /^(127|0)\./.test(addr) || addr === '::1' || addr === '::' || addr.startsWith('::ffff:127.');
-}
-
 const IPV4_MULTICAST = /^(22[4-9]|23\d)\.|^255\.255\.255\.255$/;
 const ND_TYPES = new Set([130, 131, 132, 133, 134, 135, 136, 137, 143]);
 
@@ -107,6 +113,8 @@ export class TunnelStack {
   private readonly log: (s: string) => void;
   private readonly forwarder: DnsForwarder;
   private readonly relay: UdpRelay;
+  private readonly guard: DestinationGuard;
+  private readonly refusedUdp: RefusedUdpRecorder;
   private readonly gatewayIpv4: string;
   private readonly gatewayIpv6: string;
   private handler: TcpSegmentHandler | undefined;
@@ -115,7 +123,7 @@ export class TunnelStack {
   private readonly reassembler = new Reassembler();
   private held = 0;
   private readonly s: Omit<TunnelStats, 'udpSessionsOpen' | 'udpSessionsTotal' | 'fragmentsHeld' | 'dnsInFlight'> = {
-    packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, dropped: {}, icmpEchoReplies: 0, portUnreachableSent: 0,
+    packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, dropped: {}, icmpEchoReplies: 0, portUnreachableSent: 0, prohibitedSent: 0,
     quicRefused: 0, tcpSegmentsToHandler: 0, tcpResetsSent: 0, dnsQueries: 0, dnsAnswers: 0, dnsFailures: 0, dnsTruncated: 0,
     udpDatagramsOut: 0, udpDatagramsIn: 0, fragmentsSent: 0, fragmentsReassembled: 0,
   };
@@ -124,6 +132,8 @@ export class TunnelStack {
     this.log = opts.log ?? (() => undefined);
     this.gatewayIpv4 = canonicalIp(opts.gatewayIpv4);
     this.gatewayIpv6 = canonicalIp(opts.gatewayIpv6);
+    this.guard = opts.guard ?? new DestinationGuard({ allowLoopbackTargets: opts.allowLoopback });
+    this.refusedUdp = new RefusedUdpRecorder(opts.recorder, opts.udpIdleMs ?? 60_000, 64 * 1024);
     this.forwarder = new DnsForwarder({ upstreams: opts.dnsUpstreams, timeoutMs: opts.dnsTimeoutMs });
     this.dns = new TunnelDns({
       forwarder: this.forwarder, recorder: opts.recorder, store: opts.store, gatewayIpv4: this.gatewayIpv4, gatewayIpv6: this.gatewayIpv6,
@@ -279,7 +289,13 @@ export class TunnelStack {
       return this.portUnreachable(peer, ip);
     }
     if (this.isGateway(ip.dst)) return this.portUnreachable(peer, ip);
-    if (!this.opts.allowLoopback && isLocalOnly(ip.dst)) return this.drop('martian-destination');
+    const refusal = this.guard.check(ip.dst, d.dstPort, { protocol: 'udp' });
+    if (refusal) {
+      this.drop('destination-refused');
+      this.refusedUdp.note(peer, ip.version, d.srcPort, ip.dst, d.dstPort, d.payload, refusal);
+      if (this.emit(peer, buildAdminProhibited(ip, this.opts.mtu))) this.s.prohibitedSent++;
+      return;
+    }
     if (!this.relay.send(peer, ip.version, ip.src, d.srcPort, ip.dst, d.dstPort, d.payload)) return this.drop('udp-session-limit');
     this.s.udpDatagramsOut++;
   }

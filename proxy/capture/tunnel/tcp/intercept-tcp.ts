@@ -7,6 +7,8 @@
  */
 import type * as net from 'net';
 import { performance } from 'perf_hooks';
+import { isDestinationRefused, markRefused, Refusal } from '../../destination-guard';
+import { contained, currentConnection, scopeEvents } from '../../containment';
 import { baseFlow, SETUP_HOST } from '../../http-forwarder';
 import { interceptStream } from '../../intercept';
 import type { ConnectionInfo, ProxyRuntime, TunnelInfo } from '../../runtime';
@@ -22,7 +24,12 @@ export function createTcpInterception(rt: ProxyRuntime, opts: Omit<TcpTunnelOpti
     log: rt.log,
     ...opts,
     onConnection: (conn) => {
-      interceptTunnelled(conn, rt).catch((err: Error) => rt.log(`tunnelled connection failed: ${err.stack ?? err.message}`));
+      const hostPart = conn.ipVersion === 6 ? `[${conn.destination.ip}]` : conn.destination.ip;
+      const scope = { client: `${conn.peer.ipv4}:${conn.source.port}`, target: `${hostPart}:${conn.destination.port}` };
+      contained(rt.log, 'tunnelled connection', scope, () => interceptTunnelled(conn, rt), () => {
+        conn.refuse();
+        (scope as { socket?: net.Socket }).socket?.destroy();
+      });
     },
   });
 }
@@ -33,18 +40,28 @@ export async function interceptTunnelled(conn: IncomingTcpConnection, rt: ProxyR
   const target: Target = { host: conn.destination.ip, port: conn.destination.port, isIp: true };
   const info: ConnectionInfo = { source: 'vpn', clientIp: conn.peer.ipv4, clientPort: conn.source.port };
   if (isGatewayWebPort(conn.destination.ip, conn.destination.port)) return serveSetupPage(conn, info, startedAt, t0, rt);
+  const reset = (error: string, refusal?: Refusal) => {
+    conn.refuse();
+    const flow = baseFlow(info, startedAt);
+    const hostPart = conn.ipVersion === 6 ? `[${target.host}]` : target.host;
+    Object.assign(flow, { kind: 'raw', scheme: 'tcp', host: target.host, port: target.port, url: `tcp://${hostPart}:${target.port}`, endedAt: Date.now() });
+    if (refusal) markRefused(flow, refusal, undefined);
+    flow.error = `${error}; the phone got a reset`;
+    if (!refusal) flow.tags.push('connection-refused');
+    flow.timings.totalMs = Math.round(performance.now() - t0);
+    rt.recorder.record(flow);
+  };
+  // The phone may use the Wi-Fi proxy inside the tunnel: that is not a loop, it is phonehome twice.
+  const refusal = rt.upstream.guard.check(target.host, target.port, { allow: ['proxy'] });
+  if (refusal) {
+    rt.log(`reset to ${info.clientIp}: TCP to ${target.host}:${target.port}: ${refusal.message}`);
+    return reset(refusal.message, refusal);
+  }
   let upstream: net.Socket;
   try {
     upstream = await dial(target, rt.upstream);
   } catch (err) {
-    conn.refuse();
-    const flow = baseFlow(info, startedAt);
-    const hostPart = conn.ipVersion === 6 ? `[${target.host}]` : target.host;
-    Object.assign(flow, { kind: 'raw', scheme: 'tcp', host: target.host, port: target.port, url: `tcp://${hostPart}:${target.port}`, error: `upstream: ${(err as Error).message}; the phone got a reset`, endedAt: Date.now() });
-    flow.tags.push('connection-refused');
-    flow.timings.totalMs = Math.round(performance.now() - t0);
-    rt.recorder.record(flow);
-    return;
+    return reset(isDestinationRefused(err) ? err.message : `upstream: ${(err as Error).message}`, isDestinationRefused(err) ? err.refusal : undefined);
   }
   rt.track(upstream);
   tuneSocket(upstream, rt.idleTimeoutMs);
@@ -54,6 +71,7 @@ export async function interceptTunnelled(conn: IncomingTcpConnection, rt: ProxyR
   // A TcpStream is a Duplex with the socket fields the core reads (see stream.ts).
   const client = conn.accept() as unknown as net.Socket;
   if (client.destroyed) return void upstream.destroy();
+  adoptIntoScope(client);
   rt.track(client);
   client.on('error', () => client.destroy());
   client.setTimeout(rt.idleTimeoutMs, () => client.destroy());
@@ -74,8 +92,17 @@ async function serveSetupPage(conn: IncomingTcpConnection, info: ConnectionInfo,
   const tunnel: TunnelInfo = { target, tls: false };
   const client = conn.accept() as unknown as net.Socket;
   if (client.destroyed) return;
+  adoptIntoScope(client);
   rt.track(client);
   client.on('error', () => client.destroy());
   client.setTimeout(rt.idleTimeoutMs, () => client.destroy());
   await interceptStream(client, Buffer.alloc(0), undefined, { info, target, tunnel, startedAt, t0, toSetupPage: true }, rt);
+}
+
+/** From now on the stream's events run in the connection's scope, and a failure there closes it (containment.ts). */
+function adoptIntoScope(client: net.Socket): void {
+  const scope = currentConnection();
+  if (!scope) return;
+  scope.socket = client;
+  scopeEvents(client, scope);
 }
