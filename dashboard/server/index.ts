@@ -12,6 +12,7 @@ import * as path from 'path';
 import type { Duplex } from 'stream';
 import express from 'express';
 import type { DeviceProfile } from '../../proxy/analyse/types';
+import { ConnectionScope, inConnection } from '../../proxy/capture/containment';
 import type { Broadcaster } from '../../proxy/pipeline/broadcaster';
 import type { Store } from '../../proxy/store';
 import { apiRouter, ReanalyseAnswer } from './api';
@@ -162,10 +163,15 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   });
 
   const hub = new WsHub({ ...opts.ws, events: opts.store.events, broadcaster: opts.broadcaster, stats, onError: (err) => failed('GET', '/ws', err) });
-  const server = http.createServer(app);
+  // Each request runs in a connection scope (proxy/capture/containment.ts): an exception thrown later
+  // from a callback it started is then, under `phonehome start`, logged and closes that connection
+  // only. The target is shown without its query (it may hold the token).
+  const scopeOf = (req: http.IncomingMessage, socket: Duplex): ConnectionScope =>
+    ({ client: req.socket?.remoteAddress ?? '?', method: req.method, target: `dashboard ${pathForLog(req.url)}`, socket });
+  const server = http.createServer((req, res) => inConnection(scopeOf(req, req.socket), () => app(req, res)));
   // Upgraded sockets leave the server's connection tracking: closeAllConnections() does not see them.
   const upgraded = new Set<Duplex>();
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => inConnection(scopeOf(req, socket), () => {
     socket.on('error', () => socket.destroy());
     upgraded.add(socket);
     socket.once('close', () => upgraded.delete(socket));
@@ -187,7 +193,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       failed(req.method, req.url, err);
       refuseUpgrade(socket, 500, 'internal error');
     }
-  });
+  }));
 
   // A CONNECT here is a phone or tool pointed at the wrong port: say so (Node would close silently).
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {

@@ -6,6 +6,7 @@
  * bounded number of messages. Browsers: dashboard-browser-origin.test.ts; the token file and the
  * banner: dashboard-token-file.test.ts.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
@@ -310,4 +311,39 @@ describe('a re-analysis interrupted by a stop', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('an exception thrown later by something a request started', () => {
+  it('under phonehome start\'s last-resort handler, closes that connection only, logged without the token; the dashboard keeps serving', () => {
+    // A child process: the handler is process-wide (the built code, as `phonehome start` runs it).
+    const dist = path.resolve(__dirname, '../../dist');
+    const script = `
+      const { startDashboard } = require(${JSON.stringify(path.join(dist, 'dashboard/server'))});
+      const { installLastResortHandler } = require(${JSON.stringify(path.join(dist, 'proxy/capture/containment'))});
+      const { Store } = require(${JSON.stringify(path.join(dist, 'proxy/store'))});
+      const { Broadcaster } = require(${JSON.stringify(path.join(dist, 'proxy/pipeline/broadcaster'))});
+      (async () => {
+        installLastResortHandler((line) => console.log('LOG ' + line.split('\\n')[0]));
+        const store = Store.open({ dataDir: process.argv[1] });
+        const late = async () => { setTimeout(() => { throw new Error('late failure'); }, 0); return new Promise(() => {}); };
+        const d = await startDashboard({ port: 0, store, broadcaster: new Broadcaster(), log: () => {},
+          setupInfo: { proxyHost: 'x', proxyPort: 1, addresses: [], setupUrl: 'http://x/', caUrl: 'http://x/ca', wireguard: { status: late, config: () => null } } });
+        const setup = await fetch('http://127.0.0.1:' + d.port + '/api/setup?token=' + d.token).then((r) => r.status, () => 'closed');
+        const stats = await fetch('http://127.0.0.1:' + d.port + '/api/stats', { headers: { Authorization: 'Bearer ' + d.token } });
+        console.log('RESULT ' + JSON.stringify({ setup, stats: stats.status, token: d.token }));
+        await d.close(); store.close(); process.exit(0);
+      })();`;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-late-'));
+    try {
+      const out = spawnSync(process.execPath, ['-e', script, dir], { encoding: 'utf8', timeout: 30_000 });
+      expect(out.status).toBe(0);
+      const result = JSON.parse(/^RESULT (.*)$/m.exec(out.stdout)![1]) as { setup: unknown; stats: number; token: string };
+      expect(result).toMatchObject({ setup: 'closed', stats: 200 });
+      const log = out.stdout.split('\n').filter((l) => l.startsWith('LOG '));
+      expect(log).toEqual([expect.stringMatching(/internal error while handling client 127\.0\.0\.1 "GET" "dashboard \/api\/setup\?…" .*phonehome keeps running: Error: late failure/)]);
+      expect(out.stdout.split(result.token).length).toBe(2); // only in the RESULT line
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
