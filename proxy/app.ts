@@ -17,6 +17,7 @@ import type { Flow } from './flow';
 import { Store } from './store';
 import type { DashboardOptions } from '../dashboard/server';
 import { lanAddresses } from '../dashboard/server/setup-info';
+import { loadOrCreateDashboardToken } from '../dashboard/server/token-file';
 import type { AnalysisPipeline, PipelineOptions } from './pipeline';
 import { startLive, LiveServices } from './pipeline/live';
 import type { ProfileAssignments } from './pipeline/profiles';
@@ -27,8 +28,9 @@ export interface PhonehomeOptions {
   port?: number;
   /** Dashboard port (default 8081); null: no dashboard listener. */
   dashboardPort?: number | null;
-  /** Default 127.0.0.1; any non-loopback address requires a token (generated unless given). */
+  /** Default 127.0.0.1. */
   dashboardHost?: string;
+  /** The token the dashboard requires; default: the data dir's dashboard.token (created at the first start). */
   dashboardToken?: string;
   /** `--profile`: a default profile and per-device ones (stored in the devices table). */
   profiles?: ProfileAssignments;
@@ -62,8 +64,9 @@ export interface Phonehome {
   minter: LeafMinter;
   dataDir: string;
   proxyPort: number;
+  /** The dashboard's address from this machine, without the token. */
   dashboardUrl?: string;
-  /** Set when the dashboard is bound to a non-loopback address. */
+  /** Set when the dashboard runs: every request to it must carry this token. */
   dashboardToken?: string;
   pipeline: AnalysisPipeline | null;
   live: LiveServices;
@@ -132,19 +135,23 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     const proxyBase = `http://${proxyHost.includes(':') ? `[${proxyHost}]` : proxyHost}:${port}`;
     live = await startLive({
       store,
-      dashboard: opts.dashboardPort === null ? null : { host: dashboardHost, port: opts.dashboardPort ?? 8081, token: opts.dashboardToken, ws: opts.ws },
+      dashboard: opts.dashboardPort === null ? null : { host: dashboardHost, port: opts.dashboardPort ?? 8081, ...dashboardToken(dataDir, opts.dashboardToken, log), ws: opts.ws },
       profiles: opts.profiles,
       analysis: opts.analysis,
       pipeline: opts.pipeline,
       setupInfo: {
         proxyHost, proxyPort: port, setupUrl: `${proxyBase}/`, caUrl: `${proxyBase}/ca.pem`,
-        wireguard: vpnRunning && (() => vpnRunning.setupView()),
+        wireguard: vpnRunning && {
+          status: () => vpnRunning.setupView(),
+          config: (name: string) => vpnRunning.configs().find((c) => c.peer.name === name)?.config ?? null,
+        },
       },
       log,
     });
     if (live.dashboard) {
       proxy.runtime.upstream.guard.addOwnService('dashboard', 'tcp', live.dashboard.port);
-      dashboardUrl = live.dashboard.url.replace(/\/(\?token=.*)?$/, '');
+      // Without the token: this address is also shown on the phone's setup page.
+      dashboardUrl = live.dashboard.origin;
     }
     const running = live;
     return {
@@ -174,4 +181,11 @@ export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phone
     await store.closeAsync();
     throw err;
   }
+}
+
+/** The token given, or the data dir's (with its file, named on the page a browser without it sees). */
+function dashboardToken(dataDir: string, given: string | undefined, log: Logger): { token: string; tokenFile?: string } {
+  if (given) return { token: given };
+  const t = loadOrCreateDashboardToken(dataDir, (m) => log(`dashboard: ${m}`));
+  return { token: t.token, tokenFile: t.file };
 }

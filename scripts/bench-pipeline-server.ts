@@ -12,7 +12,7 @@ async function main(): Promise<void> {
     allowLoopbackTargets: true, // the benchmark's origin is on loopback
     pipeline: opts.queueLimit ? { queueLimit: opts.queueLimit } : undefined,
   });
-  process.stdout.write(JSON.stringify({ proxyPort: app.proxyPort, dashboardPort: app.live.dashboard?.port, analysisTid: app.pipeline?.analysisThreadId() }) + '\n');
+  process.stdout.write(JSON.stringify({ proxyPort: app.proxyPort, dashboardPort: app.live.dashboard?.port, dashboardToken: app.dashboardToken, analysisTid: app.pipeline?.analysisThreadId() }) + '\n');
   const stop = () => void app.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

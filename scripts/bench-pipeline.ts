@@ -64,7 +64,7 @@ export async function benchQueries(flows: number): Promise<void> {
       const times: number[] = [];
       for (let i = 0; i < 100; i++) {
         const s = process.hrtime.bigint();
-        const r = await fetch(base + q);
+        const r = await fetch(base + q, { headers: { Authorization: `Bearer ${dash.token}` } });
         await r.arrayBuffer();
         times.push(Number(process.hrtime.bigint() - s) / 1e6);
       }
@@ -77,10 +77,10 @@ export async function benchQueries(flows: number): Promise<void> {
   }
 }
 
-/** Opens a WebSocket client and resolves alerts by a marker in their URL: marker → receive time. */
-export function alertListener(url: string): Promise<{ ws: WebSocket; alerts: Map<string, number> }> {
+/** Opens a WebSocket client (with the dashboard's token) and resolves alerts by a marker in their URL: marker → receive time. */
+export function alertListener(url: string, token: string): Promise<{ ws: WebSocket; alerts: Map<string, number> }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
     const alerts = new Map<string, number>();
     ws.on('message', (d) => {
       const at = performance.now();
@@ -99,7 +99,7 @@ export async function benchPipelineLatency(rate: number, seconds: number): Promi
   const store = Store.open({ dataDir: dir });
   const live = await startLive({ store, dashboard: { port: 0 }, log: () => {} });
   try {
-    const { ws, alerts } = await alertListener(`ws://127.0.0.1:${live.dashboard!.port}/ws`);
+    const { ws, alerts } = await alertListener(`ws://127.0.0.1:${live.dashboard!.port}/ws`, live.dashboard!.token);
     const storedAt = new Map<string, number>();
     const total = rate * seconds;
     const start = performance.now();
@@ -216,7 +216,7 @@ async function spawnJson<T>(args: string[], env: Record<string, string> = {}): P
 async function startServer(dataDir: string, analysis: boolean, queueLimit?: number, env: Record<string, string> = {}) {
   const profileDir = process.argv.find((a, i) => process.argv[i - 1] === '--cpu-prof');
   const nodeArgs = profileDir && analysis ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  return spawnJson<{ proxyPort: number; dashboardPort: number; analysisTid?: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })], env);
+  return spawnJson<{ proxyPort: number; dashboardPort: number; dashboardToken: string; analysisTid?: number }>([...nodeArgs, path.join(__dirname, 'bench-pipeline-server.js'), JSON.stringify({ dataDir, analysis, queueLimit })], env);
 }
 
 /** A leaking request as a phone sends it to a plain-HTTP proxy: absolute URL, IMEI and cell id in a form body. */
@@ -280,8 +280,9 @@ async function throughput(pid: number, analysisTid: number | undefined, proxyPor
 }
 
 /** Reads /api/stats until no flow is pending: "; N pending at the end, analysed in T ms". */
-async function drainTime(dashboardPort: number): Promise<string> {
-  const pending = async () => ((await (await fetch(`http://127.0.0.1:${dashboardPort}/api/stats`)).json()) as { queue: { pending: number } }).queue.pending;
+async function drainTime(dashboardPort: number, token: string): Promise<string> {
+  const stats = async () => (await fetch(`http://127.0.0.1:${dashboardPort}/api/stats`, { headers: { Authorization: `Bearer ${token}` } })).json();
+  const pending = async () => ((await stats()) as { queue: { pending: number } }).queue.pending;
   const t0 = performance.now();
   const first = await pending();
   let left = first;
@@ -308,12 +309,12 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
       for (const m of round % 2 ? [...modes].reverse() : modes) {
         const dataDir = path.join(work, `r${round}-${m.mode.replace(/\W+/g, '-')}`);
         const server = await startServer(dataDir, m.analysis, m.queueLimit, m.env);
-        const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
+        const { ws } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`, server.info.dashboardToken);
         try {
           const t = await throughput(server.child.pid!, server.info.analysisTid, server.info.proxyPort, origin.info.port, concurrency, seconds);
           results.push({ mode: m.mode, ...t });
           // Did analysis keep up? The flows still pending when the load stops, and how long they take.
-          const backlog = m.analysis ? await drainTime(server.info.dashboardPort) : '';
+          const backlog = m.analysis ? await drainTime(server.info.dashboardPort, server.info.dashboardToken) : '';
           console.log(`round ${round + 1} ${m.mode.padEnd(14)}: ${t.rps.toFixed(0)} req/s; CPU per request: main thread ${t.mainCpuMs.toFixed(3)} ms, process ${t.processCpuMs.toFixed(3)} ms (analysis thread ${t.analysisCpuMs.toFixed(3)} ms)${backlog}`);
         } finally {
           ws.terminate();
@@ -334,7 +335,7 @@ export async function benchProxy(rounds: number, seconds: number, concurrency: n
     // Latency: paced leaking requests; from "client has the whole response" to "alert on the WebSocket".
     const server = await startServer(path.join(work, 'latency'), true);
     try {
-      const { ws, alerts } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`);
+      const { ws, alerts } = await alertListener(`ws://127.0.0.1:${server.info.dashboardPort}/ws`, server.info.dashboardToken);
       const pool = new Pool(`http://127.0.0.1:${server.info.proxyPort}`, { connections: 16 });
       const completedAt = new Map<string, number>();
       const inFlight: Promise<void>[] = [];

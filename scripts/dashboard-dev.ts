@@ -1,7 +1,8 @@
 /**
  * Dev server for the dashboard page: a temp SQLite store seeded with realistic leaking flows, run
  * through the real analysis pipeline, served by the real dashboard server, with new flows trickling
- * in so the live view moves. Lets you work on dashboard/public without a phone (edit, reload).
+ * in so the live view moves. Lets you work on dashboard/public without a phone (edit, reload). It
+ * prints the link with its token (a new random one each run).
  *
  *   npm run build && node dist/scripts/dashboard-dev.js [--flows N] [--every MS] [--port P] [--keep]
  *
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   }
   await pipeline.idle();
   const dashboard = await startDashboard({
-    port, store, broadcaster: pipeline.broadcaster,
+    port, store, broadcaster: pipeline.broadcaster, reanalyse: (ip) => pipeline.reanalyse(ip),
     // No proxy runs here: the Setup view shows an example address.
     setupInfo: { proxyHost: '192.168.1.10', proxyPort: 8080, addresses: ['192.168.1.10'],
       setupUrl: 'http://192.168.1.10:8080/setup', caUrl: 'http://192.168.1.10:8080/ca.pem' },

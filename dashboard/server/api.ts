@@ -9,7 +9,7 @@ import { compileProfile } from '../../proxy/analyse';
 import { validateProfile } from '../../proxy/profile-file';
 import type { Store } from '../../proxy/store';
 import { DashboardQueries } from './queries';
-import type { SetupView } from './setup-info';
+import { qrSvg, type SetupView } from './setup-info';
 import { harChunks, parseExportTime, type ExportFilter } from '../../proxy/export/har-export';
 import { packageVersion } from '../../proxy/version';
 
@@ -17,12 +17,24 @@ export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
 
 export class BadRequest extends Error {}
+class NotFound extends Error {}
+
+/** What starting a device's re-analysis gave: started, or refused because one is running. */
+export type ReanalyseAnswer = { started: true; queued: number } | { started: false; queued: number; left: number };
+
+const PEER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 
 export interface ApiOptions {
   store: Store;
   queries: DashboardQueries;
+  /** The Setup view's listing: never a private key. */
   setup(): SetupView | null | Promise<SetupView | null>;
+  /** VPN mode: one phone's WireGuard config (private key included), null when unknown. */
+  wireguardConfig?(peerName: string): string | null;
   stats(): unknown;
+  reanalyse?(clientIp: string): ReanalyseAnswer | Promise<ReanalyseAnswer>;
+  /** Logs a handler that failed (with the request), so the 500 has an explanation somewhere. */
+  failed(method: string, url: string, err: unknown): void;
   /** Extra profile check (e.g. the analyser's compileProfile); throws with a message on a bad profile. */
   validateProfile?(profile: DeviceProfile): void;
   /** Called after a device's profile changed (flows analysed from now on use it). */
@@ -140,12 +152,20 @@ export function apiRouter(opts: ApiOptions): Router {
     res.json(device);
   });
 
-  // Flows are marked pending again; the pipeline's catch-up loop re-analyses them with the current profile.
-  r.post('/devices/:clientIp/reanalyse', (req, res) => {
+  // The device's flows are analysed again with its current profile (proxy/pipeline/reanalysis.ts), one run per device at a time.
+  r.post('/devices/:clientIp/reanalyse', async (req, res) => {
     const ip = req.params.clientIp as string;
     if (!net.isIP(ip)) throw new BadRequest('clientIp must be an IP address');
-    const info = opts.store.db.prepare('UPDATE flows SET analysis_state = 0 WHERE client_ip = ? AND analysis_state <> 0').run(ip);
-    res.json({ queued: info.changes });
+    if (!opts.reanalyse) {
+      res.status(503).json({ error: 'analysis is not running in this phonehome' });
+      return;
+    }
+    const answer = await opts.reanalyse(ip);
+    if (!answer.started) {
+      res.status(409).json({ error: `a re-check of ${ip} is already running: ${answer.left} of ${answer.queued} flows left`, queued: answer.queued, left: answer.left });
+      return;
+    }
+    res.json({ queued: answer.queued });
   });
 
   r.get('/setup', async (_req, res) => {
@@ -154,7 +174,29 @@ export function apiRouter(opts: ApiOptions): Router {
       res.status(404).json({ error: 'no proxy is running with this dashboard' });
       return;
     }
+    res.setHeader('Cache-Control', 'no-store');
     res.json(s);
+  });
+
+  // One phone's WireGuard config and its QR code: they hold the phone's private key, so they are
+  // served one phone at a time to the token holder, never in a listing, never cached.
+  const phoneConfig = (req: Request): { name: string; config: string } => {
+    const name = req.params.peer as string;
+    if (!PEER_NAME_RE.test(name)) throw new BadRequest('peer must be a phone name (letters, digits, ".", "_", "-")');
+    const config = opts.wireguardConfig?.(name) ?? null;
+    if (config === null) throw new NotFound(opts.wireguardConfig ? `no phone named ${name}` : 'VPN mode is not running');
+    return { name, config };
+  };
+  r.get('/wireguard/:peer/config', (req, res) => {
+    const { name, config } = phoneConfig(req);
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Disposition', `attachment; filename="phonehome-${name}.conf"`);
+    res.type('text/plain; charset=utf-8').send(config);
+  });
+  r.get('/wireguard/:peer/qr.svg', async (req, res) => {
+    const { config } = phoneConfig(req);
+    res.setHeader('Cache-Control', 'no-store');
+    res.type('image/svg+xml').send(await qrSvg(config));
   });
 
   // The flows a filter selects, as a HAR file (proxy/export): streamed in pages, pausing between
@@ -199,13 +241,18 @@ export function apiRouter(opts: ApiOptions): Router {
     res.status(404).json({ error: 'no such endpoint' });
   });
 
-  r.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  r.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; type?: string; message?: string };
-    if (err instanceof BadRequest) res.status(400).json({ error: err.message });
+    if (res.headersSent) {
+      opts.failed(req.method, req.originalUrl, err);
+      res.destroy();
+    } else if (err instanceof BadRequest) res.status(400).json({ error: err.message });
+    else if (err instanceof NotFound) res.status(404).json({ error: err.message });
     else if (e.type === 'entity.parse.failed') res.status(400).json({ error: 'body is not valid JSON' });
     else if (e.type === 'entity.too.large') res.status(413).json({ error: 'body too large' });
+    else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) res.status(e.status).json({ error: e.message ?? 'bad request' });
     else {
-      process.stderr.write(`phonehome dashboard: ${e.message ?? String(err)}\n`);
+      opts.failed(req.method, req.originalUrl, err);
       res.status(500).json({ error: 'internal error' });
     }
   });

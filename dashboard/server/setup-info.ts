@@ -12,16 +12,19 @@ export interface SetupInfo {
   addresses?: string[];
   setupUrl: string;
   caUrl: string;
-  /** VPN mode: each phone's WireGuard config with its QR code, read on every request (phones added while running show up). */
-  wireguard?: () => Promise<WireGuardSetup>;
+  /** VPN mode, read on every request (phones added while running show up). */
+  wireguard?: {
+    /** Each phone's name, addresses and connection status: no keys (the listing anyone with the page sees). */
+    status(): Promise<WireGuardSetup>;
+    /** One phone's client config, private key included; null for an unknown phone. */
+    config(peerName: string): string | null;
+  };
 }
 
 export interface WireGuardSetup {
   port: number;
   phones: Array<{
     peer: { name: string; ipv4: string; ipv6: string };
-    config: string;
-    qr: string;
     /** Whether the phone is connected: its last handshake (epoch ms) and where it came from. */
     status: { lastHandshakeAt?: number; endpoint?: string; rxBytes: number; txBytes: number };
   }>;
@@ -43,18 +46,21 @@ export function lanAddresses(): string[] {
   return out;
 }
 
+/** A QR code as an SVG document (no script: the qrcode library writes paths only). */
+export function qrSvg(text: string): Promise<string> {
+  return QRCode.toString(text, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+}
+
 async function qrDataUrl(text: string): Promise<string> {
-  const svg = await QRCode.toString(text, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-  return `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
+  return `data:image/svg+xml;base64,${Buffer.from(await qrSvg(text)).toString('base64')}`;
 }
 
 export async function buildSetupView(info: SetupInfo): Promise<SetupView> {
   const addresses = info.addresses ?? lanAddresses();
-  const { wireguard, ...rest } = info;
+  const { wireguard: _status, ...rest } = info;
   return {
     ...rest,
     addresses,
-    wireguard: wireguard && (await wireguard()),
     qr: { setup: await qrDataUrl(info.setupUrl), ca: await qrDataUrl(info.caUrl) },
     steps: {
       android: [

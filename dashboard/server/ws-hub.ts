@@ -26,6 +26,8 @@ export interface HubOptions {
   replayPageSize?: number;
   /** How long a dropped client may take to read its close frame before the socket is destroyed. */
   dropGraceMs?: number;
+  /** A failure while attaching or feeding a client (logged by the server; the client is closed, the hub goes on). */
+  onError?(err: unknown): void;
 }
 
 export const HUB_DEFAULTS = {
@@ -82,10 +84,17 @@ export class WsHub {
     return this.clients.size;
   }
 
-  /** Completes an upgrade already checked for token and Origin. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const since = parseSince(req.url);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, since));
+  /** Completes an upgrade already checked for token and Origin; `query` is the request's, parsed (request-input.ts). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, query: URLSearchParams): void {
+    const since = parseSince(query);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      try {
+        this.attach(ws, since);
+      } catch (err) {
+        this.opts.onError?.(err);
+        ws.terminate();
+      }
+    });
   }
 
   close(): void {
@@ -102,13 +111,27 @@ export class WsHub {
   private attach(ws: WebSocket, since: number | null): void {
     const client: Client = { ws, sentBytes: 0, unflushedEnds: [], live: since === null, buffered: [], lastSeq: since ?? 0, missedPongs: 0, dropped: false, unsubscribe: () => {} };
     this.clients.add(client);
-    client.unsubscribe = this.opts.broadcaster.subscribe((e) => this.deliver(client, e));
+    client.unsubscribe = this.opts.broadcaster.subscribe((e) => {
+      try {
+        this.deliver(client, e);
+      } catch (err) {
+        this.opts.onError?.(err);
+        this.detach(client);
+        ws.terminate();
+      }
+    });
     ws.on('pong', () => (client.missedPongs = 0));
     ws.on('message', () => {}); // the stream is one-way; client messages are ignored
     ws.on('close', () => this.detach(client));
     ws.on('error', () => this.detach(client));
     if (since === null) this.sendStats(client);
-    else void this.replay(client, since);
+    else {
+      this.replay(client, since).catch((err) => {
+        this.opts.onError?.(err);
+        this.detach(client);
+        ws.terminate();
+      });
+    }
   }
 
   private detach(client: Client): void {
@@ -251,8 +274,9 @@ function queuedMessages(client: Client): number {
   return ends.length;
 }
 
-function parseSince(url: string | undefined): number | null {
-  const raw = new URL(url ?? '/', 'http://x').searchParams.get('since');
-  if (raw === null || !/^\d+$/.test(raw)) return null;
+/** ?since=N: a whole number up to 2^53; anything else means "live only". */
+function parseSince(query: URLSearchParams): number | null {
+  const raw = query.get('since');
+  if (raw === null || !/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) return null;
   return Number(raw);
 }

@@ -20,6 +20,8 @@ import { resolveDataDir } from '../data-dir';
 import { JUDGE_FLAGS, judgeSettingsFromFlags } from './judge-flags';
 import { prepareGeoCache } from '../geo';
 import { terminalQr } from '../capture/tunnel/wireguard/client-config';
+import { dashboardLinks } from '../../dashboard/server';
+import { isLoopbackAddress } from '../../dashboard/server/security';
 
 const DETAILS = `On the phone: Wi-Fi settings → proxy → manual → the laptop address and port printed at start,
 then open http://phonehome.setup/ to install the CA certificate (see docs/phone-setup.md).
@@ -34,7 +36,7 @@ export const command: Command = {
       { name: 'port', type: 'int', min: 0, max: 65535, default: 8080, placeholder: 'PORT', description: 'proxy port the phone connects to' },
       { name: 'listen-host', type: 'string', default: '0.0.0.0', placeholder: 'ADDR', description: 'address the proxy listens on' },
       { name: 'dashboard-port', type: 'int', min: 0, max: 65535, default: 8081, placeholder: 'PORT', description: 'dashboard port' },
-      { name: 'dashboard-host', type: 'string', default: '127.0.0.1', placeholder: 'ADDR', description: 'dashboard address; anything but loopback requires the token printed at start' },
+      { name: 'dashboard-host', type: 'string', default: '127.0.0.1', placeholder: 'ADDR', description: 'dashboard address (0.0.0.0: every interface); the dashboard always requires the token printed at start' },
       { name: 'profile', type: 'list', placeholder: 'FILE|IP=FILE,...', description: "device profile: FILE for every phone without its own, IP=FILE for the phone at IP" },
       DATA_DIR_FLAG,
       { name: 'allow-clients', type: 'list', placeholder: 'CIDR,...', description: `client networks served (default ${DEFAULT_ALLOWED_CLIENTS.join(',')})` },
@@ -135,8 +137,14 @@ export const command: Command = {
     if (shown.length) for (const a of shown) out(`  phone Wi-Fi proxy: ${a} port ${app.proxyPort}`);
     else out('  no LAN address found: connect this laptop to the phone\'s Wi-Fi network');
     out(`  CA setup page:     http://phonehome.setup/ (through the proxy) or http://${shown[0] ?? '127.0.0.1'}:${app.proxyPort}/`);
-    if (app.dashboardUrl) out(`  dashboard:         ${app.dashboardUrl}/${app.dashboardToken ? `?token=${app.dashboardToken}` : ''}`);
-    if (app.dashboardToken) out('  (the dashboard is reachable from other machines: keep this token to yourself)');
+    const dashboard = app.live.dashboard;
+    if (dashboard) {
+      // The token link: opening it once lets this browser in (the cookie keeps it; the token leaves the address bar).
+      const [here, ...lanLinks] = dashboardLinks(dashboard.host, dashboard.port, dashboard.token);
+      out(`  dashboard:         ${here}`);
+      for (const link of lanLinks) out(`    from the LAN:    ${link}`);
+      if (!isLoopbackAddress(dashboard.host)) out('  (the dashboard is reachable from other machines: keep its token to yourself)');
+    }
     if (profiles.defaultProfile) out(`  default profile:   ${profiles.defaultProfile.name ?? '(unnamed)'}`);
     for (const [ip, p] of profiles.devices) out(`  profile for ${ip}: ${p.name ?? '(unnamed)'}`);
     out(`  data:              ${app.dataDir} (database ${path.join(app.dataDir, DB_FILE_NAME)})`);

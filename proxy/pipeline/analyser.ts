@@ -14,6 +14,7 @@ import type { StoredEvent } from '../store/events';
 import { WriteGate } from '../store/write-gate';
 import { RunningJobCell } from './running-job';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker-protocol';
+import type { Announce } from './recorder';
 import type { JudgeSettings } from '../judge-config';
 
 /** What the pipeline hands the analyser for one flow. */
@@ -24,6 +25,8 @@ export interface AnalysisJob {
   device: string | null;
   /** The flow may carry findings from an earlier analysis (it came from SQLite, not from capture). */
   replace: boolean;
+  /** Which messages its outcome appends (recorder.ts Announce); default all. */
+  announce?: Announce;
 }
 
 /**

@@ -12,7 +12,8 @@ import type { Store } from '../store';
 import type { StoredEvent } from '../store/events';
 import { Analyser, StoreWriteError, withOwnBodyBuffers, WorkerAnalyser, WorkerAnalyserOptions } from './analyser';
 import { Broadcaster } from './broadcaster';
-import { AnalysisOutcome, AnalysisRecorder } from './recorder';
+import { AnalysisOutcome, AnalysisRecorder, Announce } from './recorder';
+import { DeviceReanalysis, ReanalysisStart } from './reanalysis';
 import type { JudgeSettings } from '../judge-config';
 import { EventSequencer } from './sequencer';
 import { LoadPublisher, yieldEnabled } from './cpu-yield';
@@ -69,10 +70,15 @@ export class AnalysisPipeline {
   readonly broadcaster: Broadcaster;
   readonly recorder: AnalysisRecorder;
   readonly sequencer: EventSequencer;
+  /** Re-analysis of a device's past flows: one run per device, bounded messages (reanalysis.ts). */
+  readonly reanalysis: DeviceReanalysis;
   defaultProfile: DeviceProfile | null;
   private readonly analyser: Analyser;
-  /** replace: the flow may carry findings from an earlier analysis (it came from SQLite, not from capture). */
-  private readonly queue: { flow: Flow; replace: boolean }[] = [];
+  /**
+   * replace: the flow may carry findings from an earlier analysis (it came from SQLite, not from capture).
+   * again: it was analysed before and is re-analysed (reanalysis.ts).
+   */
+  private readonly queue: { flow: Flow; replace: boolean; again: boolean }[] = [];
   /** Finished analyses waiting for the next write: written together, one transaction per event-loop turn. */
   private writes: AnalysisOutcome[] = [];
   private flushScheduled = false;
@@ -101,6 +107,7 @@ export class AnalysisPipeline {
     this.sequencer = new EventSequencer(opts.store.events, this.broadcaster);
     this.defaultProfile = opts.defaultProfile ?? null;
     this.log = opts.log ?? ((m) => process.stderr.write(`phonehome: ${m}\n`));
+    this.reanalysis = new DeviceReanalysis(opts.store, (events) => this.sequencer.committed(events), () => this.catchUp(), this.log);
     this.analyser = opts.analyser ?? new WorkerAnalyser({ ...defaultWorkerOptions(opts.store, (reason) => this.log(reason)), judge: opts.judge, loadSignal: yieldEnabled() ? this.load.buffer : undefined });
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.queueByteLimit = opts.queueByteLimit ?? DEFAULT_QUEUE_BYTE_LIMIT;
@@ -117,8 +124,13 @@ export class AnalysisPipeline {
       this.counts.overflowed++;
       return;
     }
-    this.hold(flow, false);
+    this.hold(flow, false, false);
     this.pump();
+  }
+
+  /** Analyses a device's past flows again with its current profile, unless a run for it is going on. */
+  reanalyse(clientIp: string): Promise<ReanalysisStart> {
+    return this.reanalysis.start(clientIp);
   }
 
   /** Room in the queue by count and by body bytes; one flow always fits when nothing is held. */
@@ -127,12 +139,12 @@ export class AnalysisPipeline {
     return this.heldBytes === 0 || this.heldBytes + bodyBytes(flow) <= this.queueByteLimit;
   }
 
-  private hold(flow: Flow, replace: boolean): void {
+  private hold(flow: Flow, replace: boolean, again: boolean): void {
     this.active.add(flow.id!);
     this.heldBytes += bodyBytes(flow);
     // A small body is a slice of one of Node's shared 8 KiB pool chunks: queued as is, it would keep
     // the whole chunk alive (thousands of queued flows, thousands of chunks).
-    this.queue.push({ flow: withOwnBodyBuffers(flow), replace });
+    this.queue.push({ flow: withOwnBodyBuffers(flow), replace, again });
   }
 
   private release(flow: Flow): void {
@@ -171,6 +183,7 @@ export class AnalysisPipeline {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.reanalysis.close();
     clearInterval(this.timer);
     this.load.close();
     const deadline = Date.now() + 5000;
@@ -188,24 +201,26 @@ export class AnalysisPipeline {
     while (!this.closed && this.inFlight < this.maxInFlight && this.queue.length) {
       const size = bodyBytes(this.queue[0].flow);
       if (this.inFlight > 0 && this.inFlightBytes + size > IN_FLIGHT_BYTE_LIMIT) break;
-      const { flow, replace } = this.queue.shift()!;
+      const { flow, replace, again } = this.queue.shift()!;
       this.inFlight++;
       this.inFlightBytes += size;
       const { profile, device } = this.deviceOf(flow.clientIp);
-      this.analyser.analyse({ flow, profile, device, replace }).then(
+      const announce: Announce = again ? this.reanalysis.announceFor(flow.clientIp) : 'all';
+      this.analyser.analyse({ flow, profile, device, replace, announce }).then(
         (out) => {
-          if (out.kind === 'result') this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace, device });
-          else this.stored(flow, out.failed, out.events);
+          if (out.kind === 'result') this.enqueueWrite({ flow, result: out.result, omittedFields: out.omittedFields, replace, device, announce });
+          else this.stored(flow, out.failed, out.events, announce);
         },
         (err: Error) => {
           if (this.closed || err instanceof StoreWriteError) {
             // Shutting down, or the worker could not write: the flow stays pending in SQLite and is
             // analysed later (the catch-up loop, or the next start).
             if (!this.closed) this.writeFailed(flow, err);
+            if (again) this.reanalysis.settled(flow.clientIp, announce, [], false);
             this.done(flow);
             return;
           }
-          this.enqueueWrite({ flow, error: err.message, replace, device });
+          this.enqueueWrite({ flow, error: err.message, replace, device, announce });
         },
       );
     }
@@ -223,22 +238,26 @@ export class AnalysisPipeline {
     const batch = this.writes;
     this.writes = [];
     if (this.opts.store.db.open) {
-      let events: StoredEvent[] = [];
+      let perFlow: StoredEvent[][];
       try {
-        events = this.recorder.recordBatch(batch);
+        perFlow = this.recorder.recordEach(batch);
         for (const o of batch) this.counts['result' in o ? 'analysed' : 'failed']++;
       } catch {
         // One bad write must not sink the others: retry them one by one.
-        events = batch.flatMap((o) => this.writeOne(o));
+        perFlow = batch.map((o) => this.writeOne(o));
       }
-      this.sequencer.committed(events);
+      batch.forEach((o, i) => {
+        if (o.announce && o.announce !== 'all') this.reanalysis.settled(o.flow.clientIp, o.announce, perFlow[i], true);
+      });
+      this.sequencer.committed(perFlow.flat());
     }
     for (const o of batch) this.done(o.flow);
   }
 
   /** The analyser stored the outcome itself: count it and broadcast its messages. */
-  private stored(flow: Flow, failed: boolean, events: StoredEvent[]): void {
+  private stored(flow: Flow, failed: boolean, events: StoredEvent[], announce: Announce): void {
     this.counts[failed ? 'failed' : 'analysed']++;
+    if (announce !== 'all') this.reanalysis.settled(flow.clientIp, announce, events, true);
     this.sequencer.committed(events);
     this.done(flow);
   }
@@ -281,14 +300,15 @@ export class AnalysisPipeline {
   /** Takes pending flows from SQLite when the in-memory queue has drained. */
   private catchUp(fromTimer = false): void {
     if (this.closed || !this.opts.store.db.open) return;
+    if (fromTimer && this.reanalysis.running) this.reanalysis.check();
     if (!fromTimer && Date.now() < this.writeBackoffUntil) return;
     if (this.queue.length === 0 && this.inFlight === 0) {
       let found = 0;
       try {
-        for (const flow of this.recorder.pending(Math.min(this.queueLimit, 200) + this.active.size)) {
+        for (const { flow, again } of this.recorder.pending(Math.min(this.queueLimit, 200) + this.active.size)) {
           if (this.active.has(flow.id!)) continue;
           if (!this.hasRoomFor(flow)) break;
-          this.hold(flow, true);
+          this.hold(flow, true, again);
           found++;
         }
       } catch (err) {

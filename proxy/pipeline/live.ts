@@ -13,7 +13,7 @@ import type { ProfileAssignments } from './profiles';
 export interface LiveOptions {
   store: Store;
   /** null: no dashboard (e.g. benchmarks of the proxy alone). */
-  dashboard: { host?: string; port: number; token?: string; ws?: DashboardOptions['ws'] } | null;
+  dashboard: { host?: string; port: number; token?: string; tokenFile?: string; ws?: DashboardOptions['ws'] } | null;
   profiles?: ProfileAssignments;
   setupInfo?: SetupInfo;
   /** false: record only (benchmark baseline); flows stay pending and are analysed on a later start. */
@@ -41,7 +41,10 @@ export async function startLive(opts: LiveOptions): Promise<LiveServices> {
   let dashboard: DashboardHandle | null = null;
   try {
     if (opts.dashboard) {
-      dashboard = await startDashboard({ ...opts.dashboard, store: opts.store, broadcaster, setupInfo: opts.setupInfo });
+      dashboard = await startDashboard({
+        ...opts.dashboard, store: opts.store, broadcaster, setupInfo: opts.setupInfo, log: opts.log,
+        reanalyse: pipeline ? (clientIp) => pipeline.reanalyse(clientIp) : undefined,
+      });
     }
     // The first alerts are as fast as the later ones: the worker is warm before start says it is ready.
     await pipeline?.ready();

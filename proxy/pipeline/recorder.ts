@@ -22,6 +22,12 @@ import type { FindingRow } from '../store/findings';
 import { SummaryRow, toAlert, toFlowSummary, type AlertFacts } from './summaries';
 
 export const ANALYSIS_PENDING = 0;
+/**
+ * Which messages a flow's analysis appends to `events`: all (flow, and alert when it has findings);
+ * alerts only, or none — a re-analysis of a device's past traffic (reanalysis.ts) announces a
+ * bounded number of alerts and then one summary, not a message per flow.
+ */
+export type Announce = 'all' | 'alerts' | 'none';
 export const ANALYSIS_DONE = 1;
 export const ANALYSIS_FAILED = 2;
 
@@ -105,19 +111,27 @@ export class AnalysisRecorder {
   private write(i: AnalysisOutcome): StoredEvent[] {
     // The device's name as the caller knew it (the worker's connection has no view of the dashboard's edits).
     const device = i.device !== undefined ? i.device : this.store.devices.nameOf(i.flow.clientIp);
-    return 'result' in i ? this.writeResult(i.flow, i.result, i.omittedFields ?? 0, i.replace, device) : this.writeFailure(i.flow, i.error, i.replace, device);
+    const announce = i.announce ?? 'all';
+    return 'result' in i
+      ? this.writeResult(i.flow, i.result, i.omittedFields ?? 0, i.replace, device, announce)
+      : this.writeFailure(i.flow, i.error, i.replace, device, announce);
   }
 
-  /** Pending flows, oldest first, read one row at a time so a caller can stop early (bodies are large). */
-  *pending(limit: number): Generator<Flow> {
-    for (const row of this.pendingStmt.iterate(limit) as IterableIterator<FlowRow>) yield rowToFlow(row);
+  /**
+   * Pending flows, oldest first, read one row at a time so a caller can stop early (bodies are large).
+   * `again`: the flow was analysed before (a re-analysis), not waiting for its first analysis.
+   */
+  *pending(limit: number): Generator<{ flow: Flow; again: boolean }> {
+    for (const row of this.pendingStmt.iterate(limit) as IterableIterator<FlowRow & { analysed_at: number | null }>) {
+      yield { flow: rowToFlow(row), again: row.analysed_at !== null };
+    }
   }
 
   pendingCount(): number {
     return (this.pendingCountStmt.get() as { n: number }).n;
   }
 
-  private writeResult(flow: Flow, result: AnalysisResult, omittedFields: number, replace: boolean, device: string | null): StoredEvent[] {
+  private writeResult(flow: Flow, result: AnalysisResult, omittedFields: number, replace: boolean, device: string | null, announce: Announce): StoredEvent[] {
     const id = flow.id!;
     if (replace) {
       this.deleteFindingsStmt.run(id);
@@ -140,10 +154,10 @@ export class AnalysisRecorder {
       homeCountry: dest.homeCountry ?? null, crossBorder: dest.crossBorder === undefined ? null : dest.crossBorder ? 1 : 0, sentence: result.sentence ?? null,
     };
     this.updateStmt.run({ id, now: Date.now(), notes: JSON.stringify(notes), rank: severityRank(severity), ...verdict, ...judged });
-    return this.announce(flow, ANALYSIS_DONE, verdict, device, findingRows, { dest, sentence: result.sentence });
+    return this.announce(flow, ANALYSIS_DONE, verdict, device, findingRows, announce, { dest, sentence: result.sentence });
   }
 
-  private writeFailure(flow: Flow, error: string, replace: boolean, device: string | null): StoredEvent[] {
+  private writeFailure(flow: Flow, error: string, replace: boolean, device: string | null, announce: Announce): StoredEvent[] {
     const id = flow.id!;
     if (this.failStmt.run({ id, now: Date.now(), error }).changes === 0) return [];
     if (replace) {
@@ -151,14 +165,15 @@ export class AnalysisRecorder {
       this.deleteFieldsStmt.run(id);
     }
     const verdict = { severity: 'info', count: 0, types: '[]', country: null, org: null, asn: null };
-    return this.announce(flow, ANALYSIS_FAILED, verdict, device, []);
+    return this.announce(flow, ANALYSIS_FAILED, verdict, device, [], announce);
   }
 
   /** The flow and alert messages, built from what was just written (no read-back). */
-  private announce(flow: Flow, state: number, v: Verdict, device: string | null, findings: FindingRow[], judged?: AlertFacts): StoredEvent[] {
+  private announce(flow: Flow, state: number, v: Verdict, device: string | null, findings: FindingRow[], announce: Announce, judged?: AlertFacts): StoredEvent[] {
+    if (announce === 'none' || (announce === 'alerts' && findings.length === 0)) return [];
     const id = flow.id!;
     const summary = toFlowSummary(summaryRowOf(flow, state, v), device);
-    const events: StoredEvent[] = [this.store.events.append('flow', summary, id)];
+    const events: StoredEvent[] = announce === 'all' ? [this.store.events.append('flow', summary, id)] : [];
     if (findings.length > 0) events.push(this.store.events.append('alert', toAlert(summary, findings, { country: v.country, org: v.org }, judged), id));
     return events;
   }
@@ -177,10 +192,11 @@ interface Verdict {
 /**
  * One flow's analysis outcome: a result, or the error that stopped it. `replace`: drop earlier
  * findings (re-analysis). `device`: the device's name for the messages (default: read from devices).
+ * `announce`: which messages to append (default all).
  */
 export type AnalysisOutcome =
-  | { flow: Flow; result: AnalysisResult; omittedFields?: number; replace: boolean; device?: string | null }
-  | { flow: Flow; error: string; replace: boolean; device?: string | null };
+  | { flow: Flow; result: AnalysisResult; omittedFields?: number; replace: boolean; device?: string | null; announce?: Announce }
+  | { flow: Flow; error: string; replace: boolean; device?: string | null; announce?: Announce };
 
 function summaryRowOf(f: Flow, state: number, v: Verdict): SummaryRow {
   return {

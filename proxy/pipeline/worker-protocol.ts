@@ -3,6 +3,7 @@ import type { JudgeSettings } from '../judge-config';
 import type { AnalysisResult, DeviceProfile } from '../analyse/types';
 import type { Flow } from '../flow';
 import type { StoredEvent } from '../store/events';
+import type { Announce } from './recorder';
 
 export interface WorkerJob {
   jobId: number;
@@ -12,6 +13,8 @@ export interface WorkerJob {
   device: string | null;
   /** The flow may carry findings from an earlier analysis: drop them first. */
   replace: boolean;
+  /** Which messages its outcome appends (recorder.ts Announce); default all. */
+  announce?: Announce;
 }
 
 /** workerData: with dbFile, the worker stores each outcome itself and replies `stored`. */

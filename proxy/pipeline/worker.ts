@@ -148,7 +148,7 @@ parentPort!.on('message', (job: WorkerJob) => {
     parentPort!.postMessage([reply]);
     return;
   }
-  const base = { flow: withoutBodies(job.flow), replace: job.replace, device: job.device };
+  const base = { flow: withoutBodies(job.flow), replace: job.replace, device: job.device, announce: job.announce };
   if (!batch.length) batchStartedAt = Date.now();
   batch.push({ jobId: job.jobId, outcome: 'error' in out ? { ...base, error: out.error } : { ...base, ...out } });
   // Jobs already queued on the port are analysed first and share the transaction (one commit).

@@ -6,7 +6,8 @@
  */
 import type Database from 'better-sqlite3';
 
-export type EventType = 'flow' | 'alert';
+/** reanalysis: a device's re-analysis finished (proxy/pipeline/reanalysis.ts), one message for the whole run. */
+export type EventType = 'flow' | 'alert' | 'reanalysis';
 
 export interface StoredEvent<T = unknown> {
   seq: number;

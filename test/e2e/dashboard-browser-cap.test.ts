@@ -62,7 +62,7 @@ describeWithChromium('live list under a burst of alerts', () => {
   });
 
   test(`${FLOWS} alerts streamed in: the newest ${LIVE_ROW_CAP} rows stay, newest first; older ones load on demand`, async () => {
-    await page.goto(`http://127.0.0.1:${dashboard.port}/#/live`);
+    await page.goto(`http://127.0.0.1:${dashboard.port}/?token=${dashboard.token}#/live`);
     await page.locator('#conn.conn-live').waitFor({ timeout: 10_000 });
     const ids: number[] = [];
     for (let n = 0; n < FLOWS; n++) {

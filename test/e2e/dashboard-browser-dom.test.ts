@@ -30,7 +30,7 @@ describeWithChromium('page modules in a real browser', () => {
     browser = await launchChromium();
     page = await browser.newPage();
     problems = await watchPage(page);
-    await page.goto(`http://127.0.0.1:${dashboard.port}/#/devices`);
+    await page.goto(`http://127.0.0.1:${dashboard.port}/?token=${dashboard.token}#/devices`);
     await page.locator('main .toolbar h1').waitFor();
   }, 60_000);
 

@@ -38,7 +38,7 @@ describeIfChromium('dashboard-browser-judge.test.ts')('alert sentence in the liv
   });
 
   it('shows the sentence live and after a reload', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await page.locator('#conn.conn-live').waitFor({ timeout: 15_000 });
     expect(await curlThroughProxy(phonehome.proxyUrl, `${origin.url}/activate?case=sentence`, ['--data', `imei=${IMEI}&SIM1CELLID=20817`])).toBe('200');
     const sentence = page.locator('tr.alert', { hasText: 'case=sentence' }).locator('td.host .sentence');

@@ -1,8 +1,8 @@
 /**
- * A dashboard that requires its token (as when bound beyond loopback), in Debian's chromium: the
- * URL printed at start (…/?token=T) opens the page, whose REST calls and live stream then work on
- * the cookie alone; the token leaves the address bar; without it the user gets a readable 401.
- * The real dashboard server is bound to 127.0.0.1 with a token given, which applies the same policy.
+ * The dashboard's token in Debian's chromium: the URL printed at start (…/?token=T) opens the page,
+ * whose REST calls and live stream then work on the cookie alone; the token leaves the address bar
+ * (a redirect, so not in the history either); without it the user gets a readable 401 page saying
+ * where the link and the token file are.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -26,7 +26,7 @@ describeWithChromium('dashboard token in a real browser', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phonehome-token-'));
     store = Store.open({ dataDir: dir });
-    dashboard = await startDashboard({ port: 0, store, broadcaster: new Broadcaster(), token: TOKEN });
+    dashboard = await startDashboard({ port: 0, store, broadcaster: new Broadcaster(), token: TOKEN, tokenFile: path.join(dir, 'dashboard.token'), log: () => undefined });
     browser = await launchChromium();
   }, 60_000);
 
@@ -58,7 +58,11 @@ describeWithChromium('dashboard token in a real browser', () => {
     const page = await context.newPage();
     const res = await page.goto(`http://127.0.0.1:${dashboard.port}/#/live`);
     expect(res?.status()).toBe(401);
-    expect(await page.textContent('body')).toContain('token required');
+    const text = await page.textContent('body');
+    expect(text).toContain('token required');
+    expect(text).toContain('phonehome start');
+    expect(text).toContain(path.join(dir, 'dashboard.token'));
+    expect(text).not.toContain(TOKEN);
     await context.close();
   });
 });

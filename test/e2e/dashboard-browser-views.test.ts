@@ -43,7 +43,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   async function waitForStoredAlert(urlPath: string): Promise<number> {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      const res = await fetch(`${phonehome.dashboardUrl}api/flows?q=${encodeURIComponent(urlPath)}`);
+      const res = await fetch(`${phonehome.dashboardUrl}api/flows?q=${encodeURIComponent(urlPath)}`, { headers: { Authorization: `Bearer ${phonehome.token}` } });
       const json = (await res.json()) as { items: { id: number; findingCount: number }[] };
       const stored = json.items.find((f) => f.findingCount > 0);
       if (stored) return stored.id;
@@ -80,7 +80,7 @@ describeWithChromium('dashboard views in a real browser', () => {
 
   beforeEach(async () => {
     // Filters persist per tab by design; each test starts from none.
-    await page.goto(phonehome.dashboardUrl);
+    await page.goto(phonehome.openUrl());
     await page.evaluate('sessionStorage.removeItem("phonehome.filters")');
   });
 
@@ -91,7 +91,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('pause holds new alerts and counts them; resume shows them', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await waitLive();
     await page.getByRole('button', { name: 'Pause' }).click();
     await leak('/paused/one');
@@ -103,7 +103,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('filtering by identifier type hides other alerts, live and reloaded', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await waitLive();
     await page.locator('select[name="type"]').selectOption('iccid');
     await leak('/filter/imei-only', `imei=${IMEI}`);
@@ -119,7 +119,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('alerts sent while the live connection is down arrive on reconnect (resume with ?since=)', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await waitLive();
     wsGateOpen = false;
     for (const ws of openSockets) ws.close({ code: 1006, reason: 'test: network down' });
@@ -141,7 +141,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('a dashboard restart loses no alert: the page reconnects by itself and resumes', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await waitLive();
     await leak('/before-restart');
     await alertRow('/before-restart').waitFor({ timeout: 2_000 });
@@ -159,7 +159,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('flow detail: a cut body says so with its true size, and the hex view shows the bytes as sent', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await waitLive();
     const big = `imei=${IMEI}&pad=${'x'.repeat(100_000)}`;
     await leak('/big-body', big);
@@ -181,7 +181,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('flows: every flow is listed live, leaks or not, and the URL filter narrows the list', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/flows`);
+    await page.goto(phonehome.openUrl('#/flows'));
     await waitLive();
     await curlThroughProxy(phonehome.proxyUrl, `${origin.url}/plain/nothing-to-see`, []);
     const plain = page.locator('tr.flow', { hasText: '/plain/nothing-to-see' });
@@ -206,7 +206,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('devices: the profile editor shows the server\'s message for a bad profile and saves a good one', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/devices`);
+    await page.goto(phonehome.openUrl('#/devices'));
     const card = page.locator('section.device-card').first();
     await card.waitFor({ timeout: 5_000 });
     const textarea = card.locator('textarea[name="profile"]');
@@ -231,7 +231,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('destinations: the host that received the IMEI is in the chart and the table', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/destinations`);
+    await page.goto(phonehome.openUrl('#/destinations'));
     const row = page.locator('table.destinations tbody tr', { hasText: '127.0.0.1' });
     await row.waitFor({ timeout: 5_000 });
     const headers = await page.locator('table.destinations thead th').allTextContents();
@@ -243,7 +243,7 @@ describeWithChromium('dashboard views in a real browser', () => {
   });
 
   test('setup: proxy port and two QR codes that load', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/setup`);
+    await page.goto(phonehome.openUrl('#/setup'));
     await page.locator('figure.qr img').nth(1).waitFor({ timeout: 5_000 });
     // The proxy listens on loopback only here, so that is the one address to type into the phone.
     expect(await page.locator('.proxy-address dd').allTextContents()).toEqual(['127.0.0.1', String(phonehome.proxyPort)]);

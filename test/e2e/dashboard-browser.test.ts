@@ -48,7 +48,7 @@ describeWithChromium('dashboard in a real browser', () => {
   });
 
   test('a leaking request shows up in Live within 2 s, and its detail marks the IMEI', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await page.locator('#conn.conn-live').waitFor({ timeout: 10_000 });
 
     const status = await curlThroughProxy(phonehome.proxyUrl, `${originUrl}/collect/register`,
@@ -74,7 +74,7 @@ describeWithChromium('dashboard in a real browser', () => {
   });
 
   test('captured markup in the body, a header and the URL is shown as text and runs nothing', async () => {
-    await page.goto(`${phonehome.dashboardUrl}#/live`);
+    await page.goto(phonehome.openUrl('#/live'));
     await page.locator('#conn.conn-live').waitFor({ timeout: 10_000 });
     const xssQuery = encodeURIComponent('<img src=x onerror="window.__pwned=1">');
     await curlThroughProxy(phonehome.proxyUrl, `${originUrl}/xss?imei=${IMEI}&q=${xssQuery}`, [

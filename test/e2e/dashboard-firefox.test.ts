@@ -44,7 +44,7 @@ describeIfFirefox('dashboard-firefox.test.ts')('dashboard in Firefox', () => {
   });
 
   test('a leaking request shows up in Live within 2 s, and its detail marks the IMEI', async () => {
-    await firefox.goto(`${phonehome.dashboardUrl}#/live`);
+    await firefox.goto(phonehome.openUrl('#/live'));
     await firefox.waitFor("document.querySelector('#conn.conn-live') !== null", 10_000, 'the live connection');
 
     expect(await curlThroughProxy(phonehome.proxyUrl, `${origin.url}/collect/register`, ['--data', `imei=${IMEI}&model=TA-1046&lang=nb`])).toBe('200');
@@ -72,7 +72,7 @@ describeIfFirefox('dashboard-firefox.test.ts')('dashboard in Firefox', () => {
   });
 
   test('captured markup in the body, a header and the URL is shown as text and runs nothing', async () => {
-    await firefox.goto(`${phonehome.dashboardUrl}#/live`);
+    await firefox.goto(phonehome.openUrl('#/live'));
     await firefox.waitFor("document.querySelector('#conn.conn-live') !== null", 10_000, 'the live connection');
     const xssQuery = encodeURIComponent('<img src=x onerror="window.__pwned=1">');
     await curlThroughProxy(phonehome.proxyUrl, `${origin.url}/xss?imei=${IMEI}&q=${xssQuery}`, [

@@ -112,6 +112,7 @@ describe('phonehome export (HAR)', () => {
 
   test('the dashboard serves the same export as a download, with the list filters', async () => {
     const base = app.dashboardUrl!.replace(/\/$/, '');
+    const fetch = (url: string) => globalThis.fetch(url, { headers: { Authorization: `Bearer ${app.dashboardToken}` } });
     const all = await fetch(`${base}/api/export.har`);
     expect(all.status).toBe(200);
     expect(all.headers.get('content-disposition')).toMatch(/^attachment; filename="phonehome-[0-9T-]+Z?\.har"$/);

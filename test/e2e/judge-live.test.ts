@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { connectWs, TestClient } from '../unit/pipeline/fixtures/dashboard-harness';
+import { bearer, connectWs, TestClient } from '../unit/pipeline/fixtures/dashboard-harness';
 import { loadJudgeSettings } from '../../proxy/judge-config';
 import { curl } from './helpers/clients';
 import { Origin, startHttpOrigin } from './helpers/origin';
@@ -40,7 +40,7 @@ describe('live: sentence, tracker, local address and rules', () => {
     fs.writeFileSync(rules, JSON.stringify({ rules: [{ type: 'ad_id', host: '*.vnet.cn', action: 'ignore' }] }));
     const judge = loadJudgeSettings({ dataDir: dir, rulesFile: rules, homeCountry: 'NO' });
     ph = await startTestPhonehome({ dataDir: dir, dashboardPort: 0, pipeline: { judge } });
-    live = await connectWs(`ws://127.0.0.1:${ph.live.dashboard!.port}/ws`);
+    live = await connectWs(`ws://127.0.0.1:${ph.live.dashboard!.port}/ws`, { headers: bearer(ph.dashboardToken!) });
   });
   afterAll(async () => {
     live?.ws.terminate();
@@ -71,7 +71,7 @@ describe('live: sentence, tracker, local address and rules', () => {
     const findings = query<Record<string, unknown>>(dir, 'SELECT type, server_ip, dest_domain, tracker, cross_border, sentence, rule FROM findings WHERE flow_id = ? ORDER BY type', alert.flowId);
     expect(findings).toEqual(['cell_id', 'imei'].map((type) => ({ type, server_ip: '127.0.0.1', dest_domain: 'vnet.cn', tracker: 'China Telecom', cross_border: 0, sentence, rule: null })));
 
-    const rest = (await (await fetch(`http://127.0.0.1:${ph.live.dashboard!.port}/api/findings?limit=10`)).json()) as { items: Array<Record<string, unknown>> };
+    const rest = (await (await fetch(`http://127.0.0.1:${ph.live.dashboard!.port}/api/findings?limit=10`, { headers: bearer(ph.dashboardToken!) })).json()) as { items: Array<Record<string, unknown>> };
     expect(rest.items.map((f) => f.sentence)).toEqual([sentence, sentence]);
     expect(rest.items[0]).toMatchObject({ domain: 'vnet.cn', tracker: 'China Telecom', crossBorder: false, serverIp: '127.0.0.1' });
   });

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { connectWs, TestClient } from '../unit/pipeline/fixtures/dashboard-harness';
+import { bearer, connectWs, TestClient } from '../unit/pipeline/fixtures/dashboard-harness';
 import { curl } from './helpers/clients';
 import { Origin, startHttpOrigin, startHttpsOrigin } from './helpers/origin';
 import { CliProcess, eventually, startCli, startTestPhonehome, TestPhonehome } from './helpers/phonehome';
@@ -48,7 +48,7 @@ describe('live pipeline end to end', () => {
   });
 
   async function ws(query = ''): Promise<TestClient> {
-    const c = await connectWs(`ws://127.0.0.1:${ph.live.dashboard!.port}/ws${query}`);
+    const c = await connectWs(`ws://127.0.0.1:${ph.live.dashboard!.port}/ws${query}`, { headers: bearer(ph.dashboardToken!) });
     clients.push(c);
     return c;
   }
@@ -69,7 +69,7 @@ describe('live pipeline end to end', () => {
     expect(query(ph.dataDir, "SELECT value FROM fields WHERE flow_id = ? AND key = 'imei'", flowId)).toEqual([{ value: IMEI }]);
     expect(query(ph.dataDir, "SELECT value FROM fields WHERE flow_id = ? AND key = 'SIM1CELLID'", flowId)).toEqual([{ value: '20817' }]);
 
-    const detail = (await (await fetch(`http://127.0.0.1:${ph.live.dashboard!.port}/api/flows/${flowId}`)).json()) as any;
+    const detail = (await (await fetch(`http://127.0.0.1:${ph.live.dashboard!.port}/api/flows/${flowId}`, { headers: bearer(ph.dashboardToken!) })).json()) as any;
     expect(detail.flow.requestBody.text).toBe(`IMEI=${IMEI}&SIM1CELLID=20817`);
     expect(detail.findings.map((f: { type: string }) => f.type)).toContain('imei');
   });
@@ -145,11 +145,11 @@ describe('phonehome start (the CLI) with the pipeline', () => {
     const profile = path.join(dir, 'nokia.json');
     fs.writeFileSync(profile, JSON.stringify({ name: 'Nokia 7 plus', imei: IMEI }));
     cli = await startCli(['--listen-host', '127.0.0.1', '--port', '0', '--dashboard-port', '0', '--data-dir', path.join(dir, 'data'), '--profile', `127.0.0.1=${profile}`]);
-    const url = await eventually(() => /dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(cli!.stdout())?.[1]);
+    const [, url, token] = await eventually(() => /dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)\/\?token=(\S+)/.exec(cli!.stdout()));
     expect(cli.stdout()).toMatch(/profile for 127\.0\.0\.1: Nokia 7 plus/);
-    const devices = (await (await fetch(`${url}/api/devices`)).json()) as { items: { clientIp: string; name: string; profile: unknown }[] };
+    const devices = (await (await fetch(`${url}/api/devices`, { headers: bearer(token) })).json()) as { items: { clientIp: string; name: string; profile: unknown }[] };
     expect(devices.items).toEqual([expect.objectContaining({ clientIp: '127.0.0.1', name: 'Nokia 7 plus', profile: { name: 'Nokia 7 plus', imei: IMEI } })]);
-    const r = await fetch(`${url}/api/stats`);
+    const r = await fetch(`${url}/api/stats`, { headers: bearer(token) });
     expect(r.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
   });
 
@@ -175,7 +175,7 @@ describe('flows recorded without analysis are analysed on the next start', () =>
       const second = await startTestPhonehome({ dataDir: dir, dashboardPort: 0 });
       try {
         await second.pipeline!.idle();
-        const c = await connectWs(`ws://127.0.0.1:${second.live.dashboard!.port}/ws?since=0`);
+        const c = await connectWs(`ws://127.0.0.1:${second.live.dashboard!.port}/ws?since=0`, { headers: bearer(second.dashboardToken!) });
         await c.waitFor((m) => m.some((x) => x.type === 'alert' && /while-recording-only/.test(x.data.url)));
         c.ws.terminate();
       } finally {

@@ -1,7 +1,8 @@
 /**
- * The dashboard's setup view in VPN mode, in Chromium: each phone's WireGuard QR code renders and
- * its config text is there to copy; a phone added with `wireguard add` while phonehome runs shows up
- * on the next visit; no page errors or CSP violations (the QR codes are data: images).
+ * The dashboard's setup view in VPN mode, in Chromium: each phone's WireGuard QR code renders (an
+ * image from the phone's own endpoint: the listing holds no key) and its config text is there to
+ * copy when opened; a phone added with `wireguard add` while phonehome runs shows up on the next
+ * visit; no page errors or CSP violations.
  */
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
@@ -35,12 +36,14 @@ describeIfChromium(path.basename(__filename))('dashboard setup view with VPN mod
   });
 
   test('each phone has a QR code that loads and its config text; phones added while running appear', async () => {
-    await page.goto(`${app.dashboardUrl}/#/setup`);
+    await page.goto(`${app.dashboardUrl}/?token=${app.dashboardToken}#/setup`);
     const qrs = page.locator('section.wireguard figure.qr img');
     await qrs.first().waitFor({ timeout: 10_000 });
     expect(await page.locator('section.wireguard h2').textContent()).toMatch(/WireGuard/);
     expect(await page.locator('section.wireguard').textContent()).toContain(`UDP port ${app.vpn!.port}`);
     expect(await page.locator('section.wireguard figcaption').allTextContents()).toEqual([expect.stringContaining('phone (10.77.0.2)')]);
+    await page.locator('section.wireguard details summary').first().click();
+    await page.locator('section.wireguard pre', { hasText: 'AllowedIPs' }).waitFor({ timeout: 5_000 });
     expect(await page.locator('section.wireguard pre').first().textContent()).toContain('AllowedIPs = 0.0.0.0/0, ::/0');
     expect(await page.locator('section.wireguard .wg-status').allTextContents()).toEqual(['not connected yet']);
 

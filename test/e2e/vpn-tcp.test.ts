@@ -126,11 +126,11 @@ describeNetns('VPN mode TCP over WireGuard (wireguard-go as the phone, curl with
     expect(findings).toContainEqual(expect.objectContaining({ type: 'imei', value: IMEI }));
 
     // The dashboard's live stream (replayed from the start with ?since=0) carries its alert.
-    const dashboard = /dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(phonehome.output())?.[1];
+    const [, dashboard, token] = /dashboard:\s+(http:\/\/127\.0\.0\.1:\d+)\/\?token=(\S+)/.exec(phonehome.output()) ?? [];
     expect(dashboard).toBeDefined();
     const wsScript = `
       const WebSocket = require(${JSON.stringify(require.resolve('ws'))});
-      const ws = new WebSocket('${dashboard!.replace('http', 'ws')}/ws?since=0');
+      const ws = new WebSocket('${dashboard!.replace('http', 'ws')}/ws?since=0', { headers: { Authorization: 'Bearer ${token}' } });
       const got = [];
       ws.on('message', (m) => got.push(JSON.parse(String(m))));
       ws.on('error', (e) => { console.log('error ' + e.message); process.exit(1); });

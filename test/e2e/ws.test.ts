@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { connectWs, startHarness, Harness, TestClient } from '../unit/pipeline/fixtures/dashboard-harness';
+import { bearer, connectWs, startHarness, Harness, TestClient } from '../unit/pipeline/fixtures/dashboard-harness';
 
 const IMEI = '490154203237518';
 
@@ -22,7 +22,7 @@ describe('WebSocket /ws', () => {
     await h?.close();
   });
   async function connect(query = '', opts = {}): Promise<TestClient> {
-    const c = await connectWs(`ws://127.0.0.1:${h.dashboard.port}/ws${query}`, opts);
+    const c = await connectWs(`ws://127.0.0.1:${h.dashboard.port}/ws${query}`, { ...opts, headers: bearer(h.token) });
     clients.push(c);
     return c;
   }
@@ -177,23 +177,34 @@ describe('WebSocket /ws', () => {
     expect(h.dashboard.hub.clientCount).toBe(1);
   });
 
-  it('checks the Origin on the upgrade: foreign 403, own or absent accepted', async () => {
+  it('checks the Origin on the upgrade: foreign 403 even with the token; own, or absent with the Bearer token, accepted', async () => {
     h = await startHarness();
     const url = `ws://127.0.0.1:${h.dashboard.port}/ws`;
-    await expect(connectWs(url, { origin: 'http://evil.example' })).rejects.toMatchObject({ status: 403 });
-    await expect(connectWs(url, { origin: `http://localhost:${h.dashboard.port}` })).rejects.toMatchObject({ status: 403 });
-    clients.push(await connectWs(url, { origin: `http://127.0.0.1:${h.dashboard.port}` }));
-    clients.push(await connectWs(url));
-    await expect(connectWs(`ws://127.0.0.1:${h.dashboard.port}/elsewhere`)).rejects.toMatchObject({ status: 404 });
+    const headers = bearer(h.token);
+    await expect(connectWs(url, { origin: 'http://evil.example', headers })).rejects.toMatchObject({ status: 403 });
+    // Another port of 127.0.0.1 is another origin (and the same site: a browser would send the cookie).
+    await expect(connectWs(url, { origin: 'http://127.0.0.1:9', headers })).rejects.toMatchObject({ status: 403 });
+    await expect(connectWs(url, { origin: `http://localhost:${h.dashboard.port}`, headers })).rejects.toMatchObject({ status: 403 });
+    await expect(connectWs(url, { origin: 'null', headers })).rejects.toMatchObject({ status: 403 });
+    clients.push(await connectWs(url, { origin: `http://127.0.0.1:${h.dashboard.port}`, headers }));
+    clients.push(await connectWs(url, { headers }));
+    await expect(connectWs(`ws://127.0.0.1:${h.dashboard.port}/elsewhere`, { headers })).rejects.toMatchObject({ status: 404 });
   });
 
-  it('requires the token on the upgrade when one is set', async () => {
-    h = await startHarness({ token: 'tok-123456' });
+  it('requires the token on the upgrade, in any of its three carriers; the cookie alone only with the page\'s Origin', async () => {
+    const token = 'tok-0123456789abcdef0123456789abcdef';
+    h = await startHarness({ token });
     const url = `ws://127.0.0.1:${h.dashboard.port}/ws`;
+    const own = `http://127.0.0.1:${h.dashboard.port}`;
     await expect(connectWs(url)).rejects.toMatchObject({ status: 401 });
+    await expect(connectWs(url, { origin: own })).rejects.toMatchObject({ status: 401 });
     await expect(connectWs(`${url}?token=bad`)).rejects.toMatchObject({ status: 401 });
-    clients.push(await connectWs(`${url}?token=tok-123456`));
-    clients.push(await connectWs(url, { headers: { Authorization: 'Bearer tok-123456' } }));
-    clients.push(await connectWs(url, { headers: { Cookie: 'phonehome_token=tok-123456' } }));
+    await expect(connectWs(url, { headers: { Cookie: 'phonehome_token=%E0%A4%A' } })).rejects.toMatchObject({ status: 401 });
+    clients.push(await connectWs(`${url}?token=${token}`));
+    clients.push(await connectWs(url, { headers: { Authorization: `Bearer ${token}` } }));
+    clients.push(await connectWs(url, { origin: own, headers: { Cookie: `phonehome_token=${token}` } }));
+    // The cookie is what a browser adds by itself: without an Origin to prove where it comes from, refused.
+    await expect(connectWs(url, { headers: { Cookie: `phonehome_token=${token}` } })).rejects.toMatchObject({ status: 403 });
+    expect(h.dashboard.hub.clientCount).toBe(3);
   });
 });

@@ -19,8 +19,8 @@ function query(params) {
   return s ? `?${s}` : '';
 }
 
-async function request(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+async function request(method, path, body, asText = false) {
+  const init = { method, headers: { Accept: asText ? 'text/plain' : 'application/json' }, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -32,6 +32,7 @@ async function request(method, path, body) {
     throw new ApiError(0, `phonehome is not reachable (${err.message})`);
   }
   const text = await res.text();
+  if (asText && res.ok) return text;
   let json = null;
   try {
     json = text ? JSON.parse(text) : null;
@@ -54,5 +55,7 @@ export const api = {
   saveDevice: (clientIp, profile) => request('PUT', `/api/devices/${encodeURIComponent(clientIp)}`, { profile }),
   reanalyseDevice: (clientIp) => request('POST', `/api/devices/${encodeURIComponent(clientIp)}/reanalyse`),
   setup: () => request('GET', '/api/setup'),
+  wireguardConfig: (name) => request('GET', `/api/wireguard/${encodeURIComponent(name)}/config`, undefined, true),
+  wireguardQrUrl: (name) => `/api/wireguard/${encodeURIComponent(name)}/qr.svg`,
   stats: () => request('GET', '/api/stats'),
 };

@@ -80,7 +80,7 @@ export interface VpnEndpoint {
   configs(): PhoneConfig[];
   /** The same, with an SVG QR code data URL each (the dashboard's setup view). */
   configQrs(): Promise<Array<PhoneConfig & { qr: string }>>;
-  /** What the dashboard's setup view shows: each phone's config, QR code and connection status. */
+  /** What the dashboard's setup view lists: each phone's name, addresses and connection status (no keys). */
   setupView(): Promise<WireGuardSetup>;
   stats(): { wireguard: ReturnType<WireGuardServer['stats']>; ip: object; tcp?: unknown };
   close(): Promise<void>;
@@ -173,15 +173,15 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
     async setupView() {
       const stats = wg.stats();
       const byKey = new Map(stats.peers.map((p) => [p.publicKey, p]));
-      const phones = await Promise.all(configs().map(async (c) => {
+      // No config and no QR code here (both hold the phone's private key): the dashboard serves
+      // each phone's own from configs(), on its own endpoint.
+      const phones = configs().map((c) => {
         const s = byKey.get(c.peer.publicKey);
         return {
           peer: { name: c.peer.name, ipv4: c.peer.ipv4, ipv6: c.peer.ipv6 },
-          config: c.config,
-          qr: await svgQrDataUrl(c.config),
           status: { lastHandshakeAt: s?.lastHandshakeAt, endpoint: s?.endpoint, rxBytes: s?.rxBytes ?? 0, txBytes: s?.txBytes ?? 0 },
         };
-      }));
+      });
       const dropped: Record<string, number> = {};
       for (const k of DROP_COUNTERS) if (stats.counters[k]) dropped[k] = stats.counters[k];
       return { port, phones, dropped };

@@ -92,8 +92,12 @@ export function curlThroughProxy(proxyUrl: string, url: string, args: string[]):
 }
 
 export interface RunningPhonehome {
-  /** Ends with '/': append '#/live' or 'api/...'. */
+  /** Ends with '/': append 'api/...' (with the token: see `token`). */
   dashboardUrl: string;
+  /** The dashboard's token (the data dir's dashboard.token: the same after a restart). */
+  token: string;
+  /** The link phonehome start prints, with a view: a browser opening it gets the cookie and lands on `dashboardUrl + hash`. */
+  openUrl(hash?: string): string;
   proxyUrl: string;
   proxyPort: number;
   dashboardPort: number;
@@ -125,8 +129,11 @@ export async function startPhonehome(dataDir: string, options: PhonehomeTestOpti
     throw new Error('phonehome started without a dashboard');
   }
   const dashboardUrl = new URL(app.dashboardUrl);
+  const token = app.dashboardToken!;
   const running: RunningPhonehome = {
     dashboardUrl: `${dashboardUrl.origin}/`,
+    token,
+    openUrl: (hash = '') => `${dashboardUrl.origin}/?token=${token}${hash}`,
     dashboardPort: Number(dashboardUrl.port),
     proxyPort: app.proxyPort,
     proxyUrl: `http://127.0.0.1:${app.proxyPort}`,

@@ -88,29 +88,55 @@ describe('startVpn', () => {
     s2.close();
   });
 
-  test('the dashboard setup API lists each phone with its config and a QR code', async () => {
+  test('the dashboard setup API lists each phone without any key; each phone\'s config and QR code come from its own endpoint, to the token holder', async () => {
     const app = await startPhonehome({
       dataDir: dir, listenHost: '127.0.0.1', port: 0, dashboardPort: 0, log: () => undefined, analysis: false,
       wireguard: { port: 0, listenHost: '127.0.0.1', createIpLayer: () => ({ receive: () => undefined, stats: () => ({}), close: async () => undefined }), peersPollMs: 50 },
     });
+    const auth = { headers: { Authorization: `Bearer ${app.dashboardToken}` } };
+    const setup = async () => {
+      const text = await (await fetch(`${app.dashboardUrl}/api/setup`, auth)).text();
+      // No private key in the listing, in any form: not the config's line, not a key, not a QR code of the config.
+      expect(text).not.toMatch(/PrivateKey/i);
+      for (const name of ['phone', 'second']) {
+        const key = peerPrivateKey(dir, name);
+        if (key) expect(text).not.toContain(key);
+      }
+      return JSON.parse(text) as { wireguard: { port: number; dropped: Record<string, number>; phones: Array<{ peer: { name: string }; status: { lastHandshakeAt?: number; endpoint?: string } }> } };
+    };
     try {
-      const first = (await (await fetch(`${app.dashboardUrl}/api/setup`)).json()) as { wireguard: { port: number; phones: Array<{ peer: { name: string }; config: string; qr: string; status: { lastHandshakeAt?: number; endpoint?: string } }> } };
+      const first = await setup();
       expect(first.wireguard.port).toBe(app.vpn!.port);
       expect(first.wireguard.phones.map((p) => p.peer.name)).toEqual(['phone']);
-      expect(first.wireguard.phones[0].qr).toMatch(/^data:image\/svg\+xml;base64,/);
-      expect(first.wireguard.phones[0].config).toContain('AllowedIPs = 0.0.0.0/0, ::/0');
+      expect(Object.keys(first.wireguard.phones[0]).sort()).toEqual(['peer', 'status']);
       expect(first.wireguard.phones[0].status.lastHandshakeAt).toBeUndefined();
+
+      const conf = await fetch(`${app.dashboardUrl}/api/wireguard/phone/config`, auth);
+      expect(conf.status).toBe(200);
+      expect(conf.headers.get('cache-control')).toBe('no-store');
+      const text = await conf.text();
+      expect(text).toContain(`PrivateKey = ${peerPrivateKey(dir, 'phone')}`);
+      expect(text).toContain('AllowedIPs = 0.0.0.0/0, ::/0');
+      const qr = await fetch(`${app.dashboardUrl}/api/wireguard/phone/qr.svg`, auth);
+      expect(qr.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+      expect(await qr.text()).toMatch(/^<svg/);
+      expect((await fetch(`${app.dashboardUrl}/api/wireguard/phone/config`)).status).toBe(401);
+      expect((await fetch(`${app.dashboardUrl}/api/wireguard/phone/qr.svg`)).status).toBe(401);
+      expect((await fetch(`${app.dashboardUrl}/api/wireguard/nobody/config`, auth)).status).toBe(404);
+      expect((await fetch(`${app.dashboardUrl}/api/wireguard/..%2Fwg/config`, auth)).status).toBe(400);
+
       addPeer(dir, 'second');
       // The first phone connects; a stranger sends garbage.
       const sock = await phoneSends(dir, 'phone', app.vpn!.port, '10.77.0.2');
       sock.send(Buffer.from('garbage'), app.vpn!.port, '127.0.0.1');
       await waitUntil(() => app.vpn!.stats().wireguard.counters.malformed === 1);
-      const again = (await (await fetch(`${app.dashboardUrl}/api/setup`)).json()) as typeof first & { wireguard: { dropped: Record<string, number> } };
+      const again = await setup();
       sock.close();
       expect(again.wireguard.phones.map((p) => p.peer.name)).toEqual(['phone', 'second']);
       expect(again.wireguard.phones[0].status).toMatchObject({ lastHandshakeAt: expect.any(Number), endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
       expect(again.wireguard.phones[1].status.lastHandshakeAt).toBeUndefined();
       expect(again.wireguard.dropped).toEqual({ malformed: 1 });
+      expect(await (await fetch(`${app.dashboardUrl}/api/wireguard/second/config`, auth)).text()).toContain(`PrivateKey = ${peerPrivateKey(dir, 'second')}`);
     } finally {
       await app.close();
     }

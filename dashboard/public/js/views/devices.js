@@ -6,13 +6,17 @@
 import { api } from '../api.js';
 import { el } from '../dom.js';
 import { dateTime } from '../format.js';
+import { stream } from '../stream.js';
 import { loadFilters, saveFilters } from './filters.js';
+import { reanalysisSentence } from './live.js';
 
 const EXAMPLE = '{\n  "name": "Nokia 7 plus",\n  "imei": ["354000000000000"],\n  "phone": "+4791234567",\n  "iccid": "8947000000000000000",\n  "mac": "d4:6a:00:00:00:00"\n}';
 
 export function render(root) {
   const list = el('div', { class: 'devices' }, el('p', { class: 'empty' }, 'Loading…'));
-  root.append(el('div', { class: 'toolbar' }, el('h1', null, 'Devices')), list);
+  const notice = el('p', { class: 'notice', role: 'status' });
+  notice.hidden = true;
+  root.append(el('div', { class: 'toolbar' }, el('h1', null, 'Devices')), notice, list);
 
   async function load() {
     try {
@@ -28,6 +32,12 @@ export function render(root) {
     }
   }
   load();
+  const off = stream.on('reanalysis', (s) => {
+    notice.hidden = false;
+    notice.textContent = reanalysisSentence(s);
+    load();
+  });
+  return off;
 }
 
 function deviceCard(d, reload) {
@@ -66,7 +76,7 @@ function deviceCard(d, reload) {
   async function reanalyse() {
     try {
       const res = await api.reanalyseDevice(d.clientIp);
-      show(`${res.queued} flow${res.queued === 1 ? '' : 's'} queued for analysis with the saved profile; Live shows what it finds.`, false);
+      show(`${res.queued} flow${res.queued === 1 ? '' : 's'} queued for analysis with the saved profile; Live shows what it finds, and a summary when it is done.`, false);
     } catch (err) {
       show(`Not queued — ${err.message}`, true);
     }

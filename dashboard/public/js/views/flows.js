@@ -95,8 +95,10 @@ export function render(root) {
     if (known || matches(filters, flow)) put(flow, !known);
   });
 
+  // A re-check changed past flows' verdicts and announced only some of them: read the list again.
+  const offReanalysis = stream.on('reanalysis', () => reload());
   reload();
-  return () => { offFlow(); offAlert(); };
+  return () => { offFlow(); offAlert(); offReanalysis(); };
 }
 
 function flowRow(f) {

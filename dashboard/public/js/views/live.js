@@ -31,6 +31,8 @@ export function render(root) {
   const tbody = el('tbody');
   const empty = el('p', { class: 'empty' }, 'Loading…');
   const heldNote = el('span', { class: 'held', 'aria-live': 'polite' });
+  const notice = el('p', { class: 'notice', role: 'status' });
+  notice.hidden = true;
   const pauseBtn = el('button', { type: 'button', class: 'pause', 'aria-pressed': 'false', onclick: togglePause }, 'Pause');
   const moreBtn = el('button', { type: 'button', class: 'more', onclick: loadOlder, disabled: true }, 'Load older alerts');
   const table = el('table', { class: 'list live' },
@@ -43,7 +45,7 @@ export function render(root) {
       el('h1', null, 'Live alerts'),
       filterBar(filters, ['device', 'type', 'severity', 'host'], (f) => { filters = f; refill(); }),
       pauseBtn, heldNote),
-    empty, table, el('div', { class: 'pager' }, moreBtn));
+    notice, empty, table, el('div', { class: 'pager' }, moreBtn));
 
   function togglePause() {
     paused = !paused;
@@ -228,11 +230,18 @@ export function render(root) {
 
   // The store was replaced (new data dir): what is on screen belongs to another history.
   const offReset = stream.on('reset', () => refill());
+  // A re-check announces a bounded number of alerts, then this summary: the tables hold all of them.
+  const offReanalysis = stream.on('reanalysis', (s) => {
+    notice.hidden = false;
+    notice.textContent = reanalysisSentence(s);
+    refill();
+  });
 
   refill();
   return () => {
     unsubscribe();
     offReset();
+    offReanalysis();
     root.classList.remove('paused');
   };
 }
@@ -256,4 +265,14 @@ function alertRow(a, fresh) {
   el('td', null, a.tls ? el('span', { class: 'tls' }, 'TLS') : el('span', { class: 'clear' }, 'cleartext')),
   el('td', { class: 'url', title: `${a.method || ''} ${a.url || ''}` }, `${a.method || ''} ${a.url || ''}`));
   return row;
+}
+
+export function reanalysisSentence(s) {
+  if (!s || typeof s !== 'object') return '';
+  const who = s.device ? `${String(s.device)} (${String(s.clientIp)})` : String(s.clientIp);
+  const flows = Number(s.flows) || 0;
+  const found = Number(s.withFindings) || 0;
+  const shownLive = Number(s.announced) || 0;
+  const rest = found > shownLive ? ` (${shownLive} announced here as they were found; all are in Flows)` : '';
+  return `Re-check of ${who} finished: ${flows} flow${flows === 1 ? '' : 's'} analysed again, ${found} with findings${rest}.`;
 }

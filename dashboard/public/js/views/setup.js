@@ -49,18 +49,34 @@ function renderSetup(s) {
   ];
 }
 
-// VPN mode: one QR code per phone, scanned in the WireGuard app ("+" → "Scan from QR code").
+// VPN mode: one QR code per phone, scanned in the WireGuard app ("+" → "Scan from QR code"). The
+// listing holds no key; each phone's QR code and config (its private key) come from its own endpoint.
 function renderWireGuard(wg) {
-  const phones = Array.isArray(wg.phones) ? wg.phones : [];
+  const phones = (Array.isArray(wg.phones) ? wg.phones : []).filter((p) => p && p.peer && typeof p.peer.name === 'string');
   return el('section', { class: 'wireguard' },
     el('h2', null, 'VPN mode (WireGuard)'),
     el('p', null, `Install the WireGuard app, tap + → Scan from QR code, scan the phone's code and switch the tunnel on. UDP port ${String(wg.port ?? '')}.`),
     el('p', { class: 'muted' }, 'All of the phone\'s traffic (IPv4 and IPv6, any app) then goes through this laptop. More phones: phonehome wireguard add NAME.'),
     el('div', { class: 'qr-row' }, phones.map((p) => el('div', { class: 'wg-phone' },
-      qr(`${String(p.peer && p.peer.name)} (${String(p.peer && p.peer.ipv4)})`, p.qr, ''),
+      el('figure', { class: 'qr' },
+        el('img', { src: api.wireguardQrUrl(p.peer.name), alt: `QR code: WireGuard config of ${p.peer.name}`, width: '200', height: '200' }),
+        el('figcaption', null, `${p.peer.name} (${String(p.peer.ipv4)})`)),
       el('p', { class: 'wg-status muted' }, phoneStatus(p.status))))),
-    phones.map((p) => el('details', null, el('summary', null, `Config text for ${String(p.peer && p.peer.name)}`), el('pre', { class: 'mono' }, String(p.config || '')))),
+    phones.map((p) => configText(p.peer.name)),
     droppedLine(wg.dropped));
+}
+
+/** The config text, fetched when the user opens it (it holds the phone's private key). */
+function configText(name) {
+  const pre = el('pre', { class: 'mono' }, 'Loading…');
+  let loaded = false;
+  const details = el('details', { class: 'wg-config', ontoggle: () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    api.wireguardConfig(name).then((text) => { pre.textContent = text; })
+      .catch((err) => { loaded = false; pre.textContent = `Could not load the config: ${err.message}`; });
+  } }, el('summary', null, `Config text for ${name}`), pre);
+  return details;
 }
 
 function phoneStatus(st) {
