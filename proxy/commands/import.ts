@@ -147,7 +147,7 @@ export const command: Command = {
       }
     }
     const warn = (text: string) => process.stderr.write(`phonehome import: ${text}\n`);
-    const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined);
+    const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined, warn);
     const settings = judgeSettingsFromFlags(args, dataDir);
     const judge = judgeOptionsOf(settings);
     const geo = loadGeoOrWarn(warn, settings.geoCacheDir);
