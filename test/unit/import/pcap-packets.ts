@@ -281,13 +281,13 @@ export function tcpConversation(
 }
 
 /**
- * Connections that each stream `bytesEach` bytes of small HTTP requests (bodies of `bodyBytes`) from
- * client to server, interleaved segment by segment, with every connection's second segment held back
+ * Connections that each stream `bytesEach` bytes of small HTTP requests (bodies of `bodyBytes`; or
+ * TLS records of that size with `tls`) from client to server, interleaved segment by segment, with every connection's second segment held back
  * (`hole`: 'late' sends them after all the others, as a retransmission would; 'none' sends it in its
  * place, a capture with no hole). The server acknowledges only at the end, so whatever follows a hole
  * waits in the reader until then: what a one-sided capture of many downloads looks like.
  */
-export function* heldBackConnections(o: { connections: number; bytesEach: number; bodyBytes: number; mss: number; hole: 'late' | 'none'; firstBody?: string }): Generator<Frame> {
+export function* heldBackConnections(o: { connections: number; bytesEach: number; bodyBytes: number; mss: number; hole: 'late' | 'none'; firstBody?: string; tls?: boolean }): Generator<Frame> {
   const server = { ip: '198.51.100.9', port: 9998 };
   let ts = 1_700_000_000_000;
   const streams: Buffer[] = [];
@@ -295,10 +295,17 @@ export function* heldBackConnections(o: { connections: number; bytesEach: number
     const parts: Buffer[] = [];
     let size = 0;
     for (let r = 0; size < o.bytesEach; r++) {
-      const body = r === 0 && o.firstBody ? o.firstBody.padEnd(o.bodyBytes, '&') : 'x'.repeat(o.bodyBytes);
-      const req = Buffer.from(`POST /c${i}/r${r} HTTP/1.1\r\nHost: held.example\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-      parts.push(req);
-      size += req.length;
+      let part: Buffer;
+      if (o.tls) {
+        /* A handshake record, then application data records (an upload over TLS: nothing of it is kept). */
+        const type = r === 0 ? 0x16 : 0x17;
+        part = Buffer.concat([Buffer.from([type, 0x03, 0x03, o.bodyBytes >> 8, o.bodyBytes & 0xff]), Buffer.alloc(o.bodyBytes, 0x5a)]);
+      } else {
+        const body = r === 0 && o.firstBody ? o.firstBody.padEnd(o.bodyBytes, '&') : 'x'.repeat(o.bodyBytes);
+        part = Buffer.from(`POST /c${i}/r${r} HTTP/1.1\r\nHost: held.example\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      }
+      parts.push(part);
+      size += part.length;
     }
     streams.push(Buffer.concat(parts));
   }
