@@ -1,8 +1,8 @@
 /**
  * Why: phonehome intercepts HTTPS with a certificate authority that is unique to each install,
  * so that trusting it on one phone never opens that phone to anyone else's phonehome. The CA is
- * created on first use in the data directory (`ca.pem`, and `ca-key.pem` readable by the owner
- * only) and loaded afterwards. Files are published with an exclusive hard link from a temp file,
+ * created on first use in the data directory (`ca.pem` and `ca-key.pem`, both readable by the
+ * owner only) and loaded afterwards. Files are published with an exclusive hard link from a temp file,
  * so a crash never leaves half a file and two processes starting at once agree on one CA.
  */
 import * as crypto from 'crypto';
@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import forge from 'node-forge';
+import { ownerOnly } from '../proxy/data-dir';
 import { derToPem, randomSerialHex, signCertificateNatively, subjectNameDer } from './native-sign';
 
 export const CA_CERT_FILE = 'ca.pem';
@@ -76,8 +77,10 @@ export class CertificateAuthority {
     const privateKey = readPrivateKey(keyPath);
 
     if (!fs.existsSync(certPath)) {
-      publishExclusive(certPath, derToPem(createCaCertificate(privateKey)), 0o644);
+      publishExclusive(certPath, derToPem(createCaCertificate(privateKey)), 0o600);
     }
+    /* Public, but like every file of the data directory owner-only (phonehome serves it to the phones itself). */
+    ownerOnly(certPath, false);
     const certDer = readCertificate(certPath);
     const certPublic = new crypto.X509Certificate(certDer).publicKey;
     const keyPublic = crypto.createPublicKey(privateKey);

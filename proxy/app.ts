@@ -77,7 +77,7 @@ export interface Phonehome {
 
 export async function startPhonehome(opts: PhonehomeOptions = {}): Promise<Phonehome> {
   const log = opts.log ?? consoleLogger;
-  const dataDir = ensureDataDir(opts.dataDir);
+  const dataDir = ensureDataDir(opts.dataDir, (m) => log(m));
   const ca = CertificateAuthority.loadOrCreate(dataDir, { warn: (m) => log(m) });
   const minter = new LeafMinter(ca);
   await minter.warmUp();

@@ -39,7 +39,7 @@ export interface CaptureAnalysis {
 
 const MAX_LISTED_NAMES = 20;
 
-export function analyseCapture(file: string, base: string, opts: AnalyseOptions, toRecord: RecordMaker): CaptureAnalysis {
+export function analyseCapture(file: string, base: string, opts: AnalyseOptions, toRecord: RecordMaker, onProgress?: (done: number, total: number) => void): CaptureAnalysis {
   const out: CaptureAnalysis = { read: false, requests: 0, records: [], problems: [], summary: '' };
   const tlsNames = new Map<string, number>();
   const dnsNames = new Map<string, number>();
@@ -54,7 +54,7 @@ export function analyseCapture(file: string, base: string, opts: AnalyseOptions,
       for (const note of r.notes) out.problems.push(`${base}: entry ${requestIndex}: ${note}`);
       if (flow.error) out.problems.push(`${base}: entry ${requestIndex}: ${flow.error}`);
       for (const f of r.findings) out.records.push(toRecord(base, requestIndex, flow.method, flow.url, f, r.destination, r.sentence));
-    });
+    }, { onProgress });
   } catch (err) {
     out.problems.push(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     return out;

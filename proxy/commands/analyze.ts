@@ -5,7 +5,6 @@
  * record of DESIGN.md) or a table grouped by destination host. Broken files and entries are reported
  * and skipped; the rest is still analysed.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from '../cli';
 import { analyseFlow, compileProfile, ProfileValueError, type CompiledProfile } from '../analyse';
@@ -14,7 +13,8 @@ import { JUDGE_FLAGS, judgeSettingsFromFlags, loadGeoOrWarn } from './judge-flag
 import { resolveDataDir } from '../data-dir';
 import { loadProfileFile, ProfileFileError } from '../profile-file';
 import type { Finding, Destination } from '../analyse/types';
-import { readHar } from '../capture/import/har';
+import { readHarFile } from '../capture/import/har';
+import { ProgressBar } from './progress';
 import { DATA_DIR_FLAG, UsageError } from './args';
 import { formatTable, terminalSafe, type FindingRecord } from './analyze-format';
 import { analyseCapture, isCaptureFile } from './analyze-capture';
@@ -50,9 +50,14 @@ tens of milliseconds.
 "iccid":"89...","mac":"d4:6a:..."}. The phone's own values are then found in any encoding, hashed
 (MD5/SHA-1/SHA-256) included.
 
-Each request gets up to 2 s of decoding (the live proxy allows 100 ms); the other decoding limits
-(depth, decompressed bytes, fields) are those of the proxy, and a request that hits one is reported
-on stderr.
+Each request gets up to 2 s of decoding (the live proxy allows 1 s); the other decoding limits
+(depth, decompressed bytes, fields) are those of the proxy. A body is read in order: what was found
+before a limit was hit is reported, and the request is named on stderr with how far it was read.
+
+Files are read as streams (a HAR entry by entry, a capture packet by packet), so memory follows the
+largest entry or the open connections, not the file; a terminal shows a progress bar for files over
+16 MB. A HAR or capture that breaks off (truncated, corrupt) is analysed up to the byte offset named
+on stderr; a broken HAR entry is named by its index and the others are analysed.
 
 Exit status: 0 when the analysis ran (whatever it found, even if some files or entries were
 broken: those are reported on stderr); 1 when none of the files could be read; 2 for usage
@@ -105,6 +110,19 @@ function toRecord(file: string, entry: number, method: string | undefined, url: 
   return rec;
 }
 
+/** JSON lines to stdout in writes of about 64 KiB. */
+class JsonlOut {
+  private pending = '';
+  write(r: FindingRecord): void {
+    this.pending += JSON.stringify(r) + '\n';
+    if (this.pending.length >= 64 * 1024) this.flush();
+  }
+  flush(): void {
+    if (this.pending) process.stdout.write(this.pending);
+    this.pending = '';
+  }
+}
+
 export const command: Command = {
   spec: {
     name: 'analyze',
@@ -127,48 +145,53 @@ export const command: Command = {
     const settings = judgeSettingsFromFlags(args, resolveDataDir(args.flags['data-dir'] as string | undefined));
     const judge = judgeOptionsOf(settings);
     const geo = loadGeoOrWarn((text) => problems.push(text), settings.geoCacheDir);
+    /* `analyze … | head` closes stdout early: that is the reader's choice, not a failure. */
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+    /* JSONL goes out as findings come (memory then does not grow with them); the table needs them all. */
+    const jsonl = format === 'jsonl' ? new JsonlOut() : null;
     const records: FindingRecord[] = [];
+    const keep = (r: FindingRecord) => (jsonl ? jsonl.write(r) : records.push(r));
     let filesRead = 0;
     let entries = 0;
     const captureSummaries: string[] = [];
     for (const file of args.positionals) {
       const base = path.basename(file);
+      const bar = new ProgressBar(process.stderr, base);
+      const onProgress = (done: number, total: number) => bar.update(done, total);
       if (isCaptureFile(file)) {
-        const cap = analyseCapture(file, base, { ...judge, profile, geo, limits: OFFLINE_LIMITS }, toRecord);
+        const cap = analyseCapture(file, base, { ...judge, profile, geo, limits: OFFLINE_LIMITS }, toRecord, onProgress);
+        bar.done();
         problems.push(...cap.problems);
         if (!cap.read) continue;
         filesRead++;
         entries += cap.requests;
-        records.push(...cap.records);
+        for (const r of cap.records) keep(r);
         captureSummaries.push(cap.summary);
         continue;
       }
-      let text: string;
+      let har;
       try {
-        text = fs.readFileSync(file, 'utf8');
+        /* Streamed: each entry is analysed as it is read, so memory follows the largest entry, not the file. */
+        har = readHarFile(file, base, (flow, index) => {
+          entries++;
+          const result = analyseFlow(flow, { ...judge, profile, geo, limits: OFFLINE_LIMITS });
+          for (const note of result.notes) problems.push(`${base}: entry ${index}: ${note}`);
+          for (const f of result.findings) keep(toRecord(base, index, flow.method, flow.url, f, result.destination, result.sentence));
+        }, { onProgress });
       } catch (err) {
+        bar.done();
         problems.push(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
         continue;
       }
-      const har = readHar(text, base);
+      bar.done();
       for (const e of har.errors) problems.push(e.message);
-      if (har.errors.some((e) => e.entry === null)) continue;
-      filesRead++;
-      har.flows.forEach((flow, i) => {
-        entries++;
-        const result = analyseFlow(flow, { ...judge, profile, geo, limits: OFFLINE_LIMITS });
-        for (const note of result.notes) problems.push(`${base}: entry ${har.entryIndex[i]}: ${note}`);
-        for (const f of result.findings) records.push(toRecord(base, har.entryIndex[i], flow.method, flow.url, f, result.destination, result.sentence));
-      });
+      if (har.read) filesRead++;
     }
-    /* `analyze … | head` closes stdout early: that is the reader's choice, not a failure. */
-    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') throw err;
-    });
+    jsonl?.flush();
     for (const p of problems) process.stderr.write(`phonehome analyze: ${p}\n`);
-    if (format === 'jsonl') {
-      for (const r of records) process.stdout.write(JSON.stringify(r) + '\n');
-    } else {
+    if (!jsonl) {
       process.stdout.write(formatTable(records, { files: filesRead, entries }));
       for (const line of captureSummaries) process.stdout.write(terminalSafe(line) + '\n');
     }

@@ -44,7 +44,7 @@ export const command: Command = {
 
     let ca: CertificateAuthority;
     try {
-      ca = CertificateAuthority.loadOrCreate(ensureDataDir(args.flags['data-dir'] as string | undefined));
+      ca = CertificateAuthority.loadOrCreate(ensureDataDir(args.flags['data-dir'] as string | undefined, (m) => process.stderr.write(`phonehome ca: ${m}\n`)));
     } catch (err) {
       if (err instanceof CaFileError) {
         process.stderr.write(`phonehome ca: ${err.message}\n`);

@@ -1,10 +1,10 @@
 /**
  * `phonehome import FILE …`: stores the flows of a capture (pcap/pcapng, recognised by magic bytes)
  * or a HAR file in the database, analysed, so the dashboard shows them like live ones. Streams: a
- * capture is imported in batches as it is read (one transaction per batch), with a progress bar on
- * a terminal. A corrupt tail is reported with its offset; everything before it is kept.
+ * capture packet by packet and a HAR entry by entry, imported in batches as they are read (one
+ * transaction per batch), with a progress bar on a terminal. A corrupt tail is reported with its
+ * offset; everything before it is kept.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from '../cli';
 import { analyseFlow, compileProfile, type CompiledProfile, type GeoLookup } from '../analyse';
@@ -17,7 +17,7 @@ import { AnalysisRecorder, type AnalysisOutcome } from '../pipeline/recorder';
 import { loadProfileFile, ProfileFileError } from '../profile-file';
 import { Store } from '../store';
 import type { DnsRecord } from '../store/dns';
-import { readHar } from '../capture/import/har';
+import { readHarFile } from '../capture/import/har';
 import { importCapture, DEFAULT_BODY_LIMIT } from '../capture/import/pcap/capture-import';
 import { isCaptureFile } from './analyze-capture';
 import { DATA_DIR_FLAG, UsageError } from './args';
@@ -28,6 +28,10 @@ flow in the database of the data directory, analysed: the dashboard (phonehome s
 them like live traffic. From a capture: each HTTP/1.x request (any port), each TLS connection with
 its server name (not decrypted), each DNS lookup (also in the dns table) and other TCP connections
 with their first bytes.
+
+Files are streamed (memory follows the largest HAR entry or the open connections, not the file),
+with a progress bar on a terminal for files over 16 MB. A file that breaks off (truncated, corrupt)
+is imported up to the byte offset named on stderr.
 
 --device NAME names the phone: every client address in the file gets this device name (a profile
 already set for that address is kept). --profile FILE analyses with that device profile where the
@@ -147,7 +151,7 @@ export const command: Command = {
       }
     }
     const warn = (text: string) => process.stderr.write(`phonehome import: ${text}\n`);
-    const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined);
+    const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined, warn);
     const settings = judgeSettingsFromFlags(args, dataDir);
     const judge = judgeOptionsOf(settings);
     const geo = loadGeoOrWarn(warn, settings.geoCacheDir);
@@ -180,18 +184,20 @@ export const command: Command = {
           process.stdout.write(`${base}: ${importer.flows - before} flows (${result.httpRequests} HTTP requests, ${result.tlsConnections} TLS connections, ${result.dnsQueries} DNS lookups, ${result.rawConnections} other TCP connections)\n`);
           continue;
         }
-        let text: string;
+        const bar = new ProgressBar(process.stderr, base);
+        let har;
         try {
-          text = fs.readFileSync(file, 'utf8');
+          /* Streamed: flows go to the importer's batches as they are read, so memory follows the largest entry. */
+          har = readHarFile(file, base, (flow) => importer.add(flow), { onProgress: (done, total) => bar.update(done, total) });
         } catch (err) {
+          bar.done();
           warn(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
           continue;
         }
-        const har = readHar(text, base);
-        for (const e of har.errors) warn(e.entry === null ? `${e.message} (nor a pcap/pcapng capture)` : e.message);
-        if (har.errors.some((e) => e.entry === null)) continue;
-        for (const flow of har.flows) importer.add(flow);
         importer.flush();
+        bar.done();
+        for (const e of har.errors) warn(e.entry === null && !har.read ? `${e.message} (nor a pcap/pcapng capture)` : e.message);
+        if (!har.read) continue;
         filesRead++;
         process.stdout.write(`${base}: ${importer.flows - before} flows (HAR entries)\n`);
       }

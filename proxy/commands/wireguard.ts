@@ -36,7 +36,7 @@ export const command: Command = {
     const [sub, name, ...extra] = args.positionals;
     if (!sub) throw new UsageError('missing subcommand: add NAME, show [NAME] or list');
     if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
-    const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined);
+    const dataDir = ensureDataDir(args.flags['data-dir'] as string | undefined, (m) => process.stderr.write(`phonehome wireguard: ${m}\n`));
     const endpoint = endpointOf(dataDir, args.flags['endpoint'] as string | undefined);
     const qr = args.flags['no-qr'] !== true;
     if (sub === 'add') {

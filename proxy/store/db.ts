@@ -6,11 +6,22 @@ import Database from 'better-sqlite3';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MIGRATIONS } from './migrations';
+import { ownerOnly } from '../data-dir';
 
 export const DB_FILE_NAME = 'phonehome.db';
 
 export function openDatabase(file: string, migrations = MIGRATIONS): Database.Database {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  if (file !== ':memory:') {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    /*
+     * SQLite creates a database with mode 0644 (less the umask), and its -wal and -shm files with the
+     * database's mode: made (or narrowed) to 0600 first, all three are owner-only whatever the
+     * directory's mode. Left-overs of an older run are narrowed too.
+     */
+    ownerOnly(file, true);
+    ownerOnly(`${file}-wal`, false);
+    ownerOnly(`${file}-shm`, false);
+  }
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   // NORMAL in WAL: a committed transaction survives a process kill; only a power loss can drop the last ones.

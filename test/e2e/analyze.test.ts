@@ -111,16 +111,21 @@ describe('several files, some broken', () => {
     const run = analyze(path.join(tmp, 'missing.har'), path.join(fixtures, 'corrupt-truncated.har'), path.join(fixtures, 'charles-broken-entries.har'), '--format', 'jsonl');
     expect(run.status).toBe(0);
     expect(run.stderr).toMatch(/missing\.har: cannot read \(ENOENT\)/);
-    expect(run.stderr).toMatch(/corrupt-truncated\.har: not a HAR file/);
+    /* Cut inside its second entry: the first (the Nokia leak) is analysed, and where it breaks off is named. */
+    expect(run.stderr).toMatch(/corrupt-truncated\.har: the file ends at byte 3104, inside a string in entry 1 \(truncated\?\); the 1 entry before it was read/);
     expect(run.stderr).toMatch(/charles-broken-entries\.har: entry 1 request\.url is missing/);
     const recs = records(run.stdout);
-    expect(recs.find((r) => r.type === 'imei')).toMatchObject({ file: 'charles-broken-entries.har', entry: 4, path: 'body>form:imei', value: IMEI });
+    expect(recs.find((r) => r.type === 'imei' && r.file === 'charles-broken-entries.har')).toMatchObject({ entry: 4, path: 'body>form:imei', value: IMEI });
+    expect(recs.filter((r) => r.file === 'corrupt-truncated.har').map((r) => r.entry)).toContain(0);
   });
 
   test('exit 1 when no file could be read as HAR', () => {
-    const run = analyze(path.join(tmp, 'missing.har'), path.join(fixtures, 'corrupt-truncated.har'));
+    const cut = path.join(tmp, 'cut-before-entries.har');
+    fs.writeFileSync(cut, fs.readFileSync(path.join(fixtures, 'corrupt-truncated.har')).subarray(0, 150));
+    const run = analyze(path.join(tmp, 'missing.har'), cut);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/missing\.har/);
+    expect(run.stderr).toMatch(/cut-before-entries\.har: not a HAR file \(invalid JSON: the file ends at byte 150/);
   });
 });
 

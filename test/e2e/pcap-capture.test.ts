@@ -265,6 +265,19 @@ describeIfCapture('captures made with tcpdump in a network namespace', () => {
     expect(phonehome('import', junk, '--data-dir', dataDir).status).toBe(1);
   }, 60_000);
 
+  test('a HAR cut in its second entry: the first is imported, analysed, and stderr names the byte where it breaks off', () => {
+    const dataDir = path.join(tmp, 'data-cut-har');
+    const r = phonehome('import', path.join(__dirname, '../fixtures/har/corrupt-truncated.har'), '--data-dir', dataDir);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/corrupt-truncated\.har: the file ends at byte 3104, inside a string in entry 1 \(truncated\?\); the 1 entry before it was read/);
+    const db = new Database(path.join(dataDir, 'phonehome.db'), { readonly: true });
+    try {
+      expect(db.prepare("SELECT host, finding_types FROM flows WHERE source = 'har'").all()).toEqual([{ host: 'zzhc.vnet.cn', finding_types: expect.stringContaining('imei') }]);
+    } finally {
+      db.close();
+    }
+  }, 60_000);
+
   test('import stores the flows with real ports, the TLS server name and the DNS answer', () => {
     const dataDir = path.join(tmp, 'data');
     const r = phonehome('import', pcapng, '--device', 'Test phone', '--data-dir', dataDir);

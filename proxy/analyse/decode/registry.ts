@@ -58,36 +58,65 @@ export function makeEntry(
  */
 export type PlacedEntry = DecodedField;
 
+/**
+ * A document's values handed out one at a time, in document order, as the walker asks for them: a
+ * big body is read only as far as the walk gets before a budget ends it.
+ */
+export interface EntryStream {
+  /** The next value, or null at the end (or when the stream itself ran out of time: then not `done`). */
+  next(): Entry | null;
+  /** True once every value was handed out. */
+  readonly done: boolean;
+  /** How far the input was read, and its length, in `unit`s ('byte' or 'character'), for the note when the walk stops early. */
+  readonly offset: number;
+  readonly length: number;
+  readonly unit: string;
+}
+
 export type DecoderOutput =
   /** The same value, unwrapped one layer (base64 → bytes, gzip → bytes, percent → text). */
   | { kind: 'transform'; data: Payload; contentType?: string }
   /** A document split into values. */
   | { kind: 'fields'; entries: Entry[] }
   /** A document split into values, each already placed. */
-  | { kind: 'placed'; entries: PlacedEntry[]; /** Per entry, what it needs (leaf-shape: AS_IS, DECLINED or WALK). */ leaves: number[] };
+  | { kind: 'placed'; entries: PlacedEntry[]; /** Per entry, what it needs (leaf-shape: AS_IS, DECLINED or WALK). */ leaves: number[] }
+  /** A document read value by value while it is walked. */
+  | { kind: 'stream'; stream: EntryStream };
 
 /*
  * Decoders make their outputs with these three: every output has all properties, in one order,
  * whatever its kind, so the walker reading `out.kind` sees one hidden class; an output of a kind
  * first met after the walker was optimized threw the optimized walker away.
  */
-function output(kind: DecoderOutput['kind'], data: Payload | undefined, contentType: string | undefined, entries: Entry[] | PlacedEntry[] | undefined, leaves: number[] | undefined): DecoderOutput {
-  return { kind, data, contentType, entries, leaves } as DecoderOutput;
+function output(
+  kind: DecoderOutput['kind'],
+  data: Payload | undefined,
+  contentType: string | undefined,
+  entries: Entry[] | PlacedEntry[] | undefined,
+  leaves: number[] | undefined,
+  stream: EntryStream | undefined,
+): DecoderOutput {
+  return { kind, data, contentType, entries, leaves, stream } as DecoderOutput;
 }
 
 /** The same value, unwrapped one layer. */
 export function transformed(data: Payload, contentType?: string): DecoderOutput {
-  return output('transform', data, contentType, undefined, undefined);
+  return output('transform', data, contentType, undefined, undefined, undefined);
 }
 
 /** A document split into values. */
 export function fieldsOutput(entries: Entry[]): DecoderOutput {
-  return output('fields', undefined, undefined, entries, undefined);
+  return output('fields', undefined, undefined, entries, undefined, undefined);
 }
 
 /** A document split into values, each already placed. */
 export function placedOutput(entries: PlacedEntry[], leaves: number[]): DecoderOutput {
-  return output('placed', undefined, undefined, entries, leaves);
+  return output('placed', undefined, undefined, entries, leaves, undefined);
+}
+
+/** A document read value by value while it is walked. */
+export function streamOutput(stream: EntryStream): DecoderOutput {
+  return output('stream', undefined, undefined, undefined, undefined, stream);
 }
 
 export interface Decoder {

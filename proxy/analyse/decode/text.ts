@@ -85,24 +85,35 @@ export function percentDecode(text: string, plusIsSpace: boolean): string {
   try {
     return decodeURIComponent(src);
   } catch {
-    const bytes: number[] = [];
-    for (let i = 0; i < src.length; i++) {
-      const c = src.charCodeAt(i);
-      if (c === 0x25 && isHexPair(src, i + 1)) {
-        bytes.push(parseInt(src.substr(i + 1, 2), 16));
-        i += 2;
-      } else if (c < 0x80) {
-        bytes.push(c);
-      } else {
-        for (const b of Buffer.from(src[i], 'utf8')) bytes.push(b);
-      }
-    }
-    return Buffer.from(bytes).toString('utf8');
+    const bytes = Buffer.from(src, 'utf8');
+    return percentDecodeBytes(bytes, 0, bytes.length, false);
   }
 }
 
-function isHexPair(s: string, i: number): boolean {
-  return i + 1 < s.length && isHexChar(s.charCodeAt(i)) && isHexChar(s.charCodeAt(i + 1));
+/** Reused for the decoded bytes of one text (grown when a longer one comes). */
+let scratch = Buffer.allocUnsafe(256);
+
+/**
+ * bytes[from, to) percent-decoded as the WHATWG URL standard does it: %XX (two hex digits) is a
+ * byte, anything else stays as written, '+' is a space when asked; then UTF-8 (bad sequences U+FFFD).
+ */
+export function percentDecodeBytes(bytes: Buffer, from: number, to: number, plusIsSpace: boolean): string {
+  if (scratch.length < to - from) scratch = Buffer.allocUnsafe(Math.max(to - from, scratch.length * 2));
+  const out = scratch;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = bytes[i];
+    if (c === 0x2b && plusIsSpace) out[n++] = 0x20;
+    else if (c === 0x25 && i + 2 < to && isHexChar(bytes[i + 1]) && isHexChar(bytes[i + 2])) {
+      out[n++] = (hexDigit(bytes[i + 1]) << 4) | hexDigit(bytes[i + 2]);
+      i += 2;
+    } else out[n++] = c;
+  }
+  return out.toString('utf8', 0, n);
+}
+
+function hexDigit(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
 }
 
 export function isHexChar(c: number): boolean {

@@ -6,7 +6,7 @@
 import type { DecodeContext, Position } from './context';
 import { base64Decoder } from './decoders/base64';
 import { brotliDecoder, deflateDecoder, gzipDecoder } from './decoders/compress';
-import { formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form';
+import { formBytesDecoder, formDecoder, semicolonPairsDecoder, urlDecoder } from './decoders/form';
 import { evenHexDeclines, hexDecoder } from './decoders/hex';
 import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
@@ -44,7 +44,7 @@ export function declaredDecoders(contentType: string | undefined): Decoder[] {
   if (!contentType) return [];
   const ct = contentType.toLowerCase();
   if (ct.includes('json')) return [jsonDecoder];
-  if (ct.includes('x-www-form-urlencoded')) return [formDecoder];
+  if (ct.includes('x-www-form-urlencoded')) return [formBytesDecoder, formDecoder];
   if (ct.includes('multipart/')) return [multipartDecoder];
   if (ct.includes('xml')) return [xmlDecoder];
   if (ct.includes('protobuf') || ct.includes('x-protobuffer') || ct.includes('grpc')) return [protobufDecoder];
@@ -59,9 +59,11 @@ interface Declared {
   grpc: boolean;
   /** The Content-Type names a multipart boundary. */
   boundary: boolean;
+  /** A declared decoder reads the bytes as a stream, announcing its work to the time budget piece by piece (forms). */
+  streams: boolean;
 }
 
-const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false, boundary: false };
+const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false, boundary: false, streams: false };
 const DECLARED_CACHE = new Map<string, Declared>();
 const DECLARED_CACHE_MAX = 256;
 /** The Content-Type last asked for: a body's bytes and then its text ask for the same string. */
@@ -76,7 +78,9 @@ function declaredFor(contentType: string | undefined): Declared {
     const all = declaredDecoders(contentType);
     const grpc = contentType.toLowerCase().includes('grpc');
     const boundary = boundaryOf(contentType) !== null;
-    d = all.length || grpc || boundary ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc, boundary } : NO_DECLARED;
+    d = all.length || grpc || boundary
+      ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc, boundary, streams: all.includes(formBytesDecoder) }
+      : NO_DECLARED;
     if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
     if (contentType.length <= 256) DECLARED_CACHE.set(ownCopy(contentType), d);
   }
@@ -139,6 +143,16 @@ function applyOutput(ctx: DecodeContext, decoder: Decoder, out: DecoderOutput, p
   }
   /* Entries of one document share their chain and, record by record, their group: build each once. */
   const shared: SharedParts = { entryChain: null, chain: [], groupSegment: null, group: '' };
+  if (out.kind === 'stream') {
+    const stream = out.stream;
+    while (!ctx.stopped) {
+      const entry = stream.next();
+      if (entry === null) break;
+      walkEntry(ctx, entry, pos, shared);
+    }
+    if (!stream.done) ctx.note(`${decoder.type} at ${pos.path || 'body'} read up to ${stream.unit} ${stream.offset} of ${stream.length}; the rest was not read`);
+    return;
+  }
   for (const entry of out.entries) {
     if (ctx.stopped) return;
     walkEntry(ctx, entry, pos, shared);
@@ -215,7 +229,7 @@ function hexShapedDeclines(text: string, ctx: DecodeContext): number {
 /** Decodes one value as far as it goes, emitting leaf fields into ctx. */
 /** `leaf`: the placed entry whose value this is (see emitLeaf). */
 export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hint: Hint = NO_HINT, leaf?: PlacedEntry): void {
-  if (ctx.stopped || ctx.outOfTime(value.length)) return;
+  if (ctx.stopped || ctx.outOfTime(upfrontWork(value, hint))) return;
   if (pos.chain.length >= ctx.limits.maxDepth) {
     ctx.hit('maxDepth', `decoding depth limit of ${ctx.limits.maxDepth} reached at ${pos.path}; the value there is kept as it is`);
     emitLeaf(ctx, value, pos, leaf);
@@ -266,6 +280,15 @@ export function walkValue(ctx: DecodeContext, value: Payload, pos: Position, hin
   emitLeaf(ctx, value, pos, leaf);
 }
 
+/**
+ * Work announced to the time budget before a value is decoded: its length, except for bytes a
+ * declared decoder streams (it announces them as it reads, so a big body's first values are read
+ * even when reading all of it would take longer than the budget).
+ */
+function upfrontWork(value: Payload, hint: Hint): number {
+  return typeof value === 'string' || hint.contentType === undefined || !declaredFor(hint.contentType).streams ? value.length : 0;
+}
+
 /** False when a sniffing decoder certainly declines the bytes (no magic bytes, no boundary): the common case, without a call. */
 function maySniff(decoder: Decoder, bytes: Buffer, declared: Declared): boolean {
   if (decoder === gzipDecoder) return hasGzipMagic(bytes);
@@ -292,6 +315,8 @@ function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint)
     const out = safeTry(decoder, bytes, ctx, declaredHint(hint));
     if (out) return applyOutput(ctx, decoder, out, pos);
   }
+  /* Declined by the streaming decoder: what follows reads the whole value, so its size is announced now. */
+  if (declaredAll.streams && ctx.outOfTime(bytes.length)) return;
   const sniffHint: Hint = hint.contentType ? { contentType: hint.contentType } : NO_HINT;
   for (const decoder of SNIFFED_BYTE_DECODERS) {
     if (declared.includes(decoder) || !maySniff(decoder, bytes, declaredAll)) continue;

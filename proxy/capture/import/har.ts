@@ -1,10 +1,12 @@
 /**
  * HAR 1.2 import (Chrome/Firefox devtools, mitmproxy, HTTP Toolkit, Charles): each entry becomes
- * the same Flow the proxy records, so `phonehome analyze` and the dashboard treat it alike.
- * A broken file is one clear error; a broken entry is an error naming its index, and the other
- * entries are still imported.
+ * the same Flow the proxy records, so `phonehome analyze` and the dashboard treat it alike. Files
+ * are read as a stream, entry by entry. A broken entry is an error naming its index, and the other
+ * entries are still imported; a file that breaks off is an error naming the byte offset, and the
+ * entries before it are kept.
  */
 import type { Body, Flow, FlowTimings, Header } from '../../flow';
+import { HarSyntaxError, scanHarBytes, scanHarFile, type HarScan, type HarScanEvents } from './har-stream';
 
 export interface HarImportError {
   /** 0-based index in log.entries, or null when the file as a whole is unusable. */
@@ -160,28 +162,90 @@ function safeHeaders(v: unknown): Header[] {
   }
 }
 
+/** Where a HAR file breaks off, and what of it was read. */
+function syntaxMessage(fileName: string, err: HarSyntaxError, entries: number): string {
+  const inEntry = err.entry !== undefined ? ` in entry ${err.entry}` : '';
+  if (entries === 0) {
+    return err.truncated
+      ? `${fileName}: not a HAR file (invalid JSON: the file ends at byte ${err.offset}, ${err.reason}${inEntry})`
+      : `${fileName}: not a HAR file (invalid JSON at byte ${err.offset}${inEntry}: ${err.reason})`;
+  }
+  const kept = `the ${entries} ${entries === 1 ? 'entry' : 'entries'} before it ${entries === 1 ? 'was' : 'were'} read`;
+  return err.truncated
+    ? `${fileName}: the file ends at byte ${err.offset}, ${err.reason}${inEntry} (truncated?); ${kept}`
+    : `${fileName}: invalid JSON at byte ${err.offset}${inEntry} (${err.reason}); ${kept}`;
+}
+
+export interface HarReadOptions {
+  /** Bytes of the file read so far, and its size. */
+  onProgress?(done: number, total: number): void;
+}
+
+/** What reading one HAR file gave, besides the flows handed over one by one. */
+export interface HarReadResult {
+  /** Elements of log.entries seen (flows and broken entries). */
+  entries: number;
+  flows: number;
+  /** Broken entries (with their index) and, last, what ended the file (entry null), in file order. */
+  errors: HarImportError[];
+  /** True when entries could be read; false when the file is no HAR at all. */
+  read: boolean;
+}
+
+/**
+ * Reads a HAR file as a stream (har-stream.ts), handing each entry's flow to `onFlow` as soon as it
+ * is read: memory is bounded by the largest entry. A broken entry is an error naming its index; a
+ * file that stops being JSON ends with an error naming the byte offset, the entries before it kept.
+ */
+export function readHarFile(file: string, fileName: string, onFlow: (flow: Flow, index: number) => void, opts: HarReadOptions = {}): HarReadResult {
+  return readWith((events) => scanHarFile(file, events), fileName, onFlow, opts);
+}
+
+/** readHarFile over text already in memory (tests, small files); every flow collected. */
 export function readHar(text: string, fileName: string): HarImport {
   const out: HarImport = { flows: [], entryIndex: [], errors: [] };
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
-  } catch (err) {
-    out.errors.push({ entry: null, message: `${fileName}: not a HAR file (invalid JSON: ${(err as Error).message})` });
-    return out;
-  }
-  const log = isObject(doc) ? doc.log : undefined;
-  if (!isObject(log) || !Array.isArray(log.entries)) {
-    out.errors.push({ entry: null, message: `${fileName}: not a HAR file (no log.entries list)` });
-    return out;
-  }
-  log.entries.forEach((entry, i) => {
+  const result = readWith((events) => scanHarBytes(Buffer.from(text, 'utf8'), events), fileName, (flow, index) => {
+    out.flows.push(flow);
+    out.entryIndex.push(index);
+  }, {});
+  out.errors = result.errors;
+  return out;
+}
+
+function readWith(scan: (events: HarScanEvents) => HarScan, fileName: string, onFlow: (flow: Flow, index: number) => void, opts: HarReadOptions): HarReadResult {
+  const result: HarReadResult = { entries: 0, flows: 0, errors: [], read: false };
+  const entry = (bytes: Buffer, index: number, offset: number): void => {
+    result.entries++;
+    let flow: Flow;
     try {
-      out.flows.push(entryToFlow(entry));
-      out.entryIndex.push(i);
+      let doc: unknown;
+      try {
+        doc = JSON.parse(bytes.toString('utf8'));
+      } catch (err) {
+        throw new EntryError(`is not valid JSON (${(err as Error).message}; it starts at byte ${offset})`);
+      }
+      flow = entryToFlow(doc);
     } catch (err) {
       const message = err instanceof EntryError ? err.message : `could not be read (${(err as Error).message})`;
-      out.errors.push({ entry: i, message: `${fileName}: entry ${i} ${message}` });
+      result.errors.push({ entry: index, message: `${fileName}: entry ${index} ${message}` });
+      return;
     }
-  });
-  return out;
+    result.flows++;
+    onFlow(flow, index);
+  };
+  let found: HarScan;
+  try {
+    found = scan({ entry, progress: opts.onProgress });
+  } catch (err) {
+    if (!(err instanceof HarSyntaxError)) throw err;
+    result.read = result.entries > 0;
+    result.errors.push({ entry: null, message: syntaxMessage(fileName, err, result.entries) });
+    return result;
+  }
+  if (!found.sawEntries) {
+    result.errors.push({ entry: null, message: `${fileName}: not a HAR file (no log.entries list)` });
+    return result;
+  }
+  result.read = true;
+  return result;
 }

@@ -15,6 +15,7 @@ import { GATEWAY_IPV4, GATEWAY_IPV6, TUNNEL_MTU } from './wireguard/addresses';
 import { clientConfig, formatEndpoint, svgQrDataUrl } from './wireguard/client-config';
 import { addPeer, listPeers, loadOrCreateServerKey, peerPrivateKey, StoredPeer, watchPeers, wireguardDir } from './wireguard/keystore';
 import { WireGuardCounters, WireGuardServer } from './wireguard/server';
+import { writeOwnerOnlyFile } from '../../data-dir';
 import type { WireGuardSetup } from '../../../dashboard/server/setup-info';
 
 /** Counters that mean a datagram was refused (the rest count what worked). */
@@ -150,7 +151,7 @@ export async function startVpn(opts: VpnOptions): Promise<VpnEndpoint> {
   }
   opts.guard?.addOwnService('wireguard', 'udp', port);
   const listenFile = path.join(opts.dataDir, 'wireguard', LISTEN_FILE);
-  fs.writeFileSync(listenFile, JSON.stringify({ port }) + '\n', { mode: 0o600 });
+  writeOwnerOnlyFile(listenFile, JSON.stringify({ port }) + '\n');
   const unwatch = watchPeers(
     opts.dataDir,
     (peers) => {

@@ -58,12 +58,16 @@ describe('mitmproxy export', () => {
 });
 
 describe('broken input', () => {
-  test('a truncated file is one error naming the file, and no flows', () => {
+  test('a file cut in the middle of its second entry: the first is read, and one error names the byte where it breaks off', () => {
     const har = load('corrupt-truncated.har');
+    expect(har.flows.map((f) => f.host)).toEqual(['zzhc.vnet.cn']);
+    expect(har.errors).toEqual([{ entry: null, message: 'corrupt-truncated.har: the file ends at byte 3104, inside a string in entry 1 (truncated?); the 1 entry before it was read' }]);
+  });
+  test('a file cut before its first entry is no HAR, with the byte named', () => {
+    const text = fs.readFileSync(path.join(dir, 'mitmproxy-nokia.har'), 'utf8');
+    const har = readHar(text.slice(0, text.indexOf('"entries"') + 5), 'cut.har');
     expect(har.flows).toEqual([]);
-    expect(har.errors).toHaveLength(1);
-    expect(har.errors[0].entry).toBeNull();
-    expect(har.errors[0].message).toMatch(/^corrupt-truncated\.har: not a HAR file \(invalid JSON/);
+    expect(har.errors).toEqual([{ entry: null, message: expect.stringMatching(/^cut\.har: not a HAR file \(invalid JSON: the file ends at byte \d+, inside a string\)$/) }]);
   });
   test('broken entries are named by index; the others are imported', () => {
     const har = load('charles-broken-entries.har');

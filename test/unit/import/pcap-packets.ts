@@ -4,6 +4,7 @@
  * types: tcpdump.org/linktypes.html), so the reader is checked on every variant tcpdump alone
  * would not produce (big-endian, nanosecond, SLL2, VLAN, fragments, several interfaces...).
  */
+import * as fs from 'node:fs';
 
 export interface Frame {
   /** Epoch milliseconds. */
@@ -277,4 +278,84 @@ export function tcpConversation(
   seq.s++;
   pkt('c', TCP.ACK);
   return out;
+}
+
+/**
+ * Connections that each stream `bytesEach` bytes of small HTTP requests (bodies of `bodyBytes`; or
+ * TLS records of that size with `tls`) from client to server, interleaved segment by segment, with every connection's second segment held back
+ * (`hole`: 'late' sends them after all the others, as a retransmission would; 'none' sends it in its
+ * place, a capture with no hole). The server acknowledges only at the end, so whatever follows a hole
+ * waits in the reader until then: what a one-sided capture of many downloads looks like.
+ */
+export function* heldBackConnections(o: { connections: number; bytesEach: number; bodyBytes: number; mss: number; hole: 'late' | 'none'; firstBody?: string; tls?: boolean }): Generator<Frame> {
+  const server = { ip: '198.51.100.9', port: 9998 };
+  let ts = 1_700_000_000_000;
+  const streams: Buffer[] = [];
+  for (let i = 0; i < o.connections; i++) {
+    const parts: Buffer[] = [];
+    let size = 0;
+    for (let r = 0; size < o.bytesEach; r++) {
+      let part: Buffer;
+      if (o.tls) {
+        /* A handshake record, then application data records (an upload over TLS: nothing of it is kept). */
+        const type = r === 0 ? 0x16 : 0x17;
+        part = Buffer.concat([Buffer.from([type, 0x03, 0x03, o.bodyBytes >> 8, o.bodyBytes & 0xff]), Buffer.alloc(o.bodyBytes, 0x5a)]);
+      } else {
+        const body = r === 0 && o.firstBody ? o.firstBody.padEnd(o.bodyBytes, '&') : 'x'.repeat(o.bodyBytes);
+        part = Buffer.from(`POST /c${i}/r${r} HTTP/1.1\r\nHost: held.example\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      }
+      parts.push(part);
+      size += part.length;
+    }
+    streams.push(Buffer.concat(parts));
+  }
+  const client = (i: number) => ({ ip: '10.0.0.23', port: 40000 + i });
+  const seg = (i: number, k: number) => streams[i].subarray(k * o.mss, (k + 1) * o.mss);
+  const cIsn = 1000;
+  const sIsn = 5000;
+  const packet = (from: { ip: string; port: number }, to: { ip: string; port: number }, seq: number, ack: number, flags: number, payload?: Buffer): Frame => ({
+    ts: (ts += 1),
+    data: ipv4(from.ip, to.ip, 6, tcp(from.port, to.port, seq, ack, flags, payload)),
+  });
+  for (let i = 0; i < o.connections; i++) {
+    yield packet(client(i), server, cIsn, 0, TCP.SYN);
+    yield packet(server, client(i), sIsn, cIsn + 1, TCP.SYN | TCP.ACK);
+    yield packet(client(i), server, cIsn + 1, sIsn + 1, TCP.ACK);
+  }
+  const segments = Math.max(...streams.map((s) => Math.ceil(s.length / o.mss)));
+  for (let k = 0; k < segments; k++) {
+    for (let i = 0; i < o.connections; i++) {
+      if ((k === 1 && o.hole === 'late') || k * o.mss >= streams[i].length) continue;
+      yield packet(client(i), server, cIsn + 1 + k * o.mss, sIsn + 1, TCP.ACK | TCP.PSH, seg(i, k));
+    }
+  }
+  if (o.hole === 'late') for (let i = 0; i < o.connections; i++) yield packet(client(i), server, cIsn + 1 + o.mss, sIsn + 1, TCP.ACK | TCP.PSH, seg(i, 1));
+  for (let i = 0; i < o.connections; i++) {
+    const end = cIsn + 1 + streams[i].length;
+    yield packet(server, client(i), sIsn + 1, end, TCP.ACK | TCP.FIN);
+    yield packet(client(i), server, end, sIsn + 2, TCP.ACK | TCP.FIN);
+  }
+}
+
+/** Writes frames as a raw-IPv4 pcap (link type 101) as they come, without holding the file in memory. */
+export function writePcapFile(file: string, frames: Iterable<Frame>): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, pcapFile([], { linkType: 101 }));
+    let chunk: Buffer[] = [];
+    let size = 0;
+    for (const f of frames) {
+      const record = pcapFile([f], { linkType: 101 }).subarray(24);
+      chunk.push(record);
+      size += record.length;
+      if (size >= 1 << 20) {
+        fs.writeSync(fd, Buffer.concat(chunk));
+        chunk = [];
+        size = 0;
+      }
+    }
+    if (chunk.length) fs.writeSync(fd, Buffer.concat(chunk));
+  } finally {
+    fs.closeSync(fd);
+  }
 }

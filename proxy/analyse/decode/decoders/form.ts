@@ -1,59 +1,159 @@
 /**
  * `name=value&...` text: HTML form bodies, URL query strings, and the same shapes nested in values.
- * Also splits URLs (the request URL and URLs passed in parameters) into path segments and query.
+ * A body declared as a form is read leniently, as servers read it; undeclared text only when it has
+ * the strict shape apps write (precision). Also splits URLs (the request URL and URLs passed in
+ * parameters) into path segments and query.
  */
 import type { DecodeContext } from '../context';
-import { fieldsOutput, makeEntry, type Decoder, type DecoderOutput, type Entry, type Payload } from '../registry';
-import { noStrings, percentDecode, percentDecodeRange } from '../text';
+import { fieldsOutput, makeEntry, streamOutput, type Decoder, type DecoderOutput, type Entry, type Hint, type Payload } from '../registry';
+import { hasGzipMagic, hasZlibMagic, noStrings, percentDecode, percentDecodeRange, PRINTABLE_SCAN_BYTES, PRINTABLE_SHARE } from '../text';
+import { FormPairs, splitPairs } from './form-pairs';
 
-/** Keys as apps write them (`imei`, `data[device][id]`, `a.b`, `x-y`, percent-escapes); not prose, JSON or `;` lists. */
-const FORM_KEY = '[A-Za-z0-9_.\\-\\[\\]%*+:@$!~|]+';
-const FORM_SHAPE = new RegExp(`^${FORM_KEY}=[^&\\s]*(?:&+${FORM_KEY}(?:=[^&\\s]*)?)*&*$`);
+export { splitPairs } from './form-pairs';
 
-/** Nameless parameters at least this long are read as values (encoded blobs), shorter ones as flags. */
-const BARE_VALUE_MIN = 8;
-
-export function splitPairs(text: string, type: string, plusIsSpace = true): Entry[] {
-  const entries: Entry[] = [];
-  const chain = [type];
-  /* What text.split('&') gives, part by part, without the array or the parts (keys and values are cut from the text). */
-  for (let i = 0, from = 0; from <= text.length; i++) {
+/**
+ * Without a declared Content-Type, text is read as a form only in the strict shape apps write
+ * (`imei=...&model=...`): keys of [A-Za-z0-9_.-[]%*+:@$!~|], values without whitespace. Prose, JSON,
+ * `;` lists and base64 padding are not forms. (Checked in one pass: the equivalent regular
+ * expression ran out of stack on bodies of some megabytes.)
+ */
+export function isStrictFormShape(text: string): boolean {
+  const n = text.length;
+  if (n === 0 || text.charCodeAt(0) === AMPERSAND) return false;
+  let first = true;
+  for (let from = 0; from < n; ) {
     let to = text.indexOf('&', from);
-    if (to < 0) to = text.length;
-    const start = from;
-    from = to + 1;
-    if (to === start) continue;
-    let eq = text.indexOf('=', start);
-    if (eq >= to) eq = -1;
-    if (eq < 0 && to - start >= BARE_VALUE_MIN) {
-      /* `?eyJpbWVpIjoi...`: a bare blob with no name is a value, not a key. */
-      entries.push(makeEntry(`${type}:#${i}`, type, chain, null, noStrings(), percentDecodeRange(text, start, to, plusIsSpace)));
-      continue;
+    if (to < 0) to = n;
+    if (to > from) {
+      let i = from;
+      while (i < to && isFormKeyChar(text.charCodeAt(i))) i++;
+      if (i === from) return false;
+      if (i < to) {
+        if (text.charCodeAt(i) !== EQUALS) return false;
+        for (let j = i + 1; j < to; j++) if (isJsWhitespace(text.charCodeAt(j))) return false;
+      } else if (first) return false;
+      first = false;
     }
-    const key = percentDecodeRange(text, start, eq >= 0 ? eq : to, plusIsSpace);
-    entries.push(makeEntry(`${type}:${key}`, type, chain, key, [key], eq >= 0 ? percentDecodeRange(text, eq + 1, to, plusIsSpace) : ''));
+    from = to + 1;
   }
-  return entries;
+  return true;
+}
+
+const AMPERSAND = 0x26;
+const EQUALS = 0x3d;
+
+/** [A-Za-z0-9_.\-\[\]%*+:@$!~|] */
+function isFormKeyChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x2d || c === 0x5b || c === 0x5d
+    || c === 0x25 || c === 0x2a || c === 0x2b || c === 0x3a || c === 0x40 || c === 0x24 || c === 0x21 || c === 0x7e || c === 0x7c;
+}
+
+/** What `\s` matches in a JavaScript regular expression. */
+function isJsWhitespace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
 function looksLikeForm(text: string): boolean {
-  if (text.length < 3 || !FORM_SHAPE.test(text)) return false;
+  if (text.length < 3 || !isStrictFormShape(text)) return false;
   if (text.includes('&')) return true;
   const eq = text.indexOf('=');
   /* A single pair: `k=v` with a real value and no second '=' (base64 padding `abc=` is not a form). */
   return eq > 0 && eq < text.length - 1 && !text.includes('=', eq + 1);
 }
 
+/**
+ * A body declared as a form is read as one however its names are written (`a(b)`, `it's`, spaces:
+ * servers accept them), unless it is another document sent under that type — JSON, XML, a quoted
+ * string, a single base64 token whose only '=' are its padding, text without any '=' — which the
+ * other decoders then read.
+ */
+function readsAsDeclaredForm(text: string): boolean {
+  const c = text.charCodeAt(0);
+  if (c === 0x7b || c === 0x5b || c === 0x3c || c === 0x22) return false;
+  const eq = text.indexOf('=');
+  return eq >= 0 && !onlyPaddingFrom(text, eq);
+}
+
+function onlyPaddingFrom(text: string, eq: number): boolean {
+  if (text.indexOf('&') >= 0) return false;
+  for (let i = eq; i < text.length; i++) if (text.charCodeAt(i) !== EQUALS) return false;
+  return true;
+}
+
+/**
+ * Forms this long or longer (characters, or bytes of a body) are read pair by pair as the walk goes,
+ * a body from its bytes without ever becoming one string; shorter ones are split at once (cheaper per
+ * pair: the split is on every request's path).
+ */
+const STREAM_MIN_LENGTH = 1024 * 1024;
+
+function formOutput(text: string, ctx: DecodeContext): DecoderOutput | null {
+  if (text.length >= STREAM_MIN_LENGTH) return streamOutput(FormPairs.ofText(text, 'form', true, ctx));
+  const entries = splitPairs(text, 'form');
+  return entries.length ? fieldsOutput(entries) : null;
+}
+
 export const formDecoder: Decoder = {
   type: 'form',
   accepts: 'text',
-  decode(input: Payload): DecoderOutput | null {
+  decode(input: Payload, ctx: DecodeContext, hint: Hint): DecoderOutput | null {
     if (typeof input !== 'string' || input.indexOf('=') < 0) return null;
     const text = input.trim();
-    /* Declared or not, the text must have the shape of a form: apps also send JSON or base64 as "form" bodies. */
-    if (!looksLikeForm(text)) return null;
-    const entries = splitPairs(text, 'form');
-    return entries.length ? fieldsOutput(entries) : null;
+    if (hint.declared ? !readsAsDeclaredForm(text) : !looksLikeForm(text)) return null;
+    return formOutput(text, ctx);
+  },
+  explain: () => 'form fields (name=value&...), read one by one',
+};
+
+/** Bytes that say they are text: few control characters in the first PRINTABLE_SCAN_BYTES (UTF-8 validity is not asked: bad sequences become U+FFFD). */
+function textLike(bytes: Buffer, from: number, to: number): boolean {
+  const n = Math.min(to, from + PRINTABLE_SCAN_BYTES);
+  const allowed = (n - from) * (1 - PRINTABLE_SHARE);
+  let bad = 0;
+  for (let i = from; i < n; i++) {
+    const b = bytes[i];
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) {
+      if (++bad > allowed) return false;
+    }
+  }
+  return true;
+}
+
+
+function isAsciiSpace(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
+}
+
+/**
+ * A declared form body read straight from its bytes, pair by pair as the walker asks (see
+ * form-pairs.ts): nothing of a big body is converted before its first pairs are walked. Bodies that
+ * are something else under that type (see readsAsDeclaredForm), compressed or binary are declined.
+ */
+export const formBytesDecoder: Decoder = {
+  type: 'form',
+  accepts: 'bytes',
+  decode(input: Payload, ctx: DecodeContext, hint: Hint): DecoderOutput | null {
+    if (typeof input === 'string' || !hint.declared || hasGzipMagic(input) || hasZlibMagic(input)) return null;
+    let from = input.length >= 3 && input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0;
+    let to = input.length;
+    while (from < to && isAsciiSpace(input[from])) from++;
+    while (to > from && isAsciiSpace(input[to - 1])) to--;
+    if (from === to || !textLike(input, from, to)) return null;
+    const c = input[from];
+    if (c === 0x7b || c === 0x5b || c === 0x3c || c === 0x22) return null;
+    const eq = input.indexOf(EQUALS, from);
+    if (eq < 0 || eq >= to) return null;
+    const amp = input.indexOf(AMPERSAND, from);
+    if (amp < 0 || amp >= to) {
+      let padding = true;
+      for (let i = eq; i < to && padding; i++) padding = input[i] === EQUALS;
+      if (padding) return null;
+    }
+    /* Most bodies are small: one conversion, then cheap slices of the text; big ones are read from their bytes as they are walked. */
+    if (to - from < STREAM_MIN_LENGTH) return formOutput(input.toString('utf8', from, to), ctx);
+    return streamOutput(FormPairs.ofBytes(input, from, to, ctx));
   },
   explain: () => 'form fields (name=value&...), read one by one',
 };

@@ -10,6 +10,7 @@ import type { Flow } from '../../../flow';
 import { CaptureError, readPackets, type CaptureFormat, type Packet } from './file-reader';
 import { addressText, NetworkDecoder, SUPPORTED_LINK_TYPES, type AddressKey, type IpDatagram } from './network';
 import { FinishedConnection, TcpConnection, type ConnectionContext, type TrackedConnection } from './tcp-connection';
+import { MAX_HELD_OUT_OF_ORDER_BYTES, OutOfOrderBudget } from './tcp-reassembly';
 import type { DnsRecord } from '../../../store/dns';
 import { UdpDnsReader } from './udp-dns';
 
@@ -18,6 +19,8 @@ export interface CaptureImportOptions {
   bodyLimit?: number;
   /** Progress: bytes of the file read so far, and its size. */
   onProgress?(bytesRead: number, totalBytes: number): void;
+  /** Out-of-order bytes held across all connections (default MAX_HELD_OUT_OF_ORDER_BYTES, 32 MiB); beyond it the oldest holes are gaps. */
+  maxHeldOutOfOrderBytes?: number;
 }
 
 export interface CapturedFlow {
@@ -236,7 +239,9 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   /* Numbers that change per packet live in an object (a closure's variable would box every new value). */
   const clock = { lastTs: 0 };
   let gapBytes = 0;
+  const outOfOrder = new OutOfOrderBudget(opts.maxHeldOutOfOrderBytes ?? MAX_HELD_OUT_OF_ORDER_BYTES);
   const ctx: ConnectionContext = {
+    outOfOrder,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     addressText: (key, v6) => names.text(key, v6),
     nextRequestIndex: () => requestIndex++,
@@ -409,5 +414,9 @@ function importFd(fd: number, size: number, onFlow: (f: CapturedFlow) => void, o
   if (unsupported.size) result.notes.push(`packets of unsupported link type ${[...unsupported].join(', ')} were skipped`);
   if (net.fragments.dropped) result.notes.push(`${net.fragments.dropped} fragmented IP datagrams could not be reassembled`);
   if (gapBytes) result.notes.push(`${gapBytes} bytes of TCP data were missing from the capture (gaps; the requests around them are marked)`);
+  if (outOfOrder.overflows) {
+    const limit = outOfOrder.limit % (1024 * 1024) === 0 ? `${outOfOrder.limit / (1024 * 1024)} MiB` : `${outOfOrder.limit} bytes`;
+    result.notes.push(`out-of-order TCP data waiting for missing segments reached ${limit} across connections (${outOfOrder.overflows} times): the oldest holes were recorded as gaps`);
+  }
   return result;
 }

@@ -8,7 +8,7 @@ import type { Body, Flow, Header } from '../../../flow';
 import { emptyBody, namedAt } from '../../../flow';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../client-hello';
 import { HttpStreamParser, type HttpMessage, type HttpParserOwner, type HttpRole } from './http-parser';
-import { TcpDirection, type StreamSink } from './tcp-reassembly';
+import { TcpDirection, type OutOfOrderBudget, type StreamSink } from './tcp-reassembly';
 import { requestUrl } from './request-url';
 import type { AddressKey } from './network';
 
@@ -24,6 +24,8 @@ export interface ConnectionContext {
   /** Next request index in capture order. */
   nextRequestIndex(): number;
   emit(flow: Flow, requestIndex?: number): void;
+  /** Out-of-order bytes held across all connections (none: each direction is bounded on its own only). */
+  outOfOrder?: OutOfOrderBudget;
 }
 
 /** Requests waiting for their response, per connection; beyond it the oldest is recorded unanswered. */
@@ -154,7 +156,7 @@ export class TcpConnection implements StreamSink, HttpParserOwner, TrackedConnec
   ) {
     this.startTs = ts;
     this.lastTs = ts;
-    this.dirs = [new TcpDirection(this, 0), new TcpDirection(this, 1)];
+    this.dirs = [new TcpDirection(this, 0, ctx.outOfOrder), new TcpDirection(this, 1, ctx.outOfOrder)];
   }
 
   /** Printable addresses of the two ends, made when the first flow needs them. */

@@ -1,8 +1,9 @@
 /**
  * Puts one direction of a captured TCP connection back in order: out-of-order segments wait,
  * retransmissions and overlaps are trimmed, and bytes the capture never saw are reported as a gap
- * (with their length) instead of being guessed. What waits is bounded, so a capture full of holes
- * cannot grow memory.
+ * (with their length) instead of being guessed. What waits is bounded per direction and, across
+ * every connection of the capture, by one shared budget, so a capture full of holes (a one-sided
+ * capture never shows the ACKs that would declare them) cannot grow memory with its size.
  */
 
 export interface StreamSink {
@@ -15,6 +16,46 @@ export interface StreamSink {
 /** Out-of-order bytes held per direction before the hole in front of them is declared a gap. */
 export const MAX_OUT_OF_ORDER_BYTES = 1024 * 1024;
 export const MAX_OUT_OF_ORDER_SEGMENTS = 512;
+/** Out-of-order bytes held across all connections of a capture; beyond it the oldest holes become gaps. */
+export const MAX_HELD_OUT_OF_ORDER_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The out-of-order bytes all directions of a capture hold together. Past the limit, the direction
+ * that has been holding longest gives up its holes (they are recorded as gaps, what waited behind
+ * them is delivered), then the next oldest, until the total is within the limit again: a hole open
+ * for long is the least likely to be filled by a late segment.
+ */
+export class OutOfOrderBudget {
+  held = 0;
+  /** Times the limit was passed and holes were given up. */
+  overflows = 0;
+  /** Directions holding bytes, in the order they started holding (a Set iterates in insertion order). */
+  private readonly holders = new Set<TcpDirection>();
+  private evicting = false;
+
+  constructor(readonly limit = MAX_HELD_OUT_OF_ORDER_BYTES) {}
+
+  /** `dir` now holds `n` more bytes (n < 0: fewer); `holding` says whether it still holds any. */
+  change(dir: TcpDirection, n: number, holding: boolean): void {
+    this.held += n;
+    if (!holding) this.holders.delete(dir);
+    else if (n > 0 && !this.holders.has(dir)) this.holders.add(dir);
+    if (this.held > this.limit && !this.evicting) this.evict();
+  }
+
+  private evict(): void {
+    this.evicting = true;
+    this.overflows++;
+    try {
+      for (const dir of this.holders) {
+        if (this.held <= this.limit) break;
+        dir.flush();
+      }
+    } finally {
+      this.evicting = false;
+    }
+  }
+}
 
 /** Signed distance a - b in sequence space (mod 2^32). */
 function seqDiff(a: number, b: number): number {
@@ -36,7 +77,7 @@ export class TcpDirection {
   bytes = 0;
   gapBytes = 0;
 
-  constructor(private readonly sink: StreamSink, private readonly side: 0 | 1) {}
+  constructor(private readonly sink: StreamSink, private readonly side: 0 | 1, private readonly budget: OutOfOrderBudget | null = null) {}
 
   /** True when no out-of-order bytes wait for a hole to fill. */
   get settled(): boolean {
@@ -72,6 +113,8 @@ export class TcpDirection {
     buf.copy(copy, 0, start, end);
     waiting.splice(i, 0, { seq, data: copy, ts });
     this.waitingBytes += len;
+    /* The shared budget first: passing it may flush this direction (then nothing waits here any more). */
+    this.budget?.change(this, len, true);
     if (this.waitingBytes > MAX_OUT_OF_ORDER_BYTES || waiting.length > MAX_OUT_OF_ORDER_SEGMENTS) this.skipHole();
   }
 
@@ -101,16 +144,19 @@ export class TcpDirection {
     this.drain();
   }
 
+  /** Delivers what waits in order from `next`; what leaves is taken off the shared budget. */
   private drain(): void {
     const waiting = this.waiting!;
+    const before = this.waitingBytes;
     while (waiting.length) {
       const w = waiting[0];
       const d = seqDiff(w.seq, this.next);
-      if (d > 0) return;
+      if (d > 0) break;
       waiting.shift();
       this.waitingBytes -= w.data.length;
       if (d + w.data.length > 0) this.deliver(w.data, -d, w.data.length, w.ts);
     }
+    if (this.budget !== null && this.waitingBytes !== before) this.budget.change(this, this.waitingBytes - before, waiting.length > 0);
   }
 
   private deliver(buf: Buffer, start: number, end: number, ts: number): void {

@@ -1,5 +1,6 @@
 /** Every decode limit has a name, a default, and a test that hits it with hostile input. */
 import * as zlib from 'node:zlib';
+import { analyseFlow } from '../../../../proxy/analyse';
 import { decodeBytes, decodeFlow, DEFAULT_DECODE_LIMITS, RATIO_FLOOR_INPUT_BYTES } from '../../../../proxy/analyse/decode';
 import { IDS, makeFlow, RELAXED } from './helpers';
 
@@ -120,6 +121,43 @@ describe('timeBudgetMs', () => {
     expect(full.limitsHit).toEqual([]);
     expect(cut.limitsHit).toContain('timeBudgetMs');
     expect(cut.fields.length).toBeLessThan(full.fields.length);
+  });
+});
+
+describe('timeBudgetMs on a big body: read in order, what was found stays', () => {
+  const FORM = 'application/x-www-form-urlencoded';
+  const filler = 'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&';
+
+  test('a 400 MB form with the IMEI in its first bytes: the IMEI is reported, and the note says how far the body was read', () => {
+    const body = Buffer.alloc(400 * MiB, filler);
+    body.write(`imei=${IDS.imei}&`);
+    const flow = makeFlow({ url: 'http://upload.test/batch', headers: [['Content-Type', FORM]], body });
+    /* The budget `phonehome analyze` and `import` give each request. */
+    const r = analyseFlow(flow, { limits: { timeBudgetMs: 2000 } });
+    expect(r.findings.map((f) => [f.type, f.value, f.path])).toEqual([['imei', IDS.imei, 'body>form:imei']]);
+    const read = r.notes.map((n) => /^form at body read up to byte (\d+) of (\d+); the rest was not read$/.exec(n)).find(Boolean);
+    expect(read).toBeTruthy();
+    expect(Number(read![2])).toBe(400 * MiB);
+    expect(Number(read![1])).toBeLessThan(400 * MiB);
+  });
+
+  test('a budget spent before the body could be read (0 ms): the first pairs are still read, the rest is not, and the notes say so', () => {
+    /* Each value is base64 of JSON: reading all of this 64 MB form takes seconds. */
+    const value = Buffer.from(JSON.stringify({ event: 'tick', n: 1234567, tags: ['a', 'b', 'c'] })).toString('base64');
+    const body = Buffer.alloc(64 * MiB, `ev=${encodeURIComponent(value)}&`);
+    const head = `imei=${IDS.imei}&model=TA-1046&`;
+    body.write(head);
+    const r = decodeBytes(Buffer.concat([Buffer.from(head), body]), FORM, { timeBudgetMs: 0 });
+    expect(r.fields.slice(0, 2).map((f) => [f.path, f.value])).toEqual([['body>form:imei', IDS.imei], ['body>form:model', 'TA-1046']]);
+    expect(r.limitsHit).toContain('timeBudgetMs');
+    expect(r.notes).toContainEqual(expect.stringMatching(/^decoding stopped after the time budget of 0 ms/));
+    expect(r.notes).toContainEqual(expect.stringMatching(/^form at body read up to byte \d+ of \d+; the rest was not read$/));
+  });
+
+  test('a form body within every budget is read to its end, with no such note', () => {
+    const r = decodeBytes(Buffer.from(`imei=${IDS.imei}&${filler.repeat(100)}`), FORM, RELAXED);
+    expect(r.notes).toEqual([]);
+    expect(r.fields).toHaveLength(101);
   });
 });
 
