@@ -6,9 +6,11 @@
  *   node dist/scripts/real-fixtures.js extract OWNER/NAME DIR   copy that repository's files out of
  *       DIR (any git clone or bare mirror of it holding the commits named) into test/fixtures/real/data/,
  *       checking each SHA-256; nothing is downloaded
- *   node dist/scripts/real-fixtures.js measure [--json]       run `phonehome analyze --format jsonl`
+ *   node dist/scripts/real-fixtures.js measure [DIR] [--json] run `phonehome analyze --format jsonl`
  *       over every file present and print recall and precision per type against the labels, the
- *       misses, the false alarms, and false alarms per 1,000 requests of browsing captures
+ *       misses, the false alarms, and false alarms per 1,000 requests of browsing captures. DIR
+ *       defaults to test/fixtures/real; test/fixtures/sdk holds the synthetic SDK-shaped requests
+ *       (committed files, marked so in their manifest)
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,10 +18,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..', '..');
-const HERE = join(ROOT, 'test', 'fixtures', 'real');
-const DATA = join(HERE, 'data');
+let HERE = join(ROOT, 'test', 'fixtures', 'real');
+const DATA = (): string => join(HERE, 'data');
 
-interface ManifestFile { file: string; repo: string; path: string; commit: string; sha256: string; bytes: number; licence: string; kind: 'app' | 'browsing'; entries: number }
+interface ManifestFile { file: string; committed?: boolean; repo?: string; path?: string; commit?: string; sha256: string; bytes: number; licence: string; kind: 'app' | 'browsing'; entries: number }
 interface Label { type: string; value: string; key?: string; reason: string }
 interface EntryLabel { ids: Label[]; uncertain?: Label[]; reason?: string }
 interface FileLabels { entries?: Record<string, EntryLabel>; all?: EntryLabel }
@@ -30,13 +32,13 @@ const labels = (): Record<string, FileLabels> => JSON.parse(readFileSync(join(HE
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 function extract(repo: string, dir: string): void {
-  mkdirSync(DATA, { recursive: true });
+  mkdirSync(DATA(), { recursive: true });
   const wanted = manifest().filter((f) => f.repo === repo);
   if (wanted.length === 0) throw new Error(`no file of ${repo} in manifest.json`);
   for (const f of wanted) {
     const bytes = execFileSync('git', ['-C', dir, 'show', `${f.commit}:${f.path}`], { maxBuffer: 64 << 20 });
     if (sha256(bytes) !== f.sha256) throw new Error(`${f.file}: SHA-256 differs from manifest.json (${sha256(bytes)})`);
-    writeFileSync(join(DATA, f.file), bytes);
+    writeFileSync(join(DATA(), f.file), bytes);
     console.log(`${f.file}: ${bytes.length} bytes, checked`);
   }
 }
@@ -55,7 +57,7 @@ function measure(asJson: boolean): void {
   let requests = 0, browsingRequests = 0, browsingFalseAlarms = 0;
   const allLabels = labels();
   for (const f of manifest()) {
-    const path = join(DATA, f.file);
+    const path = f.committed ? join(HERE, f.file) : join(DATA(), f.file);
     if (!existsSync(path)) { absent.push(f.file); continue; }
     if (sha256(readFileSync(path)) !== f.sha256) throw new Error(`${f.file}: not the file manifest.json names`);
     const fileLabels = allLabels[f.file];
@@ -110,8 +112,12 @@ function measure(asJson: boolean): void {
 
 const [command, ...args] = process.argv.slice(2);
 if (command === 'extract' && args.length === 2) extract(args[0], resolve(args[1]));
-else if (command === 'measure') measure(args.includes('--json'));
+else if (command === 'measure') {
+  const dir = args.find((a) => !a.startsWith('--'));
+  if (dir) HERE = resolve(dir);
+  measure(args.includes('--json'));
+}
 else {
-  console.error('usage: real-fixtures extract OWNER/NAME GIT_DIR | real-fixtures measure [--json]');
+  console.error('usage: real-fixtures extract OWNER/NAME GIT_DIR | real-fixtures measure [DIR] [--json]');
   process.exitCode = 2;
 }
