@@ -32,10 +32,19 @@ export interface TcpConnectionOptions {
   mss: number;
   /** Receive buffer: the most bytes held for the reader, in order or not (default 256 KiB). */
   receiveBuffer?: number;
-  /** Send buffer: write() reports backpressure beyond this (default 256 KiB). */
+  /**
+   * Send buffer: write() reports backpressure beyond this (default 256 KiB), or beyond twice the
+   * congestion window when that is larger (a fast path needs more in flight), up to sendBufferMax.
+   */
   sendBuffer?: number;
+  /** Ceiling of the send buffer's growth with the congestion window (default 4 MiB). */
+  sendBufferMax?: number;
   /** Offer window scaling in our SYN / accept it in the peer's (default true). */
   windowScaling?: boolean;
+  /** Offer SACK (RFC 2018) / accept the peer's offer (default true). */
+  sack?: boolean;
+  /** Offer timestamps (RFC 7323) / accept the peer's offer (default true). */
+  timestamps?: boolean;
   /** Initial send sequence number (default random). */
   iss?: number;
   delayedAckMs?: number;
@@ -79,10 +88,21 @@ export interface TcpConnectionStats {
   /** Payload bytes delivered in order to the reader / acknowledged by the peer. */
   bytesIn: number;
   bytesOut: number;
-  /** Segments sent again (timeouts, fast retransmits, partial ACKs in recovery). */
+  /** Segments sent again (timeouts, fast retransmits, tail loss probes). */
   retransmissions: number;
+  /** Retransmissions of segments declared lost by RACK or duplicate ACKs (not by a timeout). */
   fastRetransmits: number;
   timeouts: number;
+  /** Tail loss probes sent (RFC 8985). */
+  tailLossProbes: number;
+  /** D-SACK blocks from the peer: segments it received twice (our retransmission was not needed). */
+  spuriousRetransmissions: number;
+  /** Congestion responses undone because D-SACK or timestamps showed them spurious. */
+  undos: number;
+  /** D-SACK blocks we sent: segments the peer sent us twice. */
+  dsacksSent: number;
+  /** Segments dropped by PAWS (an old duplicate: its timestamp went back). */
+  pawsDrops: number;
   /** Zero-window probes sent by the persist timer. */
   windowProbes: number;
   /** Segments received ahead of a hole. */
@@ -94,5 +114,8 @@ export interface TcpConnectionStats {
 }
 
 export function newStats(): TcpConnectionStats {
-  return { segmentsIn: 0, segmentsOut: 0, bytesIn: 0, bytesOut: 0, retransmissions: 0, fastRetransmits: 0, timeouts: 0, windowProbes: 0, outOfOrder: 0, duplicates: 0, dropped: 0 };
+  return {
+    segmentsIn: 0, segmentsOut: 0, bytesIn: 0, bytesOut: 0, retransmissions: 0, fastRetransmits: 0, timeouts: 0, tailLossProbes: 0,
+    spuriousRetransmissions: 0, undos: 0, dsacksSent: 0, pawsDrops: 0, windowProbes: 0, outOfOrder: 0, duplicates: 0, dropped: 0,
+  };
 }

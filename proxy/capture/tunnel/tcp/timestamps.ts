@@ -1,0 +1,79 @@
+/**
+ * TCP timestamps (RFC 7323) of one connection, used only when the phone's SYN offered them: our
+ * TSval clock (milliseconds from a random per-connection origin, as Linux), TS.Recent (the phone's
+ * TSval we echo, taken only from a segment covering the left edge of our last ACK, RFC 7323 4.3),
+ * PAWS (a segment whose TSval is older than TS.Recent is an old duplicate from a wrapped sequence
+ * space and is dropped, RFC 7323 5) and RTT samples from the echo on every ACK.
+ */
+import type { TcpClock } from './clock';
+import { seqDiff, seqGe, seqLe, seqLt } from './seq';
+
+/** TS.Recent idle longer than this is no longer trusted for PAWS (RFC 7323 5.5: 24 days). */
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+/** A TSval this far behind TS.Recent still passes (clock granularity, as Linux's window of 1). */
+const PAWS_SLACK = 1;
+
+export class Timestamps {
+  enabled = false;
+  /** TS.Recent: the phone's timestamp we echo. */
+  recent = 0;
+  private recentAt = -Infinity;
+  private hasRecent = false;
+
+  constructor(
+    private readonly clock: TcpClock,
+    private readonly origin = (Math.random() * 0x100000000) >>> 0,
+  ) {}
+
+  /** Our TSval for a segment sent now. */
+  now(): number {
+    return (Math.floor(this.clock.now()) + this.origin) >>> 0;
+  }
+
+  /** TSval → our clock's time (ms) at which a segment with that TSval was sent. */
+  timeOf(tsval: number): number {
+    return Math.floor(this.clock.now()) - seqDiff(this.now(), tsval);
+  }
+
+  /** The phone's SYN or SYN-ACK: its TSval becomes TS.Recent. */
+  start(tsval: number): void {
+    this.enabled = true;
+    this.setRecent(tsval);
+  }
+
+  /** PAWS (RFC 7323 5.3): false for a non-RST segment that must be dropped (its TSval went back). */
+  acceptable(tsval: number | undefined): boolean {
+    if (!this.enabled || tsval === undefined || !this.hasRecent) return true;
+    if (seqDiff(this.recent, tsval) <= PAWS_SLACK) return true;
+    return this.clock.now() - this.recentAt > PAWS_IDLE_MS;
+  }
+
+  /**
+   * RFC 7323 4.3: TS.Recent takes the TSval of an acceptable segment whose start is at or before
+   * the left edge of our last ACK (so a delayed ACK echoes the earliest unacknowledged segment,
+   * and data filling a hole makes the echo the retransmission's, not an older segment's).
+   */
+  update(tsval: number | undefined, segSeq: number, lastAckSent: number): void {
+    if (!this.enabled || tsval === undefined) return;
+    if (seqLe(segSeq, lastAckSent) && seqGe(tsval, this.recent)) this.setRecent(tsval);
+  }
+
+  /** RTT (ms) from an echoed TSval; undefined when it is not a plausible echo of ours. */
+  rttFromEcho(tsecr: number | undefined): number | undefined {
+    if (!this.enabled || !tsecr) return undefined;
+    const rtt = seqDiff(this.now(), tsecr);
+    if (rtt < 0 || rtt > 60_000) return undefined;
+    return rtt;
+  }
+
+  /** True when the echoed TSval predates `tsval` (the ACK was caused by something sent before it). */
+  echoBefore(tsecr: number | undefined, tsval: number): boolean {
+    return this.enabled && !!tsecr && seqLt(tsecr, tsval);
+  }
+
+  private setRecent(tsval: number): void {
+    this.recent = tsval >>> 0;
+    this.recentAt = this.clock.now();
+    this.hasRecent = true;
+  }
+}
