@@ -1,12 +1,54 @@
 /**
- * Congestion control for the data we send to the phone: CUBIC (RFC 9438), the default of Linux,
- * Android and macOS, so phonehome shares a Wi-Fi with the phone's other traffic the way the
- * laptop's own kernel would. Slow start from ten segments (RFC 6928), a cubic window growth after
- * a reduction to 0.7 of the window (with fast convergence and the Reno-friendly region), and growth
- * only while the window is what limits sending (RFC 7661). The loss reaction itself (how fast to
- * send during recovery) is PRR in recovery.ts; this module says what the window is and becomes.
- * A reduction can be undone when it proves spurious (D-SACK, timestamps): undo() restores it.
+ * Congestion control for the data we send to the phone: the interface recovery.ts drives (BBR in
+ * bbr.ts, or CUBIC here), and CUBIC (RFC 9438), the default of Linux, Android and macOS: slow start
+ * from ten segments (RFC 6928), a cubic window growth after a reduction to 0.7 of the window (with
+ * fast convergence and the Reno-friendly region), and growth only while the window is what limits
+ * sending (RFC 7661). CUBIC's sending during recovery is PRR in recovery.ts; this module says what
+ * the window is and becomes. A reduction can be undone when it proves spurious (D-SACK,
+ * timestamps): undo() restores it.
  */
+import type { RateSample } from './delivery-rate';
+import type { RecoveryMode } from './recovery';
+
+/** What one ACK tells the congestion control. */
+export interface CongestionEvent {
+  now: number;
+  rs: RateSample;
+  /** Bytes in flight before and after the ACK. */
+  pipeBefore: number;
+  pipe: number;
+  /** Bytes delivered since the start of the connection. */
+  delivered: number;
+  srtt: number | undefined;
+  /** The loss recovery state after the ACK. */
+  mode: RecoveryMode;
+}
+
+export interface CongestionControl {
+  readonly algorithm: CongestionAlgorithm;
+  cwnd: number;
+  ssthresh: number;
+  /** Bytes per millisecond the sender paces at; 0 for no pacing. */
+  readonly pacingRate: number;
+  /** Set by the sender: the last sending opportunity used the whole window. */
+  cwndLimited: boolean;
+  /** Whether recovery.ts paces recovery with PRR (CUBIC) or the algorithm sets the window itself (BBR). */
+  readonly usesPrr: boolean;
+  readonly inSlowStart: boolean;
+  start(srtt: number | undefined): void;
+  onAck(e: CongestionEvent): void;
+  /** Fast recovery starts (a loss was detected). */
+  onRecoveryStart(): void;
+  /** A recovery episode ended normally. */
+  onRecoveryEnd(mode: RecoveryMode): void;
+  onTimeout(firstOfEpisode: boolean): void;
+  /** The response since the last recovery start or timeout proved spurious. */
+  undo(): void;
+  /** A tail loss probe repaired a loss nobody detected (RFC 8985 7.4.2). */
+  onTailLossRepaired(): void;
+}
+
+export type CongestionAlgorithm = 'bbr' | 'cubic';
 
 const BETA = 0.7;
 const C = 0.4;
@@ -21,18 +63,19 @@ interface CubicState {
   wMax: number;
   k: number;
   epochStart: number | undefined;
-  cwndEpoch: number;
   wEst: number;
 }
 
-export class Cubic {
+export class Cubic implements CongestionControl {
+  readonly algorithm = 'cubic';
+  readonly usesPrr = true;
+  readonly pacingRate = 0;
   cwnd = 0;
   ssthresh = Infinity;
   /** Window (segments) before the last reduction, and the time (s) the cubic takes to reach it again. */
   private wMax = 0;
   private k = 0;
   private epochStart: number | undefined;
-  private cwndEpoch = 0;
   /** Reno-friendly window estimate (segments). */
   private wEst = 0;
   private saved: CubicState | undefined;
@@ -45,13 +88,29 @@ export class Cubic {
     this.cwnd = INITIAL_WINDOW_SEGMENTS * this.mss();
   }
 
+  onRecoveryStart(): void {
+    this.onCongestion();
+  }
+
+  onRecoveryEnd(mode: RecoveryMode): void {
+    if (mode === 'recovery') this.cwnd = this.ssthresh; // RFC 6937: PRR ends at ssthresh
+  }
+
+  onTailLossRepaired(): void {
+    this.onCongestion();
+    this.cwnd = this.ssthresh;
+  }
+
   get inSlowStart(): boolean {
     return this.cwnd < this.ssthresh;
   }
 
-  /** `delivered` bytes were acknowledged or SACKed, outside of loss recovery. rtt in ms. */
-  onAck(delivered: number, now: number, rttMs: number): void {
-    if (!this.cwndLimited || delivered <= 0) return;
+  /** Window growth from the bytes an ACK delivered, outside of fast recovery (PRR's time). */
+  onAck(e: CongestionEvent): void {
+    const delivered = e.rs.newlyDelivered;
+    const now = e.now;
+    const rttMs = e.srtt ?? 100;
+    if (e.mode === 'recovery' || !this.cwndLimited || delivered <= 0) return;
     const mss = this.mss();
     if (this.inSlowStart) {
       this.cwnd = Math.min(this.cwnd + delivered, MAX_CWND);
@@ -60,7 +119,6 @@ export class Cubic {
     const w = this.cwnd / mss;
     if (this.epochStart === undefined) {
       this.epochStart = now;
-      this.cwndEpoch = w;
       this.k = this.wMax > w ? Math.cbrt((this.wMax - w) / C) : 0;
       if (this.wMax < w) this.wMax = w;
       this.wEst = w;
@@ -76,11 +134,10 @@ export class Cubic {
     this.cwnd = Math.min(Math.max(next * mss, this.cwnd), MAX_CWND);
   }
 
-  /** A loss was detected (entering fast recovery): returns the new ssthresh (bytes). */
-  onCongestion(): number {
+  /** A loss was detected: the window's reduction (applied by PRR), revocable by undo(). */
+  private onCongestion(): void {
     this.save();
     this.reduce();
-    return this.ssthresh;
   }
 
   /** The retransmission timer expired: slow start again from one segment. */
@@ -101,7 +158,6 @@ export class Cubic {
     this.wMax = s.wMax;
     this.k = s.k;
     this.epochStart = s.epochStart;
-    this.cwndEpoch = s.cwndEpoch;
     this.wEst = s.wEst;
     this.saved = undefined;
   }
@@ -116,7 +172,7 @@ export class Cubic {
   }
 
   private save(): void {
-    this.saved = { cwnd: this.cwnd, ssthresh: this.ssthresh, wMax: this.wMax, k: this.k, epochStart: this.epochStart, cwndEpoch: this.cwndEpoch, wEst: this.wEst };
+    this.saved = { cwnd: this.cwnd, ssthresh: this.ssthresh, wMax: this.wMax, k: this.k, epochStart: this.epochStart, wEst: this.wEst };
   }
 
   private wCubic(t: number): number {

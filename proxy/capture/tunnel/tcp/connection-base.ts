@@ -30,7 +30,9 @@ export abstract class TcpConnectionBase {
   readonly stats = newStats();
 
   protected readonly clock: TcpClock;
-  protected readonly rcvBufSize: number;
+  /** The receive window's current ceiling (grows with the measured throughput, up to rcvBufMax). */
+  protected rcvBufSize: number;
+  protected readonly rcvBufMax: number;
   protected readonly sndBufSize: number;
   protected readonly sndBufMax: number;
   protected readonly delayedAckMs: number;
@@ -86,6 +88,12 @@ export abstract class TcpConnectionBase {
   protected readonly ooo = new Reassembly();
   protected readonly sackReport = new SackReport(this.stats);
   protected pendingAcks = 0;
+  /** Bytes the reader has taken with read() so far. */
+  protected readTotal = 0;
+  /** Receive autotuning: when the current round trip's measurement started, what was read then, and the receive-side RTT. */
+  private rcvSpaceAt: number | undefined;
+  private rcvSpaceRead = 0;
+  private rcvRtt: number | undefined;
 
   // Timers (the sending ones are in sender.ts).
   protected delAckTimer: TimerHandle | undefined;
@@ -104,7 +112,8 @@ export abstract class TcpConnectionBase {
   ) {
     this.clock = opts.clock;
     this.state = state;
-    this.rcvBufSize = opts.receiveBuffer ?? 256 * 1024;
+    this.rcvBufMax = opts.receiveBuffer ?? 4 * 1024 * 1024;
+    this.rcvBufSize = Math.min(this.rcvBufMax, opts.initialReceiveWindow ?? 256 * 1024);
     this.sndBufSize = opts.sendBuffer ?? 256 * 1024;
     this.sndBufMax = Math.max(this.sndBufSize, opts.sendBufferMax ?? 4 * 1024 * 1024);
     this.delayedAckMs = opts.delayedAckMs ?? 40;
@@ -122,7 +131,7 @@ export abstract class TcpConnectionBase {
     this.sndMax = this.iss;
     this.sndDataEnd = seqAdd(this.iss, 1);
     this.ts = new Timestamps(this.clock);
-    this.recovery = new LossRecovery(() => this.mssOut(), () => this.sackOk, () => this.ts.enabled, this.stats);
+    this.recovery = new LossRecovery(() => this.mssOut(), () => this.sackOk, () => this.ts.enabled, this.stats, opts.congestionControl);
   }
 
   /** True while the reader is being told about new data (its reads need no window update). */
@@ -207,6 +216,28 @@ export abstract class TcpConnectionBase {
     return Math.max(this.freeReceiveSpace(), seqDiff(this.rcvAdvEdge, this.rcvNxt));
   }
 
+  /**
+   * Receive autotuning (Linux's dynamic right-sizing, simplified): once per receive RTT, the window
+   * ceiling grows to four times what the reader took in that RTT (twice for the sender's window
+   * growth, twice for holes and reordering), never above rcvBufMax. A reader that stops reading
+   * stops the growth; memory stays bounded by the phone's budget in any case.
+   */
+  protected tuneReceiveWindow(segTsecr: number | undefined): void {
+    const now = this.clock.now();
+    const echo = this.ts.enabled && segTsecr ? now - this.ts.timeOf(segTsecr) : undefined;
+    if (echo !== undefined && echo >= 0 && echo < 60_000) this.rcvRtt = this.rcvRtt === undefined || echo < this.rcvRtt ? echo : 0.875 * this.rcvRtt + 0.125 * echo;
+    if (this.rcvSpaceAt === undefined) {
+      this.rcvSpaceAt = now;
+      this.rcvSpaceRead = this.readTotal;
+      return;
+    }
+    if (now - this.rcvSpaceAt < (this.rcvRtt ?? this.rto.srtt ?? 200)) return;
+    const taken = this.readTotal - this.rcvSpaceRead;
+    if (taken * 4 > this.rcvBufSize) this.rcvBufSize = Math.min(this.rcvBufMax, taken * 4);
+    this.rcvSpaceAt = now;
+    this.rcvSpaceRead = this.readTotal;
+  }
+
   protected maybeWindowUpdate(): void {
     if (this.delivering || !this.acceptsData()) return;
     const advertised = Math.max(0, seqDiff(this.rcvAdvEdge, this.rcvNxt));
@@ -281,10 +312,10 @@ export abstract class TcpConnectionBase {
     if (this.offerTimestamps && options.timestamps) this.ts.start(options.timestamps[0]);
   }
 
-  /** Smallest shift that lets the window field express the whole receive buffer. */
+  /** Smallest shift that lets the window field express the whole receive buffer at its largest. */
   protected ourShift(): number {
     let shift = 0;
-    while (shift < MAX_WINDOW_SHIFT && this.rcvBufSize >>> shift > 65535) shift++;
+    while (shift < MAX_WINDOW_SHIFT && this.rcvBufMax >>> shift > 65535) shift++;
     return shift;
   }
 

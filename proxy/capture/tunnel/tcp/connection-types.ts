@@ -4,6 +4,7 @@
  */
 import type { TcpSegment } from '../types';
 import type { TcpClock } from './clock';
+import type { CongestionAlgorithm } from './congestion';
 
 export type TcpState =
   | 'SYN_PENDING'
@@ -30,8 +31,14 @@ export interface TcpConnectionOptions {
   clock: TcpClock;
   /** The MSS we advertise (tunnel MTU minus IP and TCP headers). */
   mss: number;
-  /** Receive buffer: the most bytes held for the reader, in order or not (default 256 KiB). */
+  /**
+   * Receive buffer: the most bytes held for the reader, in order or not (default 4 MiB; the window
+   * scale is chosen for it). The window starts at initialReceiveWindow and grows, as Linux's
+   * receive autotuning does, to four times what the reader took in one round trip.
+   */
   receiveBuffer?: number;
+  /** Where the receive window starts (default 256 KiB, at most receiveBuffer). */
+  initialReceiveWindow?: number;
   /**
    * Send buffer: write() reports backpressure beyond this (default 256 KiB), or beyond twice the
    * congestion window when that is larger (a fast path needs more in flight), up to sendBufferMax.
@@ -45,6 +52,8 @@ export interface TcpConnectionOptions {
   sack?: boolean;
   /** Offer timestamps (RFC 7323) / accept the peer's offer (default true). */
   timestamps?: boolean;
+  /** Congestion control of what we send (default 'bbr'; 'cubic' is the loss-based alternative). */
+  congestionControl?: CongestionAlgorithm;
   /** Initial send sequence number (default random). */
   iss?: number;
   delayedAckMs?: number;
@@ -118,4 +127,26 @@ export function newStats(): TcpConnectionStats {
     segmentsIn: 0, segmentsOut: 0, bytesIn: 0, bytesOut: 0, retransmissions: 0, fastRetransmits: 0, timeouts: 0, tailLossProbes: 0,
     spuriousRetransmissions: 0, undos: 0, dsacksSent: 0, pawsDrops: 0, windowProbes: 0, outOfOrder: 0, duplicates: 0, dropped: 0,
   };
+}
+
+/** The sender's view of the path (TcpConnection.path): for diagnostics and tests. */
+export interface TcpPathInfo {
+  algorithm: 'bbr' | 'cubic';
+  /** Congestion window and slow-start threshold (bytes; ssthresh Infinity when none). */
+  cwnd: number;
+  ssthresh: number;
+  /** Pacing rate (bytes/s; 0 without pacing). */
+  pacingRate: number;
+  /** Loss recovery state: open, fast recovery, or after a timeout. */
+  recovery: 'open' | 'recovery' | 'loss';
+  srttMs: number | undefined;
+  rtoMs: number;
+  /** RACK's reordering window now (ms), and whether reordering was seen on this connection. */
+  reorderWindowMs: number;
+  reorderingSeen: boolean;
+  /** Options in use (both ends offered them). */
+  sack: boolean;
+  timestamps: boolean;
+  /** The receive window's current ceiling (grows with receive autotuning). */
+  receiveWindow: number;
 }

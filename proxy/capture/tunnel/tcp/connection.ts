@@ -16,12 +16,12 @@
  * Active open (connect()) exists for the tests' simulated phone. The sending half and its timer are in
  * sender.ts, segment building and the receive window in connection-base.ts.
  */
-import type { TcpConnectionEvents, TcpConnectionOptions, TcpEndpoint } from './connection-types';
+import type { TcpConnectionEvents, TcpConnectionOptions, TcpEndpoint, TcpPathInfo } from './connection-types';
 import { TcpSender } from './sender';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment } from '../types';
 
-export type { ByteBudget, TcpCloseReason, TcpConnectionEvents, TcpConnectionOptions, TcpConnectionStats, TcpEndpoint, TcpState } from './connection-types';
+export type { ByteBudget, TcpCloseReason, TcpConnectionEvents, TcpConnectionOptions, TcpConnectionStats, TcpEndpoint, TcpPathInfo, TcpState } from './connection-types';
 
 export class TcpConnection extends TcpSender {
   /** A connection for a phone's SYN, answered only when accept() is called. */
@@ -98,6 +98,7 @@ export class TcpConnection extends TcpSender {
     const chunk = this.rcvQueue.shift();
     if (!chunk) return null;
     this.rcvQueued -= chunk.length;
+    this.readTotal += chunk.length;
     if (this.budget) this.budget.used -= chunk.length;
     // One window update after the reader's whole batch of reads, not one per chunk read.
     if (!this.windowUpdateTimer && !this.delivering) {
@@ -112,6 +113,16 @@ export class TcpConnection extends TcpSender {
   /** Bytes received and held for the reader (in order, or out of order ahead of a hole). */
   get bufferedToRead(): number {
     return this.rcvQueued + this.ooo.bytes;
+  }
+
+  /** The sender's view of the path now. */
+  get path(): TcpPathInfo {
+    const r = this.recovery;
+    return {
+      algorithm: r.cc.algorithm, cwnd: r.cc.cwnd, ssthresh: r.cc.ssthresh, pacingRate: r.cc.pacingRate * 1000, recovery: r.mode,
+      srttMs: this.rto.srtt, rtoMs: this.rto.rto, reorderWindowMs: r.rack.reoWnd(r.mode !== 'open', r.board.sackedSegments, this.rto.srtt),
+      reorderingSeen: r.rack.reorderingSeen, sack: this.sackOk, timestamps: this.ts.enabled, receiveWindow: this.rcvBufSize,
+    };
   }
 
   /** True once end() was called (our FIN is queued or sent). */
@@ -269,7 +280,7 @@ export class TcpConnection extends TcpSender {
       // Nobody will ever read this: tell the phone, as a kernel does for a closed socket.
       return this.abort();
     }
-    if ((payload.length || fin) && this.acceptsData()) this.receiveData(seq, payload, fin);
+    if ((payload.length || fin) && this.acceptsData()) this.receiveData(seq, payload, fin, seg.options.timestamps?.[1]);
     this.flush();
   }
 
@@ -294,7 +305,11 @@ export class TcpConnection extends TcpSender {
       this.sendAck();
       return false;
     }
-    if (seqLt(ack, this.sndUna)) return true; // an old ACK: nothing to learn from it
+    if (seqLt(ack, this.sndUna)) {
+      // An ACK overtaken by a later one: its SACK blocks (a D-SACK above all) still say something.
+      if (seg.options.sack && seqGe(ack, this.sndUna - this.maxSndWnd)) this.ackSent(seg, this.sndUna, false);
+      return true;
+    }
     const oldWnd = this.sndWnd;
     if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
       this.sndWnd = seg.window << this.sndShift;
@@ -322,7 +337,7 @@ export class TcpConnection extends TcpSender {
     return this.state !== 'CLOSED';
   }
 
-  private receiveData(seq: number, payload: Buffer, fin: boolean): void {
+  private receiveData(seq: number, payload: Buffer, fin: boolean, tsecr: number | undefined): void {
     if (seq !== this.rcvNxt) {
       this.stats.outOfOrder++;
       const added = this.ooo.insert(seq, payload, fin);
@@ -353,6 +368,7 @@ export class TcpConnection extends TcpSender {
     } finally {
       this.delivering = false;
     }
+    this.tuneReceiveWindow(tsecr);
     if (this.state !== 'CLOSED') this.scheduleAck(filledHole);
   }
 

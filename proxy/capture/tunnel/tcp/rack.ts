@@ -43,15 +43,17 @@ export class Rack {
   /** Set to snd.nxt when a D-SACK grew the window: one increase per round trip. */
   private dsackRound: number | undefined;
 
-  /** RFC 8985 6.2 step 2: a segment was delivered by this ACK (tsecr: the ACK's echo, if any). */
-  onDelivered(seg: SentSegment, now: number, tsecr: number | undefined, tsEnabled: boolean): void {
+  /**
+   * RFC 8985 6.2 step 2: a segment was delivered by this ACK. For a retransmitted one it is
+   * ambiguous which transmission arrived: an ACK sooner than the minimum RTT after the
+   * retransmission is taken for the original's. (RFC 8985 also compares the timestamp echo with the
+   * retransmission's TSval; as in Linux, that test is left out: a receiver echoes the segment at
+   * its left edge, so while a hole lasts every SACK of a retransmission would look like the
+   * original's, and a lost retransmission would never be detected.)
+   */
+  onDelivered(seg: SentSegment, now: number): void {
     const rtt = now - seg.sentAt;
-    if (seg.xmits > 1) {
-      // Which transmission arrived? An echo older than the retransmission says the original; an
-      // ACK sooner than any RTT could allow cannot be for the retransmission either.
-      if (tsEnabled && tsecr !== undefined && seqLt(tsecr, seg.tsval)) return;
-      if (rtt < this.minRtt) return;
-    }
+    if (seg.xmits > 1 && rtt < this.minRtt) return;
     this.sampleMinRtt(rtt, now);
     this.rtt = rtt;
     if (sentAfter(seg.sentAt, seg.order, this.xmitTs, this.xmitOrder)) {

@@ -7,8 +7,9 @@
  *    duplicate ACKs and partial ACKs (RFC 6582) when it does not;
  *  - Tail Loss Probe (RFC 8985 section 7): a lost tail is repaired by a probe after two RTTs
  *    instead of a retransmission timeout, and a probe that repaired a loss still reduces the window;
- *  - one congestion response per recovery episode, sending during recovery paced by Proportional
- *    Rate Reduction (RFC 6937), the window itself from CUBIC (congestion.ts);
+ *  - one congestion response per recovery episode: with CUBIC (congestion.ts) a reduction paced by
+ *    Proportional Rate Reduction (RFC 6937); with BBR (bbr.ts, the default) its own model, fed by
+ *    delivery-rate samples (delivery-rate.ts);
  *  - undo (Linux's, after RFC 3522 and RFC 2883): when every retransmission of an episode is
  *    reported duplicate by D-SACK, or an ACK's timestamp echo shows the originals arrived, the
  *    window is restored.
@@ -16,7 +17,9 @@
  */
 import type { SackBlock } from '../types';
 import type { TcpConnectionStats } from './connection-types';
-import { Cubic } from './congestion';
+import { Bbr } from './bbr';
+import { CongestionAlgorithm, CongestionControl, Cubic } from './congestion';
+import { DeliveryRate } from './delivery-rate';
 import { Rack } from './rack';
 import { Scoreboard, SentSegment } from './scoreboard';
 import { seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq';
@@ -25,7 +28,10 @@ export type RecoveryMode = 'open' | 'recovery' | 'loss';
 
 /** What one ACK from the phone says, after the connection checked it is acceptable. */
 export interface AckInput {
+  /** SND.UNA after this ACK (its ACK field, or SND.UNA for an ACK overtaken by a later one). */
   una: number;
+  /** The segment's own ACK field: a D-SACK is told apart against it (RFC 2883). */
+  ackField: number;
   prevUna: number;
   /** Highest sequence number sent (SND.MAX). */
   sndMax: number;
@@ -48,7 +54,8 @@ const WC_DEL_ACK_MS = 200;
 export class LossRecovery {
   readonly board = new Scoreboard();
   readonly rack = new Rack();
-  readonly cc: Cubic;
+  readonly cc: CongestionControl;
+  readonly rate = new DeliveryRate();
   mode: RecoveryMode = 'open';
   /** Time (ms) until RACK's reordering timer should look again (0: nothing waiting). */
   reorderWaitMs = 0;
@@ -72,8 +79,9 @@ export class LossRecovery {
     private readonly sackEnabled: () => boolean,
     private readonly tsEnabled: () => boolean,
     private readonly stats: RecoveryStats,
+    algorithm: CongestionAlgorithm = 'bbr',
   ) {
-    this.cc = new Cubic(mss);
+    this.cc = algorithm === 'cubic' ? new Cubic(mss) : new Bbr(mss);
   }
 
   get cwnd(): number {
@@ -88,9 +96,10 @@ export class LossRecovery {
   /** The ACK's effect on the scoreboard, loss detection and the window. */
   onAck(a: AckInput): void {
     const sackedBefore = this.board.sackedBytes;
+    const pipeBefore = this.board.pipe;
     let blocks = this.sackEnabled() && a.sack ? validBlocks(a.sack, a.una, a.sndMax, a.maxWindow) : [];
     let dsack = false;
-    if (blocks.length && isDsack(blocks, a.una)) {
+    if (blocks.length && isDsack(blocks, a.ackField)) {
       dsack = true;
       this.onDsack(blocks[0], a);
       blocks = blocks.slice(1);
@@ -109,16 +118,20 @@ export class LossRecovery {
     this.checkTailProbe(a, dsack);
 
     if (this.mode !== 'open' && seqGe(a.una, this.recover)) this.endEpisode();
-    this.detectLosses(a, advanced);
+    const lost = this.detectLosses(a, advanced);
 
-    if (this.mode === 'recovery') this.proportionalRateReduction(delivered);
-    else this.cc.onAck(delivered, a.now, a.srtt ?? 100);
+    if (this.mode === 'recovery' && this.cc.usesPrr) this.proportionalRateReduction(delivered);
+    const rs = this.rate.take(a.now, this.rack.minRtt, lost);
+    this.cc.onAck({ now: a.now, rs, pipeBefore, pipe: this.board.pipe, delivered: this.rate.delivered, srtt: a.srtt, mode: this.mode });
   }
 
   /** New data went out. */
   onSent(start: number, end: number, now: number, tsval: number): SentSegment {
     if (this.mode === 'recovery') this.prrOut += seqDiff(end, start);
-    return this.board.sent(start, end, now, tsval);
+    const pipeBefore = this.board.pipe;
+    const seg = this.board.sent(start, end, now, tsval);
+    this.rate.onSend(seg, now, pipeBefore);
+    return seg;
   }
 
   /** A segment went out again (a repair of a detected loss, a timeout's, or a tail probe). */
@@ -131,7 +144,9 @@ export class LossRecovery {
       this.undoRetrans++;
       this.undoTsval ??= tsval;
     }
+    const pipeBefore = this.board.pipe;
     this.board.retransmitted(seg, now, tsval);
+    this.rate.onSend(seg, now, pipeBefore);
   }
 
   /** The retransmission timer expired: everything not SACKed is lost, slow start from one segment. */
@@ -154,7 +169,7 @@ export class LossRecovery {
   onReorderTimer(a: { una: number; sndMax: number; now: number; srtt: number | undefined }): void {
     this.reorderWaitMs = 0;
     const lost = this.runRack(a.now, a.srtt);
-    if (lost && this.mode === 'open') this.enterRecovery(a.una, a.sndMax);
+    if (lost > 0 && this.mode === 'open') this.enterRecovery(a.una, a.sndMax);
   }
 
   /** Whether a tail loss probe may be scheduled now (RFC 8985 7.2). */
@@ -177,8 +192,9 @@ export class LossRecovery {
   }
 
   private delivered(seg: SentSegment, a: AckInput): void {
-    this.rack.onDelivered(seg, a.now, a.tsecr, this.tsEnabled());
+    this.rack.onDelivered(seg, a.now);
     this.rack.checkReordering(seg);
+    this.rate.onDelivered(seg, a.now);
   }
 
   private onDsack(block: SackBlock, a: AckInput): void {
@@ -198,17 +214,13 @@ export class LossRecovery {
     const end = this.tlpEndSeq;
     this.tlpEndSeq = undefined;
     if (!this.tlpIsRetrans || dsack) return;
-    if (seqGt(a.una, end) || (a.una === end && !a.duplicate)) {
-      // The probe repaired a loss nobody detected: react as to a loss, once (RFC 8985 7.4.2).
-      if (this.mode === 'open') {
-        this.cc.onCongestion();
-        this.cc.cwnd = this.cc.ssthresh;
-      }
-    }
+    // The probe repaired a loss nobody detected: react as to a loss, once (RFC 8985 7.4.2).
+    if ((seqGt(a.una, end) || (a.una === end && !a.duplicate)) && this.mode === 'open') this.cc.onTailLossRepaired();
   }
 
-  private detectLosses(a: AckInput, advanced: boolean): void {
-    let lost = false;
+  /** Marks lost segments (RACK, or duplicate ACKs without SACK); returns how many. */
+  private detectLosses(a: AckInput, advanced: boolean): number {
+    let lost = 0;
     if (this.sackEnabled()) {
       lost = this.runRack(a.now, a.srtt);
     } else {
@@ -217,23 +229,24 @@ export class LossRecovery {
       else if (a.duplicate) this.dupAcks++;
       const first = this.board.first();
       const partial = advanced && this.mode !== 'open';
-      if (first && (this.dupAcks === 3 || partial) && this.board.markLost(first)) lost = true;
+      if (first && (this.dupAcks === 3 || partial) && this.board.markLost(first)) lost = 1;
     }
-    if (lost && this.mode === 'open') this.enterRecovery(a.una, a.sndMax);
+    if (lost > 0 && this.mode === 'open') this.enterRecovery(a.una, a.sndMax);
+    return lost;
   }
 
-  private runRack(now: number, srtt: number | undefined): boolean {
+  private runRack(now: number, srtt: number | undefined): number {
     const reoWnd = this.rack.reoWnd(this.mode !== 'open', this.board.sackedSegments, srtt);
     const { lost, waitMs } = this.rack.detectLoss(this.board, now, reoWnd);
     this.reorderWaitMs = waitMs;
-    return lost.length > 0;
+    return lost.length;
   }
 
   private enterRecovery(una: number, sndMax: number): void {
     this.startUndo(una);
     // A tail probe still in flight will be D-SACKed if it was needless: count it with this episode.
     if (this.tlpEndSeq !== undefined && this.tlpIsRetrans) this.undoRetrans++;
-    this.cc.onCongestion();
+    this.cc.onRecoveryStart();
     this.mode = 'recovery';
     this.recover = sndMax;
     this.prrDelivered = 0;
@@ -261,7 +274,7 @@ export class LossRecovery {
   }
 
   private endEpisode(): void {
-    if (this.mode === 'recovery') this.cc.cwnd = this.cc.ssthresh;
+    this.cc.onRecoveryEnd(this.mode);
     this.mode = 'open';
     this.rtoEpisodeReduced = false;
     this.rack.onRecoveryEnd();

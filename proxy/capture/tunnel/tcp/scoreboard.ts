@@ -27,6 +27,11 @@ export interface SentSegment {
   lost: boolean;
   /** The latest transmission is a retransmission not yet delivered or declared lost again. */
   retrans: boolean;
+  /** Delivery-rate stamps of the latest transmission (delivery-rate.ts). */
+  deliveredAtSend: number;
+  deliveredTimeAtSend: number;
+  firstSentTimeAtSend: number;
+  appLimitedAtSend: boolean;
   /** Transmission-time list (only segments neither SACKed nor acknowledged are in it). */
   older: SentSegment | undefined;
   newer: SentSegment | undefined;
@@ -92,7 +97,10 @@ export class Scoreboard {
 
   /** A new segment was sent. */
   sent(start: number, end: number, now: number, tsval: number): SentSegment {
-    const seg: SentSegment = { start, end, sentAt: now, tsval, order: ++this.transmissions, xmits: 1, sacked: false, lost: false, retrans: false, older: undefined, newer: undefined };
+    const seg: SentSegment = {
+      start, end, sentAt: now, tsval, order: ++this.transmissions, xmits: 1, sacked: false, lost: false, retrans: false,
+      deliveredAtSend: 0, deliveredTimeAtSend: 0, firstSentTimeAtSend: 0, appLimitedAtSend: false, older: undefined, newer: undefined,
+    };
     this.segs.push(seg);
     this.outBytes += length(seg);
     this.append(seg);

@@ -15,6 +15,15 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TcpSegment } from '../types';
 
 type TimerKind = 'syn' | 'rto' | 'reorder' | 'probe' | 'persist';
 
+/** Pacing sends up to this far ahead of schedule: a timer cannot fire more finely than 1 ms. */
+const PACING_QUANTUM_MS = 1;
+/**
+ * A pacing timer that fires late (a busy event loop) may catch up on up to this much of the
+ * schedule at once, so the average rate stays the pacing rate (Linux keeps a similar credit for
+ * OS jitter); without it every late timer would lower the rate BBR then measures.
+ */
+const PACING_CREDIT_MS = 5;
+
 export abstract class TcpSender extends TcpConnectionBase {
   protected retries = 0;
   protected persistBackoff = 0;
@@ -28,6 +37,9 @@ export abstract class TcpSender extends TcpConnectionBase {
   private rtoStart: number | undefined;
   /** Last time data went out or an ACK came in: the tail loss probe counts from here. */
   private lastActivity = 0;
+  /** Pacing (with BBR): when the next segment is due, and the timer that resumes sending then. */
+  private paceNext = 0;
+  private paceTimer: TimerHandle | undefined;
 
   // ---- sending ----------------------------------------------------------------------------
 
@@ -37,14 +49,17 @@ export abstract class TcpSender extends TcpConnectionBase {
     const mss = this.mssOut();
     const board = this.recovery.board;
     let cwndLimited = false;
+    let outOfData = false;
+    // The window counts whole segments, as Linux's does: one may go while anything is left of it.
     for (;;) {
       const quota = this.recovery.quota;
       const lost = board.nextLost();
       if (lost) {
-        if (quota < Math.min(seqDiff(lost.end, lost.start), mss)) {
+        if (quota <= 0) {
           cwndLimited = true;
           break;
         }
+        if (this.mustPace()) break;
         this.retransmit(lost);
         continue;
       }
@@ -55,10 +70,11 @@ export abstract class TcpSender extends TcpConnectionBase {
         if (len <= 0) break;
         // Sender silly-window avoidance: no tiny segment into a tiny window when more is queued.
         if (len < mss && len < unsent && room < this.maxSndWnd / 2) break;
-        if (quota < len) {
+        if (quota <= 0) {
           cwndLimited = true;
           break;
         }
+        if (this.mustPace()) break;
         this.sendNew(len);
         continue;
       }
@@ -66,12 +82,30 @@ export abstract class TcpSender extends TcpConnectionBase {
         this.sendNew(0);
         continue;
       }
+      outOfData = true;
       break;
     }
     const cc = this.recovery.cc;
     const pipe = board.pipe;
     cc.cwndLimited = cwndLimited || (cc.inSlowStart ? pipe * 2 >= cc.cwnd : pipe + mss >= cc.cwnd);
+    // Nothing more to send with room in the window: rate samples until this flight is delivered
+    // say how fast the application writes, not how fast the path is.
+    if (outOfData && board.pendingLost === 0 && pipe < cc.cwnd) this.recovery.rate.markAppLimited(pipe);
     this.updateTimer(false);
+  }
+
+  /** With pacing: true (and a timer armed) when the next segment is not due yet. */
+  private mustPace(): boolean {
+    if (!this.recovery.cc.pacingRate) return false;
+    const now = this.clock.now();
+    if (this.paceNext <= now + PACING_QUANTUM_MS) return false;
+    if (!this.paceTimer) {
+      this.paceTimer = this.clock.setTimeout(() => {
+        this.paceTimer = undefined;
+        this.flush();
+      }, this.paceNext - now - PACING_QUANTUM_MS);
+    }
+    return true;
   }
 
   /** Sends `len` new data bytes from sndNxt (with FIN if they reach it; len 0 sends the FIN alone). */
@@ -106,7 +140,10 @@ export abstract class TcpSender extends TcpConnectionBase {
     this.lastTsval = this.ts.now();
     if (this.ts.enabled) seg.options.timestamps = [this.lastTsval, this.ts.recent];
     this.emit(seg);
-    this.lastActivity = this.clock.now();
+    const now = this.clock.now();
+    this.lastActivity = now;
+    const rate = this.recovery.cc.pacingRate;
+    if (rate) this.paceNext = Math.max(this.paceNext, now - PACING_CREDIT_MS) + Math.max(data.length, 1) / rate;
     return { end: seqAdd(dataEnd, fin ? 1 : 0) };
   }
 
@@ -138,7 +175,7 @@ export abstract class TcpSender extends TcpConnectionBase {
     this.synSentAt = undefined;
     this.retries = 0;
     this.stopSendTimer();
-    this.recovery.cc.start();
+    this.recovery.cc.start(this.rto.srtt);
   }
 
   /**
@@ -165,7 +202,7 @@ export abstract class TcpSender extends TcpConnectionBase {
     }
     if (acked > 0 || this.recovery.board.count > 0) {
       this.recovery.onAck({
-        una: ack, prevUna, sndMax: this.sndMax, sack: seg.options.sack, tsecr: seg.options.timestamps?.[1], duplicate, now,
+        una: ack, ackField: seg.ack >>> 0, prevUna, sndMax: this.sndMax, sack: seg.options.sack, tsecr: seg.options.timestamps?.[1], duplicate, now,
         srtt: this.rto.srtt, maxWindow: this.maxSndWnd,
       });
     }
