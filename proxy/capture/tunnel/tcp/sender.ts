@@ -23,6 +23,13 @@ const PACING_QUANTUM_MS = 1;
  * OS jitter); without it every late timer would lower the rate BBR then measures.
  */
 const PACING_CREDIT_MS = 5;
+/**
+ * A loss timer that fires this much after its deadline was delayed by a busy process, and the
+ * ACKs that would have stopped it may be waiting unread: it waits one turn of the event loop
+ * (I/O is read after timers) before acting. Without that, a 250 ms stall of the process made
+ * the timeout fire first and resend a whole window that had been delivered.
+ */
+const LATE_TIMER_MS = 10;
 
 export abstract class TcpSender extends TcpConnectionBase {
   protected retries = 0;
@@ -33,6 +40,8 @@ export abstract class TcpSender extends TcpConnectionBase {
   private timerAt = 0;
   private timerKind: TimerKind | undefined;
   private timerDeadline = 0;
+  /** The timer already waited once for unread ACKs after firing late. */
+  private timerDeferred = false;
   /** When the retransmission timeout started counting (RFC 6298 5.1 and 5.3). */
   private rtoStart: number | undefined;
   /** Last time data went out or an ACK came in: the tail loss probe counts from here. */
@@ -257,6 +266,7 @@ export abstract class TcpSender extends TcpConnectionBase {
   }
 
   private arm(kind: TimerKind, deadline: number): void {
+    if (deadline !== this.timerDeadline) this.timerDeferred = false;
     this.timerKind = kind;
     this.timerDeadline = deadline;
     if (this.timer && this.timerAt <= deadline) return; // fires first and looks again
@@ -281,6 +291,13 @@ export abstract class TcpSender extends TcpConnectionBase {
       this.timer = this.clock.setTimeout(() => this.onTimer(), this.timerDeadline - now);
       return;
     }
+    if (now - this.timerDeadline > LATE_TIMER_MS && !this.timerDeferred && kind !== 'syn') {
+      this.timerDeferred = true;
+      this.timerAt = now;
+      this.timer = this.clock.setTimeout(() => this.onTimer(), 0);
+      return;
+    }
+    this.timerDeferred = false;
     this.timerKind = undefined;
     if (kind === 'syn') this.onSynTimeout();
     else if (kind === 'reorder') this.onReorderTimeout();
