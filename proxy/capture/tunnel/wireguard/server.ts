@@ -286,7 +286,9 @@ export class WireGuardServer {
     const now = this.now();
     if (!this.load.hit(now)) return true;
     const src = sourceBytes(rinfo.address, rinfo.port);
-    if (!this.cookies.checkMac2(msg, mac1Offset + 16, src)) {
+    // A zero mac2 (no cookie, as in a replayed initiation) needs no MAC computed to be refused.
+    const mac2Given = msg.subarray(mac1Offset + 16, mac1Offset + 32).some((b) => b !== 0);
+    if (!mac2Given || !this.cookies.checkMac2(msg, mac1Offset + 16, src)) {
       if (this.cookieReplyLimit.allow(rinfo.address, now)) {
         this.counters.cookieRepliesSent++;
         this.socket.send(this.cookies.reply(msg, senderIndex, mac1Offset, src), rinfo.port, rinfo.address);
