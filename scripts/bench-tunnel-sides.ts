@@ -11,8 +11,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { LAPTOP_UNDERLAY, NetnsPair, waitFor } from './vpn-netns';
 
-const CLI = path.join(__dirname, '..', '..', 'bin', 'phonehome.js');
-const RELAY_JS = path.join(__dirname, 'lossy-udp-relay.js');
+/** The checkout: this file runs from dist/scripts (benches) or scripts/ (e2e tests through ts-jest). */
+const REPO = path.basename(path.dirname(__dirname)) === 'dist' ? path.join(__dirname, '..', '..') : path.join(__dirname, '..');
+const CLI = path.join(REPO, 'bin', 'phonehome.js');
+/** The relay runs as its own process, from the build (e2e tests need `npm run build` first). */
+const RELAY_JS = path.join(REPO, 'dist', 'scripts', 'lossy-udp-relay.js');
 const PHONEHOME_PORT = 51820;
 const WIREGUARD_GO_PORT = 51821;
 const BASELINE_PORT = 51822;
