@@ -3,10 +3,11 @@
  * from an injected clock, no sockets. The tunnel terminates every connection a phone opens here,
  * whatever its destination, so this is the phone's peer TCP: SYN to TIME_WAIT with half-close and
  * RST, MSS and window scaling, SACK and D-SACK both ways, timestamps with PAWS, RACK-TLP loss
- * detection with PRR and CUBIC (recovery.ts), RFC 6298 retransmission timers, out-of-order
- * reassembly, delayed ACKs, a persist timer for zero windows, and a receive window that is the
- * free space of a bounded receive buffer (so a slow reader slows the phone down instead of
- * growing memory). SACK and timestamps are used only when the phone's SYN offered them.
+ * detection, BBR with pacing (or CUBIC with PRR; recovery.ts), RFC 6298 retransmission timers,
+ * out-of-order reassembly, delayed ACKs, a persist timer for zero windows, and a receive window
+ * that is the free space of a bounded, autotuned receive buffer (so a slow reader slows the phone
+ * down instead of growing memory). SACK and timestamps are used only when the phone's SYN
+ * offered them.
  *
  * When to answer the SYN: a passive connection starts in SYN_PENDING and sends nothing until the
  * owner calls accept() (send SYN-ACK) or refuse() (send RST). The tunnel dials the real
