@@ -1,8 +1,8 @@
 /**
  * The laptop sides the VPN benchmarks compare, in one netns pair: phonehome (`start --wireguard`
  * with a phone made by `wireguard add`) and wireguard-go with the kernel behind it (the reference),
- * each on its own UDP port, optionally another build of phonehome (BENCH_BASELINE: same keys, own
- * port), and the phone's wireguard-go switched between them by peer and endpoint — directly, or
+ * each on its own UDP port, optionally another build of phonehome (BENCH_BASELINE: same phone, own
+ * server key and port), and the phone's wireguard-go switched between them by peer — directly, or
  * through a lossy UDP relay (scripts/lossy-udp-relay.ts) in front of a side.
  * Shared by bench:tunnel (UDP) and bench:tunnel-tcp (TCP).
  */
@@ -52,7 +52,7 @@ export async function startLaptopSides(pair: NetnsPair, dir: string, nodeArgs: s
   pair.execIn(pair.laptopNs, 'ip', ['addr', 'add', '10.77.0.1/24', 'dev', lapIface]);
   pair.execIn(pair.laptopNs, 'ip', ['link', 'set', lapIface, 'mtu', '1420', 'up']);
 
-  const baseline = process.env.BENCH_BASELINE ? await startBaseline(pair, dir, process.env.BENCH_BASELINE, value('PublicKey')) : undefined;
+  const baseline = process.env.BENCH_BASELINE ? await startBaseline(pair, dir, process.env.BENCH_BASELINE) : undefined;
 
   await pair.startPhone({ privateKeyFile: phoneKeyFile, serverPublicKey: value('PublicKey'), endpoint: value('Endpoint'), ipv4: '10.77.0.2', ipv6: 'fd77::2' });
   return {
@@ -63,13 +63,17 @@ export async function startLaptopSides(pair: NetnsPair, dir: string, nodeArgs: s
 }
 
 /**
- * Another build of phonehome (BENCH_BASELINE=its checkout, with bin/ and a built dist/) with this
- * run's WireGuard keys and phone, on its own port: the phone reaches it by endpoint, same peer.
+ * Another build of phonehome (BENCH_BASELINE=its checkout, with bin/ and a built dist/) on its own
+ * port, with this run's phone but a server key of its own: the phone sees it as another peer (with
+ * the same key, the phone's session with one build roamed to the other, which then did all the work).
  */
-async function startBaseline(pair: NetnsPair, dir: string, root: string, peer: string): Promise<LaptopSide> {
+async function startBaseline(pair: NetnsPair, dir: string, root: string): Promise<LaptopSide> {
   const baseDir = path.join(dir, 'baseline');
   fs.mkdirSync(baseDir, { mode: 0o700 });
   fs.cpSync(path.join(dir, 'wireguard'), path.join(baseDir, 'wireguard'), { recursive: true });
+  const serverKey = path.join(baseDir, 'wireguard', 'server.key');
+  fs.writeFileSync(serverKey, spawnSync('wg', ['genkey'], { encoding: 'utf8' }).stdout, { mode: 0o600 });
+  const peer = spawnSync('wg', ['pubkey'], { input: fs.readFileSync(serverKey), encoding: 'utf8' }).stdout.trim();
   const cli = path.resolve(root, 'bin', 'phonehome.js');
   const ph = pair.spawnIn(pair.laptopNs, process.execPath,
     [cli, 'start', '--wireguard', '--wireguard-port', String(BASELINE_PORT), '--port', '0', '--dashboard-port', '0', '--data-dir', baseDir]);
@@ -86,6 +90,24 @@ export function switchPhoneTo(pair: NetnsPair, current: PhoneTarget | undefined,
   if (current && current.peer !== next.peer) pair.execIn(pair.phoneNs, 'wg', ['set', pair.wgIface, 'peer', current.peer, 'remove']);
   pair.execIn(pair.phoneNs, 'wg', ['set', pair.wgIface, 'peer', next.peer, 'allowed-ips', '0.0.0.0/0,::/0', 'endpoint', next.endpoint]);
   return { peer: next.peer, endpoint: next.endpoint };
+}
+
+/**
+ * While the phone is meant to reach the laptop sides only through the relay, its namespace drops
+ * datagrams from their direct ports: otherwise one packet a side still sends to the phone's old
+ * direct address makes the phone's wireguard-go roam back to the direct path, bypassing the relay.
+ */
+export function relayOnly(pair: NetnsPair, on: boolean): void {
+  const ports = `{ ${PHONEHOME_PORT}, ${WIREGUARD_GO_PORT}, ${BASELINE_PORT} }`;
+  if (on) {
+    pair.execIn(pair.phoneNs, 'nft', ['-f', '-'], {
+      input: `table inet relayonly {\n chain input { type filter hook input priority 0; ip saddr ${LAPTOP_UNDERLAY} udp sport ${ports} drop; }\n chain output { type filter hook output priority 0; ip daddr ${LAPTOP_UNDERLAY} udp dport ${ports} drop; }\n}\n`,
+    });
+  } else {
+    try {
+      pair.execIn(pair.phoneNs, 'nft', ['delete', 'table', 'inet', 'relayonly']);
+    } catch { /* not there */ }
+  }
 }
 
 /** A link profile of the lossy relay: loss each way, fixed delay and uniform jitter (ms). */

@@ -23,7 +23,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { median, processCpuMs } from './bench-lib';
-import { LaptopSide, LinkProfile, PhoneTarget, startLaptopSides, startRelays, switchPhoneTo } from './bench-tunnel-sides';
+import { LaptopSide, LinkProfile, PhoneTarget, relayOnly, startLaptopSides, startRelays, switchPhoneTo } from './bench-tunnel-sides';
 import { canRunNetns, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
 
 const MB = Number(process.env.BENCH_MB ?? 50);
@@ -209,7 +209,9 @@ async function lossyLinks(pair: NetnsPair, dir: string, sides: { phonehome: Lapt
     }
   });
   console.log(`lossy links (user-space relay between the phone and the laptop side): one ${LOSSY_MB} MB transfer per measure, ${ROUNDS} rounds`);
+  relayOnly(pair, true);
   const samples = runRounds(pair, dir, measures, state, (_m, s) => `${s.secs.toFixed(2).padStart(7)} s`);
+  relayOnly(pair, false);
   console.log(`lossy link medians (${LOSSY_MB} MB; ratio = phonehome's time / the kernel's):`);
   console.log(`  ${'link'.padEnd(28)} ${'direction'.padEnd(9)} ${'phonehome'.padStart(10)} ${'kernel'.padStart(8)} ${'ratio'.padStart(6)}${withBaseline ? `${'baseline'.padStart(10)}` : ''}`);
   for (const n of names) {

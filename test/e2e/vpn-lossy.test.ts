@@ -16,7 +16,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { makeTempDir, removeDir } from './helpers/tmp';
-import { LaptopSide, startLaptopSides, startRelays, switchPhoneTo, type PhoneTarget } from '../../scripts/bench-tunnel-sides';
+import { LaptopSide, relayOnly, startLaptopSides, startRelays, switchPhoneTo, type PhoneTarget } from '../../scripts/bench-tunnel-sides';
 import { canRunNetns, LAPTOP_UNDERLAY, NetnsPair, TEST_HOST, waitFor } from '../../scripts/vpn-netns';
 
 const describeNetns = canRunNetns() ? describe : describe.skip;
@@ -114,6 +114,7 @@ describeNetns('VPN mode over a lossy, reordering link (3% loss each way, 20-40 m
     current = { peer: sides.phonehome.peer, endpoint: sides.phonehome.endpoint };
     const [[ph, kernel]] = await startRelays(pair, [sides.phonehome, sides.wireguardGo], [{ loss: 0.03, delayMs: 20, jitterMs: 20 }]);
     lossy = { phonehome: ph, kernel };
+    relayOnly(pair, true); // no way around the relay
   }, 120_000);
 
   afterAll(async () => {
@@ -156,6 +157,7 @@ describeNetns('VPN mode over a lossy, reordering link (3% loss each way, 20-40 m
 
   test('under a flood of replayed initiations the phone\'s wireguard-go still gets a handshake (via a cookie reply)', async () => {
     // Direct (no relay) so the only obstacle is the flood: replays of one initiation, from the laptop side.
+    relayOnly(pair, false);
     current = switchPhoneTo(pair, current, sides.phonehome);
     waitForPing();
     const phoneKey = fs.readFileSync(path.join(dir, 'phone.key'), 'utf8').trim();

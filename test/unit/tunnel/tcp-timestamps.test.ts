@@ -113,7 +113,7 @@ describe('timestamps in use (RFC 7323)', () => {
     expect(conn.closeReason).toBe('reset');
   });
 
-  test('the RTT comes from the echo on every ACK: SRTT close to the path\'s 40 ms', () => {
+  test('an RTT sample on every ACK (send times, the echo telling which transmission): SRTT close to the path\'s 40 ms', () => {
     const client = new SimApp(Buffer.alloc(1024 * 1024));
     const server = new SimApp(Buffer.alloc(0));
     const sim = simPair(client, server, { link: { delayMs: 20 } });

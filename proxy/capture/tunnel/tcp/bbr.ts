@@ -36,8 +36,13 @@ const INITIAL_WINDOW_SEGMENTS = 10;
 const EXTRA_ACKED_WIN_ROUNDS = 5;
 const EXTRA_ACKED_MAX_MS = 100;
 const ACK_EPOCH_RESET_BYTES = 1 << 30;
-/** Share of a round's data lost above which the round counts as congested, and the cap's reduction. */
+/**
+ * A round counts as congested when it lost over this share of its data and at least LOSS_MIN_SEGMENTS
+ * segments (as BBRv2 wants several loss events before leaving startup): one loss in a ten-segment
+ * round is not congestion.
+ */
 const LOSS_THRESH = 0.1;
+const LOSS_MIN_SEGMENTS = 8;
 const INFLIGHT_HI_BETA = 0.7;
 /** Linux paces 1% below the estimate, so queues the gain-1 phases built drain. */
 const PACING_MARGIN = 0.99;
@@ -193,7 +198,7 @@ export class Bbr implements CongestionControl {
     const mss = this.mss();
     if (this.roundStart) {
       const total = this.roundLost + this.roundDelivered;
-      if (total > 0 && this.roundLost / total > LOSS_THRESH) {
+      if (this.roundLost >= LOSS_MIN_SEGMENTS * mss && this.roundLost / total > LOSS_THRESH) {
         this.inflightHi = Math.max(MIN_CWND_SEGMENTS * mss, Math.min(this.inflightHi, this.roundMaxPipe) * INFLIGHT_HI_BETA);
         this.inflightHiGrowth = 1;
         if (this.mode === 'startup') this.fullBwReached = true;

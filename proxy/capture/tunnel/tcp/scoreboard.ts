@@ -80,12 +80,15 @@ export class Scoreboard {
     return undefined;
   }
 
-  /** Among the segments a cumulative ACK up to `una` covers, the last sent one that was sent only once (an RTT sample, Karn-safe). */
-  latestOriginalUpTo(una: number): SentSegment | undefined {
+  /**
+   * Among the segments a cumulative ACK up to `una` covers (not SACKed before), the last sent one
+   * whose delivered transmission is known (`unambiguous`): its send time gives an exact RTT sample.
+   */
+  latestUnambiguousUpTo(una: number, unambiguous: (seg: SentSegment) => boolean): SentSegment | undefined {
     let latest: SentSegment | undefined;
     for (let i = this.head; i < this.segs.length && seqLe(this.segs[i].end, una); i++) {
       const seg = this.segs[i];
-      if (seg.xmits === 1 && !seg.sacked && (!latest || seg.sentAt > latest.sentAt)) latest = seg;
+      if (!seg.sacked && (!latest || seg.sentAt > latest.sentAt) && unambiguous(seg)) latest = seg;
     }
     return latest;
   }

@@ -179,8 +179,8 @@ export abstract class TcpSender extends TcpConnectionBase {
   /** The SYN (or SYN-ACK) was acknowledged: its RTT, if unambiguous, is the first sample. */
   protected synAcknowledged(tsecr: number | undefined): void {
     const echo = this.ts.rttFromEcho(tsecr);
-    if (echo !== undefined) this.rto.sample(echo);
-    else if (this.synSentAt !== undefined) this.rto.sample(this.clock.now() - this.synSentAt);
+    if (this.synSentAt !== undefined) this.rto.sample(this.clock.now() - this.synSentAt);
+    else if (echo !== undefined) this.rto.sample(echo);
     this.synSentAt = undefined;
     this.retries = 0;
     this.stopSendTimer();
@@ -219,12 +219,16 @@ export abstract class TcpSender extends TcpConnectionBase {
     return dataAcked;
   }
 
-  /** RTT from the timestamp echo, or else from the latest segment sent once among those acknowledged. */
+  /**
+   * An RTT sample on every ACK of new data (RFC 7323 appendix G gains): the send time of the
+   * latest segment it acknowledges whose transmission is unambiguous: sent once (Karn), or, with
+   * timestamps, resent and echoed with the retransmission's TSval or later.
+   */
   private sampleRtt(seg: TcpSegment, prevUna: number, now: number): void {
     const perRound = Math.ceil(seqDiff(this.sndMax, prevUna) / (2 * this.mssOut()));
-    const echo = this.ts.rttFromEcho(seg.options.timestamps?.[1]);
-    if (echo !== undefined) return this.rto.sample(echo, perRound);
-    const latest = this.recovery.board.latestOriginalUpTo(seg.ack);
+    const tsecr = seg.options.timestamps?.[1];
+    const echoed = (s: SentSegment) => s.xmits === 1 || (this.ts.enabled && tsecr !== undefined && !seqLt(tsecr, s.tsval));
+    const latest = this.recovery.board.latestUnambiguousUpTo(seg.ack, echoed);
     if (latest) this.rto.sample(now - latest.sentAt, perRound);
   }
 

@@ -1,6 +1,6 @@
 /**
  * TCP timestamps (RFC 7323) of one connection, used only when the phone's SYN offered them: our
- * TSval clock (milliseconds from a random per-connection origin, as Linux), TS.Recent (the phone's
+ * TSval clock (32 ms ticks from a random per-connection origin; see below), TS.Recent (the phone's
  * TSval we echo, taken only from a segment covering the left edge of our last ACK, RFC 7323 4.3),
  * PAWS (RFC 7323 5) and RTT samples from the echo on every ACK.
  *
@@ -11,6 +11,13 @@
  * than the one before it). Measured through a relay that delays datagrams 20-40 ms, the kernel
  * dropped 817 ACKs of one 5 MB transfer that way. Sequence numbers cannot wrap within 2048 ticks
  * (2 s at the usual 1 ms tick) below 17 Gbit/s, so the tolerance costs PAWS nothing here.
+ *
+ * The phone's kernel applies Linux's one-tick PAWS to what we send, and on a link that reorders
+ * by 20-40 ms it dropped 226 of our segments in one 5 MB download (sent before a retransmission,
+ * overtaken by it): with 1 ms ticks, anything sent 2 ms before a retransmission and arriving after
+ * it is lost. Our clock ticks every 32 ms instead (RFC 7323 allows 1 ms to 1 s per tick), so
+ * segments reordered by up to a tick pass. RTT samples come from each segment's send time (exact;
+ * the timestamp echo only tells which transmission an ACK answers), not from the coarse echo.
  */
 import type { TcpClock } from './clock';
 import { seqDiff, seqGe, seqLe, seqLt } from './seq';
@@ -19,6 +26,8 @@ import { seqDiff, seqGe, seqLe, seqLt } from './seq';
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 /** A TSval at most this far behind TS.Recent still passes (reordering and retransmissions, see above). */
 export const PAWS_TOLERANCE = 2048;
+/** Milliseconds per tick of our TSval clock. */
+export const TS_TICK_MS = 32;
 
 export class Timestamps {
   enabled = false;
@@ -34,12 +43,12 @@ export class Timestamps {
 
   /** Our TSval for a segment sent now. */
   now(): number {
-    return (Math.floor(this.clock.now()) + this.origin) >>> 0;
+    return (Math.floor(this.clock.now() / TS_TICK_MS) + this.origin) >>> 0;
   }
 
-  /** TSval → our clock's time (ms) at which a segment with that TSval was sent. */
+  /** TSval → our clock's time (ms, to a tick) at which a segment with that TSval was sent. */
   timeOf(tsval: number): number {
-    return Math.floor(this.clock.now()) - seqDiff(this.now(), tsval);
+    return this.clock.now() - seqDiff(this.now(), tsval) * TS_TICK_MS;
   }
 
   /** The phone's SYN or SYN-ACK: its TSval becomes TS.Recent. */
@@ -65,12 +74,12 @@ export class Timestamps {
     if (seqLe(segSeq, lastAckSent) && seqGe(tsval, this.recent)) this.setRecent(tsval);
   }
 
-  /** RTT (ms) from an echoed TSval; undefined when it is not a plausible echo of ours. */
+  /** RTT (ms, to a tick) from an echoed TSval; undefined when it is not a plausible echo of ours. */
   rttFromEcho(tsecr: number | undefined): number | undefined {
     if (!this.enabled || !tsecr) return undefined;
-    const rtt = seqDiff(this.now(), tsecr);
-    if (rtt < 0 || rtt > 60_000) return undefined;
-    return rtt;
+    const ticks = seqDiff(this.now(), tsecr);
+    if (ticks < 0 || ticks * TS_TICK_MS > 60_000) return undefined;
+    return ticks * TS_TICK_MS;
   }
 
   /** True when the echoed TSval predates `tsval` (the ACK was caused by something sent before it). */
