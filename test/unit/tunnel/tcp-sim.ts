@@ -250,6 +250,8 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
   const down = new SimLink(clock, o.back ?? { ...(o.link ?? {}), seed: (o.link?.seed ?? 1) + 1000 });
   const v6 = o.ipVersion === 6;
   const base = { clock, mss: v6 ? 1360 : 1380 };
+  // Seeded like the link, so a run (ISS, timestamp origins, BBR's probing phase) reproduces.
+  const seed = o.link?.seed ?? 1;
   const upLog: TcpSegment[] = [];
   const downLog: TcpSegment[] = [];
   /** Simulated time each logged segment was sent. */
@@ -258,7 +260,7 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
   up.deliver = (seg) => {
     if (!result.server) {
       if (seg.flags & TCP_SYN && !(seg.flags & TCP_ACK)) {
-        const server = TcpConnection.fromSyn(seg, { ...base, ...o.server }, {
+        const server = TcpConnection.fromSyn(seg, { ...base, random: prng(seed * 31 + 2), ...o.server }, {
           ...serverApp.events(),
           output: (s) => {
             downLog.push(s);
@@ -279,7 +281,7 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
     { ip: v6 ? 'fd77::2' : '10.77.0.2', port: 40000 },
     { ip: v6 ? '2001:db8::80' : '192.0.2.80', port: 443 },
     v6 ? 6 : 4,
-    { ...base, ...o.client },
+    { ...base, random: prng(seed * 31 + 1), ...o.client },
     {
       ...clientApp.events(),
       output: (s) => {

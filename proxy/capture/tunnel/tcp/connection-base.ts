@@ -20,10 +20,6 @@ import { ByteBudget, newStats, TcpCloseReason, TcpConnectionEvents, TcpConnectio
 
 const MAX_WINDOW_SHIFT = 14;
 
-function randomIss(): number {
-  return (Math.random() * 0x100000000) >>> 0;
-}
-
 export abstract class TcpConnectionBase {
   state: TcpState;
   closeReason: TcpCloseReason | undefined;
@@ -125,13 +121,14 @@ export abstract class TcpConnectionBase {
     this.budget = opts.budget;
     this.offerSack = opts.sack ?? true;
     this.offerTimestamps = opts.timestamps ?? true;
-    this.iss = (opts.iss ?? randomIss()) >>> 0;
+    const random = opts.random ?? Math.random;
+    this.iss = (opts.iss ?? random() * 0x100000000) >>> 0;
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.sndDataEnd = seqAdd(this.iss, 1);
-    this.ts = new Timestamps(this.clock);
-    this.recovery = new LossRecovery(() => this.mssOut(), () => this.sackOk, () => this.ts.enabled, this.stats, opts.congestionControl);
+    this.ts = new Timestamps(this.clock, (random() * 0x100000000) >>> 0);
+    this.recovery = new LossRecovery(() => this.mssOut(), () => this.sackOk, () => this.ts.enabled, this.stats, opts.congestionControl, random);
   }
 
   /** True while the reader is being told about new data (its reads need no window update). */

@@ -54,6 +54,8 @@ export interface TcpConnectionOptions {
   timestamps?: boolean;
   /** Congestion control of what we send (default 'bbr'; 'cubic' is the loss-based alternative). */
   congestionControl?: CongestionAlgorithm;
+  /** Random numbers in [0, 1) for the ISS, the timestamp origin and BBR's probing phase (default Math.random; tests pass a seeded one). */
+  random?: () => number;
   /** Initial send sequence number (default random). */
   iss?: number;
   delayedAckMs?: number;

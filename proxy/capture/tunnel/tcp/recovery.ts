@@ -80,8 +80,9 @@ export class LossRecovery {
     private readonly tsEnabled: () => boolean,
     private readonly stats: RecoveryStats,
     algorithm: CongestionAlgorithm = 'bbr',
+    random: () => number = Math.random,
   ) {
-    this.cc = algorithm === 'cubic' ? new Cubic(mss) : new Bbr(mss);
+    this.cc = algorithm === 'cubic' ? new Cubic(mss) : new Bbr(mss, random);
   }
 
   get cwnd(): number {
