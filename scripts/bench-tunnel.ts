@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { median, processCpuMs } from './bench-lib';
-import { startLaptopSides, switchPhoneTo } from './bench-tunnel-sides';
+import { PhoneTarget, startLaptopSides, switchPhoneTo } from './bench-tunnel-sides';
 import { canRunNetns, NetnsPair, TEST_HOST, waitFor } from './vpn-netns';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       { name: 'wireguard-go', side: wireguardGo },
     ];
     const samples = new Map<string, Sample[]>(modes.map((m) => [m.name, []]));
-    let current: string | undefined = phonehome.peer;
+    let current: PhoneTarget | undefined = { peer: phonehome.peer, endpoint: phonehome.endpoint };
     console.log(`bench:tunnel UDP echo, ${SIZE}-byte payloads, window ${WINDOW}, ${SECONDS} s x ${ROUNDS} rounds per side, ${os.cpus().length} CPUs`);
     for (let round = 0; round < ROUNDS; round++) {
       for (const m of modes) {

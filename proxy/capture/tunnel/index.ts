@@ -21,7 +21,7 @@ import type { WireGuardSetup } from '../../../dashboard/server/setup-info';
 /** Counters that mean a datagram was refused (the rest count what worked). */
 const DROP_COUNTERS: Array<keyof WireGuardCounters> = [
   'malformed', 'badMac1', 'badHandshake', 'unknownPeer', 'staleInitiation', 'initiationFlood', 'unexpectedType', 'unknownIndex',
-  'expiredKey', 'replayed', 'badAead', 'badInnerPacket', 'wrongSource', 'sendDropped',
+  'expiredKey', 'replayed', 'badAead', 'badInnerPacket', 'wrongSource', 'sendDropped', 'handshakeRateLimited', 'badCookieReply',
 ];
 
 export const DEFAULT_WIREGUARD_PORT = 51820;

@@ -38,7 +38,12 @@ export interface TcpOptions {
   sackPermitted?: boolean;
   /** [TSval, TSecr] */
   timestamps?: [number, number];
+  /** SACK blocks (RFC 2018), each [left edge, right edge) as unsigned sequence numbers; at most 4. */
+  sack?: SackBlock[];
 }
+
+/** One SACK block: the first sequence number received and the one after the last. */
+export type SackBlock = [start: number, end: number];
 
 /** A TCP segment with its addresses, independent of the IP version (parsed or to be built). */
 export interface TcpSegment {

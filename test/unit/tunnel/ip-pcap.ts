@@ -51,9 +51,10 @@ export function udp4ForPcap(payload: Buffer, srcPort = 53, dstPort = 40000): Buf
 
 /**
  * Runs tshark over the packets and returns, per packet, the requested fields (all occurrences,
- * as arrays). Checksum validation is switched on so a wrong checksum shows in `_ws.expert`.
+ * as arrays). Checksum validation is switched on so a wrong checksum shows in `_ws.expert`;
+ * `prefs` are further tshark preferences (name:value).
  */
-export function tsharkFields(packets: Buffer[], fields: string[], linktype = LINKTYPE_RAW): Record<string, string[]>[] {
+export function tsharkFields(packets: Buffer[], fields: string[], linktype = LINKTYPE_RAW, prefs: string[] = []): Record<string, string[]>[] {
   const dir = mkdtempSync(join(tmpdir(), 'phonehome-pcap-'));
   try {
     const file = join(dir, 'packets.pcap');
@@ -61,6 +62,7 @@ export function tsharkFields(packets: Buffer[], fields: string[], linktype = LIN
     const out = execFileSync('tshark', [
       '-r', file, '-n',
       '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE',
+      ...prefs.flatMap((p) => ['-o', p]),
       '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=\x1f',
       ...fields.flatMap((f) => ['-e', f]),
     ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });

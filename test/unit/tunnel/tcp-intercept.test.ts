@@ -159,7 +159,7 @@ test('a 20 MB download through the tunnel arrives intact (backpressure to the ph
   expect(sha256(res.body)).toBe(patternSha256(n));
 }, 60_000);
 
-test('an upload to a server that does not read: the phone sees the window close, the tunnel holds one buffer', async () => {
+test('an upload to a server that does not read: the phone sees the window close, the tunnel holds at most one receive buffer', async () => {
   const upload = crypto.randomBytes(24 * 1024 * 1024); // more than loopback's socket buffers soak up
   const received: Buffer[] = [];
   let server: net.Socket | undefined;
@@ -176,7 +176,8 @@ test('an upload to a server that does not read: the phone sees the window close,
     await waitFor(() => (stream.conn.stats.windowProbes > 0 ? true : undefined), 20_000);
     const held = tunnel.stats()[phone.ipv4].heldBytes;
     expect(held).toBeGreaterThan(64 * 1024);
-    expect(held).toBeLessThanOrEqual(256 * 1024);
+    // The window grew while the relay was taking the data (receive autotuning), never past 4 MiB.
+    expect(held).toBeLessThanOrEqual(4 * 1024 * 1024);
     expect(stream.conn.bufferedToSend).toBeGreaterThan(0);
     server!.resume();
     await waitFor(() => (received.reduce((n, c) => n + c.length, 0) >= upload.length ? true : undefined), 30_000);

@@ -1,7 +1,8 @@
 /**
  * A simulated network for the TCP machine's tests: a discrete-event clock (timers and packet
  * arrivals ordered by simulated time, so minutes of TCP run in milliseconds) and a link that
- * loses, duplicates, reorders and delays segments with a seeded PRNG, so every failure reproduces.
+ * loses, duplicates, reorders and delays segments with a seeded PRNG, so every failure reproduces,
+ * optionally behind a bottleneck of a given rate with a drop-tail queue.
  */
 import * as crypto from 'crypto';
 import type { TcpClock, TimerHandle } from '../../../proxy/capture/tunnel/tcp/clock';
@@ -97,22 +98,31 @@ export interface LinkProfile {
   /** Probability that a segment is held back by up to `reorderMs` (so later ones overtake it). */
   reorder?: number;
   reorderMs?: number;
-  /** One-way delay and uniform jitter (ms). */
+  /** One-way delay and uniform jitter (ms): a jitter larger than the gap between packets reorders them. */
   delayMs?: number;
   jitterMs?: number;
+  /** A bottleneck before the delay: its rate (Mbit/s, IP packets of 40 bytes + payload) and queue (packets, drop-tail). */
+  rateMbit?: number;
+  queuePackets?: number;
   seed?: number;
 }
 
 export interface LinkCounters {
   sent: number;
   lost: number;
+  /** Lost segments that carried data or a FIN (what the sender has to retransmit). */
+  lostData: number;
+  /** Dropped by the bottleneck's full queue (congestion, not random loss). */
+  queueDrops: number;
   duplicated: number;
   reordered: number;
 }
 
 /** One direction of a link: segments in, delivered (or not) to `deliver` after a delay. */
 export class SimLink {
-  readonly counters: LinkCounters = { sent: 0, lost: 0, duplicated: 0, reordered: 0 };
+  readonly counters: LinkCounters = { sent: 0, lost: 0, lostData: 0, queueDrops: 0, duplicated: 0, reordered: 0 };
+  /** When the bottleneck finishes sending what it holds. */
+  private busyUntil = 0;
   private readonly rand: () => number;
   deliver: (seg: TcpSegment) => void = () => undefined;
   /** Set to drop everything (a cut cable). */
@@ -129,16 +139,31 @@ export class SimLink {
 
   send = (seg: TcpSegment): void => {
     this.counters.sent++;
+    const carriesData = seg.payload.length > 0 || (seg.flags & 1) !== 0;
     if (this.down || this.drop?.(seg) || this.rand() < (this.profile.loss ?? 0)) {
       this.counters.lost++;
+      if (carriesData) this.counters.lostData++;
       return;
+    }
+    let queued = 0;
+    if (this.profile.rateMbit) {
+      const now = this.clock.now();
+      const txMs = ((seg.payload.length + 40) * 8) / (this.profile.rateMbit * 1000);
+      const start = Math.max(now, this.busyUntil);
+      if ((start - now) / txMs >= (this.profile.queuePackets ?? 100)) {
+        this.counters.queueDrops++;
+        if (carriesData) this.counters.lostData++;
+        return;
+      }
+      this.busyUntil = start + txMs;
+      queued = this.busyUntil - now;
     }
     // A wire carries bytes, not objects: the receiver must not share buffers with the sender.
     const copy = (): TcpSegment => ({ ...seg, options: { ...seg.options }, payload: Buffer.from(seg.payload) });
     const copies = this.rand() < (this.profile.duplicate ?? 0) ? 2 : 1;
     if (copies === 2) this.counters.duplicated++;
     for (let i = 0; i < copies; i++) {
-      let delay = (this.profile.delayMs ?? 10) + this.rand() * (this.profile.jitterMs ?? 0);
+      let delay = queued + (this.profile.delayMs ?? 10) + this.rand() * (this.profile.jitterMs ?? 0);
       if (this.rand() < (this.profile.reorder ?? 0)) {
         this.counters.reordered++;
         delay += this.rand() * (this.profile.reorderMs ?? 30);
@@ -225,6 +250,8 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
   const down = new SimLink(clock, o.back ?? { ...(o.link ?? {}), seed: (o.link?.seed ?? 1) + 1000 });
   const v6 = o.ipVersion === 6;
   const base = { clock, mss: v6 ? 1360 : 1380 };
+  // Seeded like the link, so a run (ISS, timestamp origins, BBR's probing phase) reproduces.
+  const seed = o.link?.seed ?? 1;
   const upLog: TcpSegment[] = [];
   const downLog: TcpSegment[] = [];
   /** Simulated time each logged segment was sent. */
@@ -233,7 +260,7 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
   up.deliver = (seg) => {
     if (!result.server) {
       if (seg.flags & TCP_SYN && !(seg.flags & TCP_ACK)) {
-        const server = TcpConnection.fromSyn(seg, { ...base, ...o.server }, {
+        const server = TcpConnection.fromSyn(seg, { ...base, random: prng(seed * 31 + 2), ...o.server }, {
           ...serverApp.events(),
           output: (s) => {
             downLog.push(s);
@@ -254,7 +281,7 @@ export function simPair(clientApp: SimApp, serverApp: SimApp, o: PairOptions = {
     { ip: v6 ? 'fd77::2' : '10.77.0.2', port: 40000 },
     { ip: v6 ? '2001:db8::80' : '192.0.2.80', port: 443 },
     v6 ? 6 : 4,
-    { ...base, ...o.client },
+    { ...base, random: prng(seed * 31 + 1), ...o.client },
     {
       ...clientApp.events(),
       output: (s) => {

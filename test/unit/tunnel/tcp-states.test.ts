@@ -176,7 +176,7 @@ describe('TCP close() by an application that is gone', () => {
 });
 
 describe('TCP retransmission timers', () => {
-  test('a lost last segment is resent after the 200 ms RTO floor; back-off doubles; the connection gives up with RST', () => {
+  test('a lost last segment: a tail loss probe, then timeouts above the 200 ms floor doubling each time; the connection gives up with RST', () => {
     const client = new SimApp(Buffer.alloc(0));
     client.endAfterSend = false;
     const server = new SimApp(Buffer.alloc(0));
@@ -189,17 +189,21 @@ describe('TCP retransmission timers', () => {
     sim.clock.run(() => client.closed !== undefined);
     expect(client.closed).toBe('timeout');
     const data = sim.upLog.filter((s) => s.payload.length > 0);
-    expect(data).toHaveLength(6); // first send + 5 retransmissions
+    expect(data).toHaveLength(7); // first send + the tail loss probe + 5 timeout retransmissions
+    expect(sim.client.stats.tailLossProbes).toBe(1);
     const sentAt = sendTimes(sim, data);
     const gaps = sentAt.slice(1).map((t, i) => t - sentAt[i]);
-    expect(gaps[0]).toBeGreaterThanOrEqual(200); // RTT ~10 ms, but never below the floor
+    // RTT ~10 ms: the probe waits no longer than the RTO would, and the RTO never less than 200 ms.
+    expect(gaps[0]).toBeGreaterThanOrEqual(200);
     expect(gaps[0]).toBeLessThan(260);
-    for (let i = 1; i < gaps.length; i++) expect(gaps[i] / gaps[i - 1]).toBeCloseTo(2, 1);
+    expect(gaps[1]).toBeGreaterThanOrEqual(200);
+    expect(gaps[1]).toBeLessThan(260);
+    for (let i = 2; i < gaps.length; i++) expect(gaps[i] / gaps[i - 1]).toBeCloseTo(2, 1);
     expect(sim.client.stats.timeouts).toBe(5);
     expect(sim.upLog[sim.upLog.length - 1].flags & TCP_RST).toBeTruthy();
   });
 
-  test('one lost segment in a bulk transfer is repaired by fast retransmit, without a timeout', () => {
+  test('one lost segment in a bulk transfer is repaired by one fast retransmit (RACK over SACK), without a timeout', () => {
     const a = crypto.randomBytes(400 * KB);
     const client = new SimApp(a);
     const server = new SimApp(Buffer.alloc(0));

@@ -4,6 +4,7 @@
  * finish their close handshake.
  */
 import * as crypto from 'crypto';
+import { buildTcpPacket } from '../../../proxy/capture/tunnel/ip/tcp';
 import { SimApp, sha256, simPair } from './tcp-sim';
 
 const MB = 1024 * 1024;
@@ -45,8 +46,8 @@ describe('TCP bulk transfer over a simulated link', () => {
     }
     expect(sim.client.stats.bytesOut).toBe(a.length);
     expect(sim.server!.stats.bytesIn).toBe(a.length);
-    // Bounded memory: never more held for the reader than the receive buffer.
-    expect(server.maxBufferedToRead).toBeLessThanOrEqual(256 * 1024);
+    // Bounded memory: never more held for the reader than the receive buffer (4 MiB by default).
+    expect(server.maxBufferedToRead).toBeLessThanOrEqual(4 * 1024 * 1024);
   });
 
   test('IPv6 MSS: 2 MB at 2% loss with small buffers arrives intact; no segment exceeds 1360 bytes', () => {
@@ -61,7 +62,9 @@ describe('TCP bulk transfer over a simulated link', () => {
     });
     sim.clock.run(() => client.closed !== undefined && server.closed !== undefined);
     expect(server.digest).toBe(sha256(a));
-    expect(Math.max(...sim.upLog.map((s) => s.payload.length))).toBe(1360);
+    // MSS 1360 less the 12 bytes of timestamps each segment carries; no packet over the tunnel MTU.
+    expect(Math.max(...sim.upLog.map((s) => s.payload.length))).toBe(1348);
+    for (const s of [...sim.upLog, ...sim.downLog]) expect(buildTcpPacket(s).length).toBeLessThanOrEqual(1420);
     expect(server.maxBufferedToRead).toBeLessThanOrEqual(32 * 1024);
     // A 32 KiB buffer needs no window scaling: windows on the wire fit 16 bits unscaled.
     expect(sim.downLog.every((s) => s.window <= 32 * 1024)).toBe(true);
@@ -78,10 +81,13 @@ describe('TCP bulk transfer over a simulated link', () => {
     expect(sim.server!.stats.retransmissions).toBe(0);
     const synAck = sim.downLog[0];
     expect(synAck.options.mss).toBe(1380);
-    expect(synAck.options.windowScale).toBe(3); // 256 KiB buffer: 256K >> 3 fits 16 bits
-    // Windows after the handshake are scaled: the wire value times 8 is the free buffer.
-    expect(Math.max(...sim.downLog.slice(1).map((s) => s.window)) * 8).toBe(256 * 1024);
-    expect(Math.max(...sim.upLog.map((s) => s.payload.length))).toBe(1380);
+    expect(synAck.options.windowScale).toBe(7); // a 4 MiB receive buffer at most: 4M >> 7 fits 16 bits
+    // Windows after the handshake are scaled: the first one (times 128) is the initial 256 KiB.
+    expect(sim.downLog[1].window * 128).toBe(256 * 1024);
+    expect(Math.max(...sim.downLog.slice(1).map((s) => s.window)) * 128).toBeLessThanOrEqual(4 * 1024 * 1024);
+    expect(Math.max(...sim.upLog.map((s) => s.payload.length))).toBe(1368); // MSS less the timestamps
+    expect(synAck.options.sackPermitted).toBe(true);
+    expect(synAck.options.timestamps).toBeDefined();
     // Delayed ACKs: about one ACK per two full segments, not one per segment.
     const dataSegments = sim.upLog.filter((s) => s.payload.length > 0).length;
     expect(sim.downLog.length).toBeLessThan(dataSegments * 0.65);

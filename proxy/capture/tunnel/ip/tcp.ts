@@ -30,7 +30,11 @@ export function parseTcp(ip: IpPacket): TcpParseResult {
   };
 }
 
-/** Options we understand; others (SACK blocks, fast open, ...) are skipped. Undefined when framing is broken. */
+/**
+ * Options we understand; others (fast open, MPTCP, ...) are skipped, and so is one of ours whose
+ * length is wrong for its kind (a hostile SACK option of 9 bytes is ignored, not trusted in part).
+ * Undefined only when the framing itself is broken (a length that runs past the options).
+ */
 export function parseTcpOptions(o: Buffer): TcpOptions | undefined {
   const out: TcpOptions = {};
   let i = 0;
@@ -45,6 +49,11 @@ export function parseTcpOptions(o: Buffer): TcpOptions | undefined {
     else if (kind === 3 && len === 3) out.windowScale = Math.min(o[i + 2], 14);
     else if (kind === 4 && len === 2) out.sackPermitted = true;
     else if (kind === 8 && len === 10) out.timestamps = [o.readUInt32BE(i + 2), o.readUInt32BE(i + 6)];
+    else if (kind === 5 && len >= 10 && len <= 34 && (len - 2) % 8 === 0) {
+      const blocks: [number, number][] = [];
+      for (let at = i + 2; at < i + len; at += 8) blocks.push([o.readUInt32BE(at), o.readUInt32BE(at + 4)]);
+      out.sack = blocks;
+    }
     i += len;
   }
   return out;
@@ -64,7 +73,20 @@ export function buildTcpOptions(opts: TcpOptions): Buffer {
     parts.push(8, 10, ...ts);
   }
   if (opts.windowScale !== undefined) parts.push(1, 3, 3, opts.windowScale);
+  if (opts.sack?.length) {
+    parts.push(1, 1, 5, 2 + 8 * opts.sack.length);
+    for (const [start, end] of opts.sack) parts.push(...u32(start), ...u32(end));
+  }
   return Buffer.from(parts);
+}
+
+/** Bytes buildTcpOptions uses for SACK blocks and timestamps (what they take from a segment's payload). */
+export function tcpOptionsLength(timestamps: boolean, sackBlocks: number): number {
+  return (timestamps ? 12 : 0) + (sackBlocks ? 4 + 8 * sackBlocks : 0);
+}
+
+function u32(n: number): number[] {
+  return [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
 }
 
 /** A whole IP packet carrying the segment, checksums included, built in one buffer. */

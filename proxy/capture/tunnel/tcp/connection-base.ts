@@ -1,24 +1,24 @@
 /**
- * The half of the TCP machine that produces segments and keeps time: the connection's state
- * (RFC 793 variables), sending data and FIN within the congestion and peer windows, ACKs (delayed
- * or at once) with the window we advertise, and the retransmission, persist, SWS-override,
- * delayed-ACK and TIME_WAIT timers. connection.ts adds the state machine that reacts to segments
- * and the application's API; the split only keeps each file readable.
+ * The ground floor of the TCP machine: the connection's state (RFC 793 variables), options agreed
+ * in the handshake (MSS, window scaling, SACK, timestamps), building and emitting segments with
+ * the options each one carries, the window we advertise, ACKs (delayed or at once, with SACK
+ * blocks), and the end of a connection (TIME_WAIT, finish). sender.ts adds sending data and its
+ * timers, connection.ts the state machine that reacts to segments and the application's API; the
+ * split only keeps each file readable.
  */
 import { ByteQueue } from './byte-queue';
-import { NewReno } from './congestion';
 import type { TcpClock, TimerHandle } from './clock';
 import { Reassembly } from './reassembly';
+import { LossRecovery } from './recovery';
 import { RtoEstimator } from './rto';
-import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpOptions, TcpSegment } from '../types';
+import { MAX_SACK_BLOCKS, MAX_SACK_BLOCKS_WITH_TS, SackReport } from './sack-report';
+import { seqAdd, seqDiff, seqGt, seqLt } from './seq';
+import { Timestamps } from './timestamps';
+import { tcpOptionsLength } from '../ip/tcp';
+import { TCP_ACK, TCP_RST, TCP_SYN, TcpOptions, TcpSegment } from '../types';
 import { ByteBudget, newStats, TcpCloseReason, TcpConnectionEvents, TcpConnectionOptions, TcpEndpoint, TcpState } from './connection-types';
 
 const MAX_WINDOW_SHIFT = 14;
-
-function randomIss(): number {
-  return (Math.random() * 0x100000000) >>> 0;
-}
 
 export abstract class TcpConnectionBase {
   state: TcpState;
@@ -26,8 +26,11 @@ export abstract class TcpConnectionBase {
   readonly stats = newStats();
 
   protected readonly clock: TcpClock;
-  protected readonly rcvBufSize: number;
+  /** The receive window's current ceiling (grows with the measured throughput, up to rcvBufMax). */
+  protected rcvBufSize: number;
+  protected readonly rcvBufMax: number;
   protected readonly sndBufSize: number;
+  protected readonly sndBufMax: number;
   protected readonly delayedAckMs: number;
   protected readonly timeWaitMs: number;
   protected readonly finWait2Ms: number;
@@ -35,12 +38,15 @@ export abstract class TcpConnectionBase {
   protected readonly maxSynRetries: number;
   protected readonly rto: RtoEstimator;
   protected readonly budget: ByteBudget | undefined;
+  protected readonly offerSack: boolean;
+  protected readonly offerTimestamps: boolean;
 
   // Send side (RFC 793 names).
   protected readonly iss: number;
   protected sndUna: number;
+  /** Next new sequence number to send (retransmissions come from the scoreboard, not from here). */
   protected sndNxt: number;
-  /** Highest sequence number sent so far (sndNxt goes back after a timeout). */
+  /** Highest sequence number sent so far. */
   protected sndMax: number;
   /** Sequence number after the last byte written by the application. */
   protected sndDataEnd: number;
@@ -54,34 +60,41 @@ export abstract class TcpConnectionBase {
   protected finSeq = 0;
   protected peerMss = 536;
   protected peerOfferedScaling = false;
+  /** SACK in use: both ends offered it (RFC 2018). */
+  protected sackOk = false;
   protected writeBlocked = false;
   /** close() was called: no reader any more. */
   protected orphaned = false;
 
-  // Congestion control (NewReno).
-  protected readonly cc: NewReno;
+  /** Scoreboard, loss detection and congestion control of what we send. */
+  protected readonly recovery: LossRecovery;
+  protected readonly ts: Timestamps;
 
   // Receive side.
   protected irs = 0;
   protected rcvNxt = 0;
   protected rcvShift = 0;
   protected rcvAdvEdge = 0;
+  /** The acknowledgement number of the last ACK we sent (RFC 7323's Last.ACK.sent). */
+  protected lastAckSent = 0;
   protected readonly rcvQueue: Buffer[] = [];
   protected rcvQueued = 0;
   protected peerFin = false;
   protected eofDelivered = false;
   protected readonly ooo = new Reassembly();
+  protected readonly sackReport = new SackReport(this.stats);
   protected pendingAcks = 0;
+  /** Bytes the reader has taken with read() so far. */
+  protected readTotal = 0;
+  /** Receive autotuning: when the current round trip's measurement started, what was read then, and the receive-side RTT. */
+  private rcvSpaceAt: number | undefined;
+  private rcvSpaceRead = 0;
+  private rcvRtt: number | undefined;
 
-  // Timers.
-  protected rtxTimer: TimerHandle | undefined;
+  // Timers (the sending ones are in sender.ts).
   protected delAckTimer: TimerHandle | undefined;
   protected timeWaitTimer: TimerHandle | undefined;
   protected windowUpdateTimer: TimerHandle | undefined;
-  protected retries = 0;
-  protected persistBackoff = 0;
-  /** Karn: the one segment being timed (its end sequence number and send time). */
-  protected timing: { seq: number; at: number } | undefined;
 
   protected constructor(
     readonly local: TcpEndpoint,
@@ -95,8 +108,10 @@ export abstract class TcpConnectionBase {
   ) {
     this.clock = opts.clock;
     this.state = state;
-    this.rcvBufSize = opts.receiveBuffer ?? 256 * 1024;
+    this.rcvBufMax = opts.receiveBuffer ?? 4 * 1024 * 1024;
+    this.rcvBufSize = Math.min(this.rcvBufMax, opts.initialReceiveWindow ?? 256 * 1024);
     this.sndBufSize = opts.sendBuffer ?? 256 * 1024;
+    this.sndBufMax = Math.max(this.sndBufSize, opts.sendBufferMax ?? 4 * 1024 * 1024);
     this.delayedAckMs = opts.delayedAckMs ?? 40;
     this.timeWaitMs = opts.timeWaitMs ?? 30_000;
     this.finWait2Ms = opts.finWait2Ms ?? 60_000;
@@ -104,87 +119,33 @@ export abstract class TcpConnectionBase {
     this.maxSynRetries = opts.maxSynRetries ?? 5;
     this.rto = new RtoEstimator(opts.minRtoMs ?? 200, opts.maxRtoMs ?? 60_000, opts.initialRtoMs ?? 1000);
     this.budget = opts.budget;
-    this.iss = (opts.iss ?? randomIss()) >>> 0;
+    this.offerSack = opts.sack ?? true;
+    this.offerTimestamps = opts.timestamps ?? true;
+    const random = opts.random ?? Math.random;
+    this.iss = (opts.iss ?? random() * 0x100000000) >>> 0;
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.sndDataEnd = seqAdd(this.iss, 1);
-    this.cc = new NewReno(() => this.mssOut(), this.iss);
+    this.ts = new Timestamps(this.clock, (random() * 0x100000000) >>> 0);
+    this.recovery = new LossRecovery(() => this.mssOut(), () => this.sackOk, () => this.ts.enabled, this.stats, opts.congestionControl, random);
   }
 
   /** True while the reader is being told about new data (its reads need no window update). */
   protected delivering = false;
 
-  // ---- sending ----------------------------------------------------------------------------
+  // ---- segments out -------------------------------------------------------------------------
 
-  /** Sends what the windows allow: new data, then our FIN once all data is out. */
-  protected flush(): void {
-    if (!this.canSendData()) return;
-    const mss = this.mssOut();
-    for (;;) {
-      const flight = seqDiff(this.sndNxt, this.sndUna);
-      const unsent = seqDiff(this.sndDataEnd, this.sndNxt);
-      const room = Math.min(this.cc.cwnd, this.sndWnd) - flight;
-      if (unsent > 0) {
-        if (room <= 0) break;
-        const len = Math.min(unsent, room, mss);
-        // Sender silly-window avoidance: no tiny segment into a tiny window when more is queued.
-        if (len < mss && len < unsent && room < this.maxSndWnd / 2) break;
-        this.sendDataAt(this.sndNxt, len);
-        continue;
-      }
-      if (this.finQueued && this.sndNxt === this.finSeq) {
-        this.sendDataAt(this.sndNxt, 0);
-        continue;
-      }
-      break;
-    }
-    this.armRtxTimer();
-  }
-
-  /** Sends `len` data bytes from `seq` (plus FIN if they reach it); advances sndNxt for new data. */
-  protected sendDataAt(seq: number, len: number): void {
-    const offset = seqDiff(seq, this.sndUna) - (this.sndUna === this.iss ? 1 : 0);
-    const data = this.sendQueue.slice(offset, len);
-    const end = seqAdd(seq, data.length);
-    const fin = this.finQueued && end === this.finSeq;
-    let flags = TCP_ACK;
-    if (data.length) flags |= TCP_PSH;
-    if (fin) flags |= TCP_FIN;
-    const segEnd = seqAdd(end, fin ? 1 : 0);
-    const retransmission = seqLt(seq, this.sndMax);
-    if (retransmission) {
-      this.stats.retransmissions++;
-      this.timing = undefined; // Karn
-    } else if (!this.timing) {
-      this.timing = { seq: segEnd, at: this.clock.now() };
-    }
-    this.emit(this.segment(seq, this.rcvNxt, flags, data, this.advertise()));
-    if (seqGt(segEnd, this.sndNxt) && seq === this.sndNxt) this.sndNxt = segEnd;
-    this.sndMax = seqMax(this.sndMax, segEnd);
-  }
-
-  protected retransmitFirst(): void {
-    const len = Math.min(this.mssOut(), Math.max(0, seqDiff(this.sndDataEnd, this.sndUna)));
-    this.sendDataAt(this.sndUna, len);
-  }
-
-  protected sendSyn(withAck: boolean): void {
+  protected sendSynSegment(withAck: boolean): void {
     const options: TcpOptions = { mss: this.ourMss };
     if (this.offerScaling && (!withAck || this.peerOfferedScaling)) options.windowScale = this.ourShift();
+    // A SYN-ACK offers only what the phone's SYN offered (RFC 2018, RFC 7323).
+    if (this.offerSack && (!withAck || this.sackOk)) options.sackPermitted = true;
+    if (this.offerTimestamps && (!withAck || this.ts.enabled)) options.timestamps = [this.ts.now(), withAck ? this.ts.recent : 0];
     const window = Math.min(65535, this.rcvBufSize);
     const seg = this.segment(this.iss, withAck ? this.rcvNxt : 0, withAck ? TCP_SYN | TCP_ACK : TCP_SYN, Buffer.alloc(0), window);
     seg.options = options;
-    if (seqLt(this.iss, this.sndMax)) {
-      this.stats.retransmissions++;
-      this.timing = undefined;
-    } else {
-      this.timing = { seq: seqAdd(this.iss, 1), at: this.clock.now() };
-    }
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndMax = this.sndNxt;
     this.emit(seg);
-    this.restartRtxTimer();
   }
 
   protected sendAck(): void {
@@ -207,9 +168,22 @@ export abstract class TcpConnectionBase {
     };
   }
 
+  /** Sends a segment, adding the timestamps and SACK blocks it carries in this connection. */
   protected emit(seg: TcpSegment): void {
+    const synchronizedAck = (seg.flags & (TCP_ACK | TCP_SYN | TCP_RST)) === TCP_ACK;
+    if (synchronizedAck && this.ts.enabled) seg.options.timestamps = [this.ts.now(), this.ts.recent];
+    if (synchronizedAck && this.sackOk) {
+      // SACK blocks only as many as fit in the MSS with the payload (all of them on a pure ACK).
+      let max = this.ts.enabled ? MAX_SACK_BLOCKS_WITH_TS : MAX_SACK_BLOCKS;
+      while (max > 0 && seg.payload.length + tcpOptionsLength(this.ts.enabled, max) > this.mssBase()) max--;
+      if (max > 0 && (this.ooo.size > 0 || seg.payload.length === 0)) {
+        const blocks = this.sackReport.blocks(this.rcvNxt, this.ooo, max);
+        if (blocks) seg.options.sack = blocks;
+      }
+    }
     if (seg.flags & TCP_ACK) {
       this.pendingAcks = 0;
+      this.lastAckSent = seg.ack;
       if (this.delAckTimer) {
         this.clock.clearTimeout(this.delAckTimer);
         this.delAckTimer = undefined;
@@ -239,6 +213,28 @@ export abstract class TcpConnectionBase {
     return Math.max(this.freeReceiveSpace(), seqDiff(this.rcvAdvEdge, this.rcvNxt));
   }
 
+  /**
+   * Receive autotuning (Linux's dynamic right-sizing, simplified): once per receive RTT, the window
+   * ceiling grows to four times what the reader took in that RTT (twice for the sender's window
+   * growth, twice for holes and reordering), never above rcvBufMax. A reader that stops reading
+   * stops the growth; memory stays bounded by the phone's budget in any case.
+   */
+  protected tuneReceiveWindow(segTsecr: number | undefined): void {
+    const now = this.clock.now();
+    const echo = this.ts.enabled && segTsecr ? now - this.ts.timeOf(segTsecr) : undefined;
+    if (echo !== undefined && echo >= 0 && echo < 60_000) this.rcvRtt = this.rcvRtt === undefined || echo < this.rcvRtt ? echo : 0.875 * this.rcvRtt + 0.125 * echo;
+    if (this.rcvSpaceAt === undefined) {
+      this.rcvSpaceAt = now;
+      this.rcvSpaceRead = this.readTotal;
+      return;
+    }
+    if (now - this.rcvSpaceAt < (this.rcvRtt ?? this.rto.srtt ?? 200)) return;
+    const taken = this.readTotal - this.rcvSpaceRead;
+    if (taken * 4 > this.rcvBufSize) this.rcvBufSize = Math.min(this.rcvBufMax, taken * 4);
+    this.rcvSpaceAt = now;
+    this.rcvSpaceRead = this.readTotal;
+  }
+
   protected maybeWindowUpdate(): void {
     if (this.delivering || !this.acceptsData()) return;
     const advertised = Math.max(0, seqDiff(this.rcvAdvEdge, this.rcvNxt));
@@ -256,97 +252,11 @@ export abstract class TcpConnectionBase {
     }
   }
 
-  // ---- timers -----------------------------------------------------------------------------
-
-  protected armRtxTimer(): void {
-    const inFlight = seqDiff(this.sndMax, this.sndUna) > 0;
-    // Data waiting with nothing in flight: no ACK will come to restart sending, so a timer must
-    // (the persist timer for a zero window, the SWS override for a too-small one).
-    const blocked = seqDiff(this.sndDataEnd, this.sndNxt) > 0 || (this.finQueued && this.sndNxt === this.finSeq);
-    if (inFlight || blocked) {
-      if (!this.rtxTimer) this.startRtxTimer();
-    } else this.stopRtxTimer();
-  }
-
-  protected restartRtxTimer(): void {
-    this.stopRtxTimer();
-    this.startRtxTimer();
-  }
-
-  protected startRtxTimer(): void {
-    const persist = this.sndWnd === 0 && this.isSynchronized();
-    const ms = persist ? Math.min(60_000, Math.max(this.rto.rto, 200) * 2 ** this.persistBackoff) : this.rto.rto;
-    this.rtxTimer = this.clock.setTimeout(() => {
-      this.rtxTimer = undefined;
-      this.onRtxTimer();
-    }, ms);
-  }
-
-  protected stopRtxTimer(): void {
-    if (this.rtxTimer) this.clock.clearTimeout(this.rtxTimer);
-    this.rtxTimer = undefined;
-  }
-
-  protected onRtxTimer(): void {
-    if (this.state === 'CLOSED' || this.state === 'TIME_WAIT') return;
-    if (this.state === 'SYN_SENT' || this.state === 'SYN_RECEIVED') {
-      if (++this.retries > this.maxSynRetries) return this.giveUp();
-      this.stats.timeouts++;
-      this.rto.backoff();
-      this.sendSyn(this.state === 'SYN_RECEIVED');
-      return;
-    }
-    if (this.sndWnd > 0 && seqDiff(this.sndMax, this.sndUna) === 0) {
-      // SWS override: the window stayed too small for a full segment; send what fits.
-      const len = Math.min(this.sndWnd, this.mssOut(), seqDiff(this.sndDataEnd, this.sndNxt));
-      if (len > 0) this.sendDataAt(this.sndNxt, len);
-      else if (this.finQueued && this.sndNxt === this.finSeq) this.sendDataAt(this.sndNxt, 0);
-      this.startRtxTimer();
-      return;
-    }
-    if (this.sndWnd === 0) {
-      // Persist timer: probe the closed window with one byte so a lost window update cannot
-      // deadlock us. Probes never give up while the peer keeps answering.
-      this.stats.windowProbes++;
-      this.persistBackoff = Math.min(this.persistBackoff + 1, 12);
-      const hasData = seqDiff(this.sndDataEnd, this.sndUna) > (this.sndUna === this.iss ? 1 : 0);
-      if (hasData || this.finQueued) this.sendProbe();
-      this.startRtxTimer();
-      return;
-    }
-    if (++this.retries > this.maxRetries) return this.giveUp();
-    this.stats.timeouts++;
-    this.cc.onTimeout(this.sndUna, this.sndMax);
-    this.rto.backoff();
-    this.timing = undefined;
-    // Go back N: everything after sndUna is sent again as the window reopens.
-    this.sndNxt = this.sndUna;
-    this.flush();
-    if (!this.rtxTimer) this.startRtxTimer();
-  }
-
-  protected sendProbe(): void {
-    const len = Math.min(1, Math.max(0, seqDiff(this.sndDataEnd, this.sndUna)));
-    const seq = this.sndUna;
-    const offset = 0;
-    const data = this.sendQueue.slice(offset, len);
-    const fin = this.finQueued && seqAdd(seq, data.length) === this.finSeq;
-    const segEnd = seqAdd(seq, data.length + (fin ? 1 : 0));
-    if (seqLt(seq, this.sndMax)) this.stats.retransmissions++;
-    this.timing = undefined;
-    this.emit(this.segment(seq, this.rcvNxt, TCP_ACK | (fin ? TCP_FIN : 0) | (data.length ? TCP_PSH : 0), data, this.advertise()));
-    if (seqGt(segEnd, this.sndNxt)) this.sndNxt = segEnd;
-    this.sndMax = seqMax(this.sndMax, segEnd);
-  }
-
-  protected giveUp(): void {
-    if (this.state !== 'SYN_SENT') this.emit(this.segment(this.sndNxt, this.rcvNxt, TCP_RST | TCP_ACK, Buffer.alloc(0), 0));
-    this.finish('timeout');
-  }
+  // ---- the end of a connection ---------------------------------------------------------------
 
   protected enterTimeWait(): void {
     this.state = 'TIME_WAIT';
-    this.stopRtxTimer();
+    this.stopSendTimer();
     this.startTimeWait();
   }
 
@@ -359,7 +269,7 @@ export abstract class TcpConnectionBase {
     if (this.state === 'CLOSED') return;
     this.state = 'CLOSED';
     this.closeReason = reason;
-    this.stopRtxTimer();
+    this.stopSendTimer();
     if (this.delAckTimer) this.clock.clearTimeout(this.delAckTimer);
     if (this.timeWaitTimer) this.clock.clearTimeout(this.timeWaitTimer);
     if (this.windowUpdateTimer) this.clock.clearTimeout(this.windowUpdateTimer);
@@ -378,15 +288,11 @@ export abstract class TcpConnectionBase {
     this.rcvQueue.length = 0;
   }
 
-  // ---- helpers ----------------------------------------------------------------------------
+  protected abstract stopSendTimer(): void;
 
-  protected sampleRtt(ack: number): void {
-    if (this.timing && seqGe(ack, this.timing.seq)) {
-      this.rto.sample(this.clock.now() - this.timing.at);
-      this.timing = undefined;
-    }
-  }
+  // ---- options and helpers --------------------------------------------------------------------
 
+  /** The phone's SYN (or, for an active open, SYN-ACK) options: what this connection will use. */
   protected takePeerOptions(options: TcpOptions): void {
     if (options.mss) this.peerMss = Math.max(64, options.mss);
     else this.peerMss = this.ipVersion === 6 ? 1220 : 536;
@@ -398,22 +304,30 @@ export abstract class TcpConnectionBase {
       this.sndShift = 0;
       this.rcvShift = 0;
     }
+    // Used only when both ends offered them (a SYN-ACK can only confirm what our SYN offered).
+    this.sackOk = this.offerSack && options.sackPermitted === true;
+    if (this.offerTimestamps && options.timestamps) this.ts.start(options.timestamps[0]);
   }
 
-  /** Smallest shift that lets the window field express the whole receive buffer. */
+  /** Smallest shift that lets the window field express the whole receive buffer at its largest. */
   protected ourShift(): number {
     let shift = 0;
-    while (shift < MAX_WINDOW_SHIFT && this.rcvBufSize >>> shift > 65535) shift++;
+    while (shift < MAX_WINDOW_SHIFT && this.rcvBufMax >>> shift > 65535) shift++;
     return shift;
   }
 
-  /** Payload bytes per segment we send: the peer's MSS, capped by ours (same tunnel MTU). */
-  protected mssOut(): number {
+  /** Payload and option bytes a segment may carry: the peer's MSS, capped by ours (same tunnel MTU). */
+  protected mssBase(): number {
     return Math.min(this.peerMss, this.ourMss);
   }
 
+  /** Payload bytes per segment we send: the MSS less the timestamps every segment carries (RFC 6691). */
+  protected mssOut(): number {
+    return this.mssBase() - tcpOptionsLength(this.ts.enabled, 0);
+  }
+
   protected inWindow(seq: number, window: number): boolean {
-    return seqGe(seq, this.rcvNxt) && seqLt(seq, seqAdd(this.rcvNxt, Math.max(window, 1)));
+    return !seqLt(seq, this.rcvNxt) && seqLt(seq, seqAdd(this.rcvNxt, Math.max(window, 1)));
   }
 
   protected isSynchronized(): boolean {

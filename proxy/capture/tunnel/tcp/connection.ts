@@ -2,27 +2,29 @@
  * One TCP connection as a pure state machine: segments in, segments out through a callback, time
  * from an injected clock, no sockets. The tunnel terminates every connection a phone opens here,
  * whatever its destination, so this is the phone's peer TCP: SYN to TIME_WAIT with half-close and
- * RST, MSS and window scaling, RFC 6298 retransmission timers (back-off, Karn), NewReno fast
- * retransmit and recovery, out-of-order reassembly, delayed ACKs, a persist timer for zero windows,
- * and a receive window that is the free space of a bounded receive buffer (so a slow reader slows
- * the phone down instead of growing memory).
+ * RST, MSS and window scaling, SACK and D-SACK both ways, timestamps with PAWS, RACK-TLP loss
+ * detection, BBR with pacing (or CUBIC with PRR; recovery.ts), RFC 6298 retransmission timers,
+ * out-of-order reassembly, delayed ACKs, a persist timer for zero windows, and a receive window
+ * that is the free space of a bounded, autotuned receive buffer (so a slow reader slows the phone
+ * down instead of growing memory). SACK and timestamps are used only when the phone's SYN
+ * offered them.
  *
  * When to answer the SYN: a passive connection starts in SYN_PENDING and sends nothing until the
  * owner calls accept() (send SYN-ACK) or refuse() (send RST). The tunnel dials the real
  * destination first, so a refused or unreachable port is refused for the phone too, as it would be
  * without phonehome; the phone's SYN retransmissions while we dial are absorbed.
  *
- * Active open (connect()) exists for the tests' simulated phone. The sending half and the timers
- * are in connection-base.ts.
+ * Active open (connect()) exists for the tests' simulated phone. The sending half and its timer are in
+ * sender.ts, segment building and the receive window in connection-base.ts.
  */
-import { TcpConnectionBase } from './connection-base';
-import type { TcpConnectionEvents, TcpConnectionOptions, TcpEndpoint } from './connection-types';
+import type { TcpConnectionEvents, TcpConnectionOptions, TcpEndpoint, TcpPathInfo } from './connection-types';
+import { TcpSender } from './sender';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment } from '../types';
 
-export type { ByteBudget, TcpCloseReason, TcpConnectionEvents, TcpConnectionOptions, TcpConnectionStats, TcpEndpoint, TcpState } from './connection-types';
+export type { ByteBudget, TcpCloseReason, TcpConnectionEvents, TcpConnectionOptions, TcpConnectionStats, TcpEndpoint, TcpPathInfo, TcpState } from './connection-types';
 
-export class TcpConnection extends TcpConnectionBase {
+export class TcpConnection extends TcpSender {
   /** A connection for a phone's SYN, answered only when accept() is called. */
   static fromSyn(syn: TcpSegment, opts: TcpConnectionOptions, events: TcpConnectionEvents): TcpConnection {
     const c = new TcpConnection(
@@ -38,6 +40,7 @@ export class TcpConnection extends TcpConnectionBase {
     c.irs = syn.seq >>> 0;
     c.rcvNxt = seqAdd(c.irs, 1);
     c.rcvAdvEdge = c.rcvNxt;
+    c.lastAckSent = c.rcvNxt;
     c.takePeerOptions(syn.options);
     c.sndWnd = syn.window;
     c.sndWl1 = syn.seq;
@@ -71,7 +74,7 @@ export class TcpConnection extends TcpConnectionBase {
     this.sendQueue.push(data);
     this.sndDataEnd = seqAdd(this.sndDataEnd, data.length);
     this.flush();
-    const ok = this.sendQueue.length < this.sndBufSize;
+    const ok = this.sendQueue.length < this.sendBufferLimit();
     if (!ok) this.writeBlocked = true;
     return ok;
   }
@@ -96,6 +99,7 @@ export class TcpConnection extends TcpConnectionBase {
     const chunk = this.rcvQueue.shift();
     if (!chunk) return null;
     this.rcvQueued -= chunk.length;
+    this.readTotal += chunk.length;
     if (this.budget) this.budget.used -= chunk.length;
     // One window update after the reader's whole batch of reads, not one per chunk read.
     if (!this.windowUpdateTimer && !this.delivering) {
@@ -110,6 +114,16 @@ export class TcpConnection extends TcpConnectionBase {
   /** Bytes received and held for the reader (in order, or out of order ahead of a hole). */
   get bufferedToRead(): number {
     return this.rcvQueued + this.ooo.bytes;
+  }
+
+  /** The sender's view of the path now. */
+  get path(): TcpPathInfo {
+    const r = this.recovery;
+    return {
+      algorithm: r.cc.algorithm, cwnd: r.cc.cwnd, ssthresh: r.cc.ssthresh, pacingRate: r.cc.pacingRate * 1000, recovery: r.mode,
+      srttMs: this.rto.srtt, rtoMs: this.rto.rto, reorderWindowMs: r.rack.reoWnd(r.mode !== 'open', r.board.sackedSegments, this.rto.srtt),
+      reorderingSeen: r.rack.reorderingSeen, sack: this.sackOk, timestamps: this.ts.enabled, receiveWindow: this.rcvBufSize,
+    };
   }
 
   /** True once end() was called (our FIN is queued or sent). */
@@ -174,6 +188,7 @@ export class TcpConnection extends TcpConnectionBase {
     this.irs = seg.seq >>> 0;
     this.rcvNxt = seqAdd(this.irs, 1);
     this.rcvAdvEdge = this.rcvNxt;
+    this.lastAckSent = this.rcvNxt;
     this.takePeerOptions(seg.options);
     if (!hasAck) return; // simultaneous open: not needed by anything here
     this.sndUna = seg.ack >>> 0;
@@ -181,10 +196,7 @@ export class TcpConnection extends TcpConnectionBase {
     this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
     this.sndWl1 = seg.seq;
     this.sndWl2 = seg.ack;
-    this.sampleRtt(seg.ack);
-    this.retries = 0;
-    this.stopRtxTimer();
-    this.cc.start();
+    this.synAcknowledged(seg.options.timestamps?.[1]);
     this.state = 'ESTABLISHED';
     this.sendAck();
     this.events.established?.();
@@ -209,6 +221,14 @@ export class TcpConnection extends TcpConnectionBase {
       return;
     }
 
+    const tsval = seg.options.timestamps?.[0];
+    if (!(flags & TCP_RST) && !this.ts.acceptable(tsval)) {
+      // PAWS (RFC 7323 5.3): an old duplicate from a wrapped sequence space; answered, not used.
+      this.stats.pawsDrops++;
+      this.sendAck();
+      return;
+    }
+
     if (flags & TCP_RST) {
       if (seq === this.rcvNxt) return this.finish('reset');
       if (this.inWindow(seq, window)) this.sendAck(); // RFC 5961 challenge ACK
@@ -226,6 +246,9 @@ export class TcpConnection extends TcpConnectionBase {
     // Trim to what we can take: the left edge (old data) and the right edge (our window).
     const before = seqDiff(this.rcvNxt, seq);
     if (before > 0) {
+      // Data we already had is reported back as a D-SACK (RFC 2883): the phone learns its
+      // retransmission was not needed.
+      if (payload.length) this.sackReport.onDuplicate(seq, seqAdd(seq, Math.min(before, payload.length)));
       if (before >= payload.length + (fin ? 1 : 0)) {
         // Old data, or a keep-alive probe (seq = rcvNxt - 1): either way the peer needs an ACK.
         if (payload.length || fin) this.stats.duplicates++;
@@ -251,13 +274,14 @@ export class TcpConnection extends TcpConnectionBase {
     }
 
     if (!(flags & TCP_ACK)) return;
+    this.ts.update(tsval, seg.seq, this.lastAckSent);
     if (!this.processAck(seg, seq)) return;
 
     if (payload.length && this.orphaned) {
       // Nobody will ever read this: tell the phone, as a kernel does for a closed socket.
       return this.abort();
     }
-    if ((payload.length || fin) && this.acceptsData()) this.receiveData(seq, payload, fin);
+    if ((payload.length || fin) && this.acceptsData()) this.receiveData(seq, payload, fin, seg.options.timestamps?.[1]);
     this.flush();
   }
 
@@ -270,7 +294,7 @@ export class TcpConnection extends TcpConnectionBase {
         return false;
       }
       this.state = 'ESTABLISHED';
-      this.cc.start();
+      this.synAcknowledged(seg.options.timestamps?.[1]);
       this.sndWnd = seg.window << this.sndShift;
       this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
       this.sndWl1 = seq;
@@ -282,67 +306,51 @@ export class TcpConnection extends TcpConnectionBase {
       this.sendAck();
       return false;
     }
+    if (seqLt(ack, this.sndUna)) {
+      // An ACK overtaken by a later one: its SACK blocks (a D-SACK above all) still say something.
+      if (seg.options.sack && seqGe(ack, this.sndUna - this.maxSndWnd)) this.ackSent(seg, this.sndUna, false);
+      return true;
+    }
     const oldWnd = this.sndWnd;
-    if (seqGe(ack, this.sndUna) && (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack)))) {
+    if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
       this.sndWnd = seg.window << this.sndShift;
       this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
       this.sndWl1 = seq;
       this.sndWl2 = ack;
     }
-    if (oldWnd === 0 && this.sndWnd > 0) this.stopRtxTimer(); // persist ends; flush() re-arms for data
-    const acked = seqDiff(ack, this.sndUna);
-    if (acked > 0) this.onNewAck(ack, acked);
-    else if (acked === 0 && seg.payload.length === 0 && !(seg.flags & (TCP_FIN | TCP_SYN)) && this.sndWnd === oldWnd && seqGt(this.sndMax, this.sndUna)) {
-      this.onDupAck();
-    }
+    const duplicate = ack === this.sndUna && seg.payload.length === 0 && !(seg.flags & (TCP_FIN | TCP_SYN)) && this.sndWnd === oldWnd && seqGt(this.sndMax, this.sndUna);
+    const finAcked = this.finQueued && seqGt(ack, this.finSeq) && !seqGt(this.sndUna, this.finSeq);
+    this.ackSent(seg, ack, duplicate);
     if (this.sndWnd > 0) this.persistBackoff = 0;
-    return this.state !== 'CLOSED';
-  }
-
-  private onNewAck(ack: number, acked: number): void {
-    let dataAcked = acked;
-    if (this.sndUna === this.iss) dataAcked--; // our SYN
-    const finAcked = this.finQueued && seqGt(ack, this.finSeq);
-    if (finAcked) dataAcked--;
-    dataAcked = Math.min(Math.max(dataAcked, 0), this.sendQueue.length);
-    this.sendQueue.consume(dataAcked);
-    this.stats.bytesOut += dataAcked;
-    this.sndUna = ack;
-    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
-    this.sampleRtt(ack);
-    this.retries = 0;
-
-    // A partial ACK in recovery (RFC 6582): the next hole is lost too.
-    if (this.cc.onNewAck(this.sndUna, this.sndMax, acked) === 'retransmit') this.retransmitFirst();
-
-    if (seqDiff(this.sndMax, this.sndUna) > 0) this.restartRtxTimer();
-    else this.stopRtxTimer();
-
     if (finAcked) {
       if (this.state === 'FIN_WAIT_1') {
         this.state = 'FIN_WAIT_2';
         if (this.orphaned) this.startTimeWait(this.finWait2Ms); // the phone may never send its FIN
+      } else if (this.state === 'CLOSING') {
+        this.enterTimeWait();
+      } else if (this.state === 'LAST_ACK') {
+        this.finish('normal');
+        return false;
       }
-      else if (this.state === 'CLOSING') this.enterTimeWait();
-      else if (this.state === 'LAST_ACK') return this.finish('normal');
     }
-    if (this.writeBlocked && this.sendQueue.length < this.sndBufSize) {
-      this.writeBlocked = false;
-      this.events.drain?.();
-    }
+    this.maybeDrain();
+    if (oldWnd === 0 && this.sndWnd > 0) this.updateTimer(true); // the persist timer ends
+    return this.state !== 'CLOSED';
   }
 
-  private onDupAck(): void {
-    if (this.cc.onDupAck(this.sndUna, this.sndMax) !== 'retransmit') return;
-    this.stats.fastRetransmits++;
-    this.retransmitFirst();
-  }
-
-  private receiveData(seq: number, payload: Buffer, fin: boolean): void {
+  private receiveData(seq: number, payload: Buffer, fin: boolean, tsecr: number | undefined): void {
     if (seq !== this.rcvNxt) {
       this.stats.outOfOrder++;
-      if (!this.ooo.insert(seq, payload, fin)) this.stats.dropped++;
-      this.scheduleAck(true); // a duplicate ACK tells the sender about the hole
+      const added = this.ooo.insert(seq, payload, fin);
+      if (added < 0) {
+        this.stats.dropped++;
+      } else if (added === 0 && payload.length) {
+        this.stats.duplicates++;
+        this.sackReport.onDuplicate(seq, seqAdd(seq, payload.length));
+      } else if (payload.length) {
+        this.sackReport.onOutOfOrder(seq);
+      }
+      this.scheduleAck(true); // the ACK's SACK blocks (or, without SACK, its repetition) tell the sender about the hole
       return;
     }
     const filledHole = this.ooo.size > 0 || this.ooo.finSeq !== undefined;
@@ -361,6 +369,7 @@ export class TcpConnection extends TcpConnectionBase {
     } finally {
       this.delivering = false;
     }
+    this.tuneReceiveWindow(tsecr);
     if (this.state !== 'CLOSED') this.scheduleAck(filledHole);
   }
 

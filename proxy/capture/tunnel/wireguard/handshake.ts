@@ -24,9 +24,11 @@ export function verifyMac1(msg: Buffer, mac1Offset: number, key: Buffer): boolea
   return crypto.timingSafeEqual(expected, msg.subarray(mac1Offset, mac1Offset + 16));
 }
 
-function writeMac1(msg: Buffer, mac1Offset: number, key: Buffer): void {
+/** mac1, and mac2 when the receiver gave us a cookie (else zero), as the last 32 bytes of a handshake message. */
+function writeMacs(msg: Buffer, mac1Offset: number, key: Buffer, cookie?: Buffer): void {
   mac(key, msg.subarray(0, mac1Offset)).copy(msg, mac1Offset);
-  msg.fill(0, mac1Offset + 16, mac1Offset + 32); // mac2 stays zero: no cookie
+  if (cookie) mac(cookie, msg.subarray(0, mac1Offset + 16)).copy(msg, mac1Offset + 16);
+  else msg.fill(0, mac1Offset + 16, mac1Offset + 32);
 }
 
 /** Transport keys of one completed handshake. */
@@ -103,7 +105,7 @@ export function createResponse(
   const { c, h, k } = responseKeySchedule(init.chainKey, init.hash, ephemeral.publicKey, ee, se, psk);
   const empty = aeadSeal(k, 0n, EMPTY, h);
   empty.copy(msg, RESP.empty);
-  writeMac1(msg, RESP.mac1, mac1Key(init.peerPublicKey));
+  writeMacs(msg, RESP.mac1, mac1Key(init.peerPublicKey));
   const [recv, send] = kdf(2, c, EMPTY);
   return { message: msg, keys: { send, recv } };
 }
@@ -116,8 +118,9 @@ export interface InitiatorState {
   hash: Buffer;
 }
 
+/** An initiation to `responderPublicKey`; with `cookie` (from the responder's cookie reply) it carries mac2. */
 export function createInitiation(
-  initiator: StaticKey, responderPublicKey: Buffer, localIndex: number, timestamp: Buffer = tai64n(),
+  initiator: StaticKey, responderPublicKey: Buffer, localIndex: number, timestamp: Buffer = tai64n(), cookie?: Buffer,
 ): { message: Buffer; state: InitiatorState } {
   const msg = Buffer.alloc(INITIATION_LEN);
   msg[0] = MSG_INITIATION;
@@ -141,7 +144,7 @@ export function createInitiation(
   const encTime = aeadSeal(k, 0n, timestamp, h);
   encTime.copy(msg, INIT.timestamp);
   h = hash(h, encTime);
-  writeMac1(msg, INIT.mac1, mac1Key(responderPublicKey));
+  writeMacs(msg, INIT.mac1, mac1Key(responderPublicKey), cookie);
   return { message: msg, state: { localIndex, ephemeral: e, chainKey: c, hash: h } };
 }
 

@@ -9,15 +9,18 @@
  * After-Time (180 s), to the phone's last known endpoint, retrying every Rekey-Timeout (5 s) for
  * Rekey-Attempt-Time (90 s); and it rekeys sessions it initiated after 120 s. A phone behind NAT is
  * only reachable while its mapping lasts, hence PersistentKeepalive = 25 in the client config.
- * Cookies (mac2, load protection) are not implemented: mac2 is ignored, cookie replies counted.
+ * Under load (a flood of initiations) handshakes need mac2 and are rate-limited per address; a
+ * message without gets a cookie reply (cookie.ts). Cookie replies from a phone under load are used
+ * for phonehome's own initiations.
  */
 import * as crypto from 'crypto';
 import * as dgram from 'dgram';
 import type { TunnelPeer } from '../types';
 import { ipv4Bytes, ipv6Bytes, innerPacketLength, sourceIs, TUNNEL_MTU } from './addresses';
 import { aeadOpen, aeadSeal, privateKeyFromRaw, StaticKey } from './crypto';
+import { COOKIE_LIFETIME_MS, CookieChecker, LoadMonitor, openCookieReply, RateLimiter, sourceBytes } from './cookie';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, InitiatorState, mac1Key, verifyMac1 } from './handshake';
-import { DATA, INIT, messageType, MSG_INITIATION, MSG_RESPONSE, MSG_TRANSPORT, RESP, TRANSPORT_HEADER_LEN } from './messages';
+import { DATA, INIT, messageType, MSG_COOKIE_REPLY, MSG_INITIATION, MSG_RESPONSE, MSG_TRANSPORT, RESP, TRANSPORT_HEADER_LEN } from './messages';
 import { REJECT_AFTER_MESSAGES, ReplayWindow } from './replay';
 
 export const REJECT_AFTER_TIME_MS = 180_000;
@@ -46,6 +49,8 @@ interface Keypair {
 /** A handshake phonehome initiated and awaits the response to. */
 interface PendingInitiation {
   state: InitiatorState;
+  /** mac1 of the initiation sent (a cookie reply to it is sealed with it as additional data). */
+  mac1: Buffer;
   sentAt: number;
   /** When the first attempt of this series was sent (attempts stop after 90 s). */
   firstAt: number;
@@ -70,6 +75,8 @@ interface PeerState {
   queue: Buffer[];
   rxBytes: number;
   txBytes: number;
+  /** A cookie the phone (under load) gave us for our initiations, and when. */
+  cookie?: { value: Buffer; at: number };
 }
 
 export interface WireGuardServerOptions {
@@ -110,6 +117,12 @@ export interface WireGuardCounters {
   wrongSource: number;
   sendQueued: number;
   sendDropped: number;
+  /** Under load: handshake messages answered with a cookie reply (no valid mac2), or dropped by the per-address limit. */
+  cookieRepliesSent: number;
+  handshakeRateLimited: number;
+  /** Cookie replies received for phonehome's initiations (used), and ones that did not open. */
+  cookieRepliesReceived: number;
+  badCookieReply: number;
 }
 
 export interface PeerStats {
@@ -141,7 +154,13 @@ export class WireGuardServer {
     handshakes: 0, handshakesInitiated: 0, dataPackets: 0, keepalivesReceived: 0, keepalivesSent: 0, packetsSent: 0, malformed: 0, badMac1: 0,
     badHandshake: 0, unknownPeer: 0, staleInitiation: 0, initiationFlood: 0, unexpectedType: 0, unknownIndex: 0,
     expiredKey: 0, replayed: 0, badAead: 0, badInnerPacket: 0, wrongSource: 0, sendQueued: 0, sendDropped: 0,
+    cookieRepliesSent: 0, handshakeRateLimited: 0, cookieRepliesReceived: 0, badCookieReply: 0,
   };
+  private readonly cookies: CookieChecker;
+  private readonly load = new LoadMonitor();
+  /** Under load: handshakes per address (wireguard-go's 20/s), and cookie replies per address. */
+  private readonly handshakeLimit = new RateLimiter();
+  private readonly cookieReplyLimit = new RateLimiter();
 
   constructor(private readonly opts: WireGuardServerOptions) {
     this.key = privateKeyFromRaw(opts.privateKey);
@@ -149,6 +168,7 @@ export class WireGuardServer {
     this.mtu = opts.mtu ?? TUNNEL_MTU;
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
+    this.cookies = new CookieChecker(this.key.publicKey, this.now);
     const host = opts.listenHost ?? '0.0.0.0';
     this.socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
     this.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
@@ -247,8 +267,9 @@ export class WireGuardServer {
       if (type === MSG_INITIATION) this.onInitiation(msg, rinfo);
       else if (type === MSG_TRANSPORT) this.onTransport(msg, rinfo);
       else if (type === MSG_RESPONSE) this.onResponse(msg, rinfo);
+      else if (type === MSG_COOKIE_REPLY) this.onCookieReply(msg);
       else if (type === 0) this.counters.malformed++;
-      else this.counters.unexpectedType++; // cookie replies: phonehome does not do cookies
+      else this.counters.unexpectedType++;
     } catch (err) {
       // A bug must not take the endpoint down; count it where a user looks.
       this.counters.malformed++;
@@ -256,11 +277,37 @@ export class WireGuardServer {
     }
   }
 
+  /**
+   * Under load (too many handshake messages this second), a handshake message is worked on only
+   * with a valid mac2 (its sender holds our cookie for its address) and within its address's
+   * rate; without mac2 it gets a cookie reply, itself rate-limited. False: drop the message.
+   */
+  private admitHandshake(msg: Buffer, mac1Offset: number, senderIndex: number, rinfo: dgram.RemoteInfo): boolean {
+    const now = this.now();
+    if (!this.load.hit(now)) return true;
+    const src = sourceBytes(rinfo.address, rinfo.port);
+    // A zero mac2 (no cookie, as in a replayed initiation) needs no MAC computed to be refused.
+    const mac2Given = msg.subarray(mac1Offset + 16, mac1Offset + 32).some((b) => b !== 0);
+    if (!mac2Given || !this.cookies.checkMac2(msg, mac1Offset + 16, src)) {
+      if (this.cookieReplyLimit.allow(rinfo.address, now)) {
+        this.counters.cookieRepliesSent++;
+        this.socket.send(this.cookies.reply(msg, senderIndex, mac1Offset, src), rinfo.port, rinfo.address);
+      } else {
+        this.counters.handshakeRateLimited++;
+      }
+      return false;
+    }
+    if (this.handshakeLimit.allow(rinfo.address, now)) return true;
+    this.counters.handshakeRateLimited++;
+    return false;
+  }
+
   private onInitiation(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (!verifyMac1(msg, INIT.mac1, this.ourMac1Key)) {
       this.counters.badMac1++;
       return;
     }
+    if (!this.admitHandshake(msg, INIT.mac1, msg.readUInt32LE(INIT.sender), rinfo)) return;
     const init = consumeInitiation(msg, this.key);
     if (!init) {
       this.counters.badHandshake++;
@@ -367,8 +414,9 @@ export class WireGuardServer {
     this.clearPending(state);
     const localIndex = this.newIndex();
     const peerKey = Buffer.from(state.peer.publicKey, 'base64');
-    const { message, state: hs } = createInitiation(this.key, peerKey, localIndex);
-    const next: PendingInitiation = { state: hs, sentAt: now, firstAt };
+    const cookie = state.cookie && now - state.cookie.at < COOKIE_LIFETIME_MS ? state.cookie.value : undefined;
+    const { message, state: hs } = createInitiation(this.key, peerKey, localIndex, undefined, cookie);
+    const next: PendingInitiation = { state: hs, mac1: Buffer.from(message.subarray(INIT.mac1, INIT.mac1 + 16)), sentAt: now, firstAt };
     // Rekey-Timeout: retry until a response arrives (the timer runs on the real clock).
     next.timer = setTimeout(() => {
       if (state.pending === next) this.initiate(state, true);
@@ -397,6 +445,7 @@ export class WireGuardServer {
       this.counters.badMac1++;
       return;
     }
+    if (!this.admitHandshake(msg, RESP.mac1, msg.readUInt32LE(RESP.sender), rinfo)) return;
     const done = consumeResponse(msg, state.pending.state, this.key);
     if (!done) {
       this.counters.badHandshake++;
@@ -416,6 +465,22 @@ export class WireGuardServer {
     // The initiator may send at once; its first packet (data or a keepalive) confirms the session.
     this.confirm(state, kp, now);
     if (state.current === kp && kp.sendCounter === 0n) this.sendTo(state, EMPTY);
+  }
+
+  /** A phone under load answered our initiation with a cookie: the next attempt (Rekey-Timeout) carries mac2. */
+  private onCookieReply(msg: Buffer): void {
+    const state = this.pendingByIndex.get(msg.readUInt32LE(4));
+    if (!state || !state.pending) {
+      this.counters.unknownIndex++;
+      return;
+    }
+    const cookie = openCookieReply(msg, Buffer.from(state.peer.publicKey, 'base64'), state.pending.mac1);
+    if (!cookie) {
+      this.counters.badCookieReply++;
+      return;
+    }
+    this.counters.cookieRepliesReceived++;
+    state.cookie = { value: cookie, at: this.now() };
   }
 
   /** The phone used the keypair of its latest handshake: it becomes current, the old one previous. */
@@ -471,6 +536,8 @@ export class WireGuardServer {
   /** Forgets keypairs past Reject-After-Time (their indices would only ever be refused). */
   private sweep(): void {
     const now = this.now();
+    this.handshakeLimit.prune(now);
+    this.cookieReplyLimit.prune(now);
     for (const state of this.peers.values()) {
       for (const slot of ['previous', 'current', 'next'] as const) {
         const kp = state[slot];
