@@ -12,8 +12,14 @@ import { Origin, originCert, patternSha256, startHttpOrigin, startHttpsOrigin } 
 import { CLI, CliProcess, eventually, readFlows, startCli } from './helpers/phonehome';
 import { makeTempDir, removeDir } from './helpers/tmp';
 
+/** The process's resident set in KiB; 0 once it has exited. */
 function rssKb(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
 }
 
@@ -104,6 +110,7 @@ describe('phonehome start (CLI)', () => {
 
   it('passes 100 MB up and 100 MB down intact through HTTPS interception with bounded proxy memory', async () => {
     const origin = await startHttpsOrigin();
+    let sampler: NodeJS.Timeout | undefined;
     try {
       cli = await startCli(['--port', '0', '--dashboard-port', '0', '--listen-host', '127.0.0.1', '--data-dir', dir], { NODE_EXTRA_CA_CERTS: originCert().certFile });
       const pid = cli.child.pid!;
@@ -127,7 +134,7 @@ describe('phonehome start (CLI)', () => {
 
       const baseline = rssKb(pid);
       let peak = baseline;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssKb(pid))), 20);
+      sampler = setInterval(() => (peak = Math.max(peak, rssKb(pid))), 20);
       const proxy = `http://127.0.0.1:${cli.port}`;
       const origin127 = `https://127.0.0.1:${origin.port}`;
       const up = await curl(['-x', proxy, '--cacert', caFile, '-T', upload, `${origin127}/slow-upload`], 60000);
@@ -156,9 +163,11 @@ describe('phonehome start (CLI)', () => {
       expect(flows[0].request_body!.length).toBe(1024 * 1024);
       expect(JSON.parse(flows[1].tags)).toContain('body-truncated');
     } finally {
+      clearInterval(sampler);
       await origin.close();
     }
-  });
+    // 200 MB through TLS interception twice: seconds on an idle machine, much longer on a loaded one.
+  }, 180_000);
 
   it('keeps every acknowledged flow when killed with SIGKILL during traffic, and the database opens cleanly', async () => {
     const origin = await startHttpOrigin();
