@@ -375,7 +375,7 @@ export class H2PassiveConnection {
   }
 
   private goaway(from: H2Side, g: H2Goaway, ts: number): void {
-    this.goaways.length < 16 && this.goaways.push(g);
+    if (this.goaways.length < 16) this.goaways.push(g);
     if (from === 'server') this.serverGoaway = g;
     else this.clientGoaway = g;
     /* Streams the receiver opened above lastStreamId were never processed (RFC 9113 §6.8). */
