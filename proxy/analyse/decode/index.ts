@@ -55,9 +55,9 @@ export function decodeFlow(flow: Flow, limits?: Partial<DecodeLimits>): DecodeRe
   });
 }
 
-/** Fields of one payload, as if it were a request body with this Content-Type (and Content-Encoding). */
-export function decodeBytes(bytes: Buffer, contentType: string | undefined, limits?: Partial<DecodeLimits>, contentEncoding?: string): DecodeResult {
-  return guarded(limits, (ctx) => decodeBody(ctx, bytes, contentType, contentEncoding));
+/** Fields of one payload, as if it were a request body with this Content-Type (and Content-Encoding, and grpc-encoding). */
+export function decodeBytes(bytes: Buffer, contentType: string | undefined, limits?: Partial<DecodeLimits>, contentEncoding?: string, grpcEncoding?: string): DecodeResult {
+  return guarded(limits, (ctx) => decodeBody(ctx, bytes, contentType, contentEncoding, grpcEncoding));
 }
 
 /** The sentence the dashboard shows for a decoder type found in a field's chain. */
@@ -71,7 +71,6 @@ const STRUCTURAL_WORDS: Record<string, string> = {
   query: 'a URL query parameter',
   path: 'a segment of the URL path',
   cookie: 'a cookie',
-  grpc: 'a gRPC message frame',
   dns: 'a label of a DNS name the phone looked up',
   base32: 'base32 text (RFC 4648), as used to fit bytes into DNS labels',
 };

@@ -13,6 +13,8 @@ export interface Hint {
   contentType?: string;
   /** True when the content type names this decoder's format, so plausibility checks may relax. */
   declared?: boolean;
+  /** The request's grpc-encoding header: how compressed gRPC messages are compressed. */
+  grpcEncoding?: string;
 }
 
 /** One value a structured decoder (JSON, form, XML, protobuf...) found. */

@@ -26,6 +26,7 @@ const CONTENT_TYPE = 2;
 const CONTENT_ENCODING = 3;
 const COOKIE = 4;
 const AUTHORIZATION = 5;
+const GRPC_ENCODING = 6;
 
 const ROLES = new Map<string, number>([
   ...TRANSPORT_HEADERS.map((n): [string, number] => [n, TRANSPORT]),
@@ -34,6 +35,7 @@ const ROLES = new Map<string, number>([
   ['cookie', COOKIE],
   ['authorization', AUTHORIZATION],
   ['proxy-authorization', AUTHORIZATION],
+  ['grpc-encoding', GRPC_ENCODING],
 ]);
 
 /** The names with a role, by length: a name is compared with the few of its length, in place. */
@@ -106,10 +108,11 @@ function isAscii(text: string): boolean {
   return true;
 }
 
-/** The body's Content-Type and Content-Encoding (first of each), as decodeHeaders found them. */
+/** The body's Content-Type, Content-Encoding and grpc-encoding (first of each), as decodeHeaders found them. */
 interface BodyHeaders {
   contentType?: string;
   contentEncoding?: string;
+  grpcEncoding?: string;
 }
 
 export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: BodyHeaders): void {
@@ -120,9 +123,10 @@ export function decodeHeaders(ctx: DecodeContext, headers: Header[], body?: Body
     if (body) {
       if (role === CONTENT_TYPE) body.contentType ??= value;
       else if (role === CONTENT_ENCODING) body.contentEncoding ??= value;
+      else if (role === GRPC_ENCODING) body.grpcEncoding ??= value;
     }
     if (ctx.stopped) continue;
-    if (role === TRANSPORT || role === CONTENT_TYPE || role === CONTENT_ENCODING || !value) continue;
+    if (role === TRANSPORT || role === CONTENT_TYPE || role === CONTENT_ENCODING || role === GRPC_ENCODING || !value) continue;
     if (role === COOKIE) {
       decodeCookies(ctx, value);
       continue;
@@ -167,8 +171,8 @@ function decodeCookies(ctx: DecodeContext, header: string): void {
 const NO_CODINGS: string[] = [];
 const CODINGS: Record<string, Compression> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'br' };
 
-/** Undoes Content-Encoding (last applied first), then decodes the body. */
-export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: string | undefined, contentEncoding: string | undefined): void {
+/** Undoes Content-Encoding (last applied first), then decodes the body (`grpcEncoding`: how its gRPC messages are compressed). */
+export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: string | undefined, contentEncoding: string | undefined, grpcEncoding?: string): void {
   if (bytes.length === 0) return;
   let pos: Position = BODY;
   let data = bytes;
@@ -187,7 +191,7 @@ export function decodeBody(ctx: DecodeContext, bytes: Buffer, contentType: strin
     data = out.bytes;
     pos = { ...pos, path: `${pos.path}>${kind}`, chain: [...pos.chain, kind] };
   }
-  walkValue(ctx, data, pos, { contentType });
+  walkValue(ctx, data, pos, grpcEncoding === undefined ? { contentType } : { contentType, grpcEncoding });
 }
 
 export function decodeRequest(ctx: DecodeContext, flow: Flow): void {
@@ -197,6 +201,6 @@ export function decodeRequest(ctx: DecodeContext, flow: Flow): void {
   const body = flow.requestBody;
   if (body && body.bytes.length) {
     if (body.truncated) ctx.note(`request body was captured only in part (${body.bytes.length} of ${body.size} bytes); the rest was not examined`);
-    decodeBody(ctx, body.bytes, found.contentType, found.contentEncoding);
+    decodeBody(ctx, body.bytes, found.contentType, found.contentEncoding, found.grpcEncoding);
   }
 }

@@ -12,7 +12,8 @@ import { jsonDecoder, jsonLinesDecoder } from './decoders/json';
 import { jwtDecoder } from './decoders/jwt';
 import { boundaryOf, multipartDecoder } from './decoders/multipart';
 import { percentDecoder } from './decoders/percent';
-import { grpcFrames, protobufDecoder } from './decoders/protobuf';
+import { grpcContentType, grpcDecoder } from './decoders/grpc';
+import { protobufDecoder } from './decoders/protobuf';
 import { xmlDecoder } from './decoders/xml';
 import { Decoder, DecoderOutput, Entry, Hint, Payload, PlacedEntry, safeTry } from './registry';
 import { AS_IS, DECLINED as SHAPE_DECLINED, EVEN_HEX, HEX_DECLINED, hexShapeAt, mightBeEncodedAt, NOT_HEX_SHAPED } from './leaf-shape';
@@ -26,7 +27,7 @@ export const BYTE_DECODERS: Decoder[] = [gzipDecoder, deflateDecoder, multipartD
 /** What can read text made only of hex digits and dashes: the others need braces, '<', '=', '%', '://', 'eyJ' or letters beyond f. */
 const HEX_ONLY: Decoder[] = [hexDecoder];
 /** Every decoder, for the dashboard's explanations. */
-export const ALL_DECODERS: Decoder[] = [...TEXT_DECODERS, gzipDecoder, deflateDecoder, brotliDecoder, multipartDecoder, protobufDecoder];
+export const ALL_DECODERS: Decoder[] = [...TEXT_DECODERS, gzipDecoder, deflateDecoder, brotliDecoder, multipartDecoder, protobufDecoder, grpcDecoder];
 
 /** Decoded strings up to this length are also kept as they were sent (cheap insurance against a wrong guess). */
 const KEEP_ORIGINAL_MAX = 64;
@@ -42,6 +43,8 @@ const NO_HINT: Hint = Object.freeze({});
 /** Decoders a Content-Type asks for, tried before sniffing. */
 export function declaredDecoders(contentType: string | undefined): Decoder[] {
   if (!contentType) return [];
+  /* gRPC's messages are unframed first; a body that is not framed after all is tried as one message. */
+  if (grpcContentType(contentType)) return [grpcDecoder, protobufDecoder];
   const ct = contentType.toLowerCase();
   if (ct.includes('json')) return [jsonDecoder];
   if (ct.includes('x-www-form-urlencoded')) return [formBytesDecoder, formDecoder];
@@ -52,18 +55,17 @@ export function declaredDecoders(contentType: string | undefined): Decoder[] {
   return [];
 }
 
-/** A Content-Type's declared decoders, split by what they read, and whether it names gRPC; built once per distinct Content-Type. */
+/** A Content-Type's declared decoders, split by what they read; built once per distinct Content-Type. */
 interface Declared {
   text: Decoder[];
   bytes: Decoder[];
-  grpc: boolean;
   /** The Content-Type names a multipart boundary. */
   boundary: boolean;
   /** A declared decoder reads the bytes as a stream, announcing its work to the time budget piece by piece (forms). */
   streams: boolean;
 }
 
-const NO_DECLARED: Declared = { text: NONE, bytes: NONE, grpc: false, boundary: false, streams: false };
+const NO_DECLARED: Declared = { text: NONE, bytes: NONE, boundary: false, streams: false };
 const DECLARED_CACHE = new Map<string, Declared>();
 const DECLARED_CACHE_MAX = 256;
 /** The Content-Type last asked for: a body's bytes and then its text ask for the same string. */
@@ -76,10 +78,9 @@ function declaredFor(contentType: string | undefined): Declared {
   let d = DECLARED_CACHE.get(contentType);
   if (d === undefined) {
     const all = declaredDecoders(contentType);
-    const grpc = contentType.toLowerCase().includes('grpc');
     const boundary = boundaryOf(contentType) !== null;
-    d = all.length || grpc || boundary
-      ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), grpc, boundary, streams: all.includes(formBytesDecoder) }
+    d = all.length || boundary
+      ? { text: all.filter((x) => x.accepts === 'text'), bytes: all.filter((x) => x.accepts === 'bytes'), boundary, streams: all.includes(formBytesDecoder) }
       : NO_DECLARED;
     if (DECLARED_CACHE.size >= DECLARED_CACHE_MAX) DECLARED_CACHE.clear();
     if (contentType.length <= 256) DECLARED_CACHE.set(ownCopy(contentType), d);
@@ -95,6 +96,7 @@ function declaredFor(contentType: string | undefined): Declared {
 
 /** The same hint, marked as naming the decoder's format. */
 function declaredHint(hint: Hint): Hint {
+  if (hint.grpcEncoding !== undefined) return { contentType: hint.contentType, declared: true, grpcEncoding: hint.grpcEncoding };
   return { contentType: hint.contentType, declared: true };
 }
 
@@ -300,16 +302,6 @@ function maySniff(decoder: Decoder, bytes: Buffer, declared: Declared): boolean 
 function walkBytes(ctx: DecodeContext, bytes: Buffer, pos: Position, hint: Hint): void {
   if (bytes.length === 0) return;
   const declaredAll = declaredFor(hint.contentType);
-  if (declaredAll.grpc) {
-    const frames = grpcFrames(bytes);
-    if (frames) {
-      frames.forEach((frame, i) => {
-        const framePos: Position = { path: join(pos.path, `grpc:${i}`), key: pos.key, keyPath: pos.keyPath, value: '', chain: [...pos.chain, 'grpc'], group: pos.group };
-        walkValue(ctx, frame, framePos, { contentType: 'application/x-protobuf' });
-      });
-      return;
-    }
-  }
   const declared = declaredAll.bytes;
   for (const decoder of declared) {
     const out = safeTry(decoder, bytes, ctx, declaredHint(hint));

@@ -36,6 +36,7 @@ const STEP_WORDS: Record<string, string> = {
   json: 'JSON',
   xml: 'XML',
   protobuf: 'protobuf',
+  grpc: 'gRPC',
   jwt: 'JWT',
   form: 'form',
   multipart: 'multipart',
@@ -96,6 +97,7 @@ const STEP_ADJECTIVE: Record<string, string> = {
 };
 const STEP_NOUN: Record<string, string> = {
   jwt: 'JWT', url: 'URL', json: 'JSON text', xml: 'XML document', protobuf: 'protobuf message', form: 'form', multipart: 'multipart body', query: 'query string',
+  grpc: 'gRPC message',
 };
 
 /** The outermost place, from the path's first segments: "the body", "header Authorization", "form field data". */
@@ -127,7 +129,8 @@ function wrappingWords(c: Candidate): string {
   if (steps.length === 0) return container === 'body' || leafIsContainer || consumed === 0 ? '' : `, inside ${container}`;
   const inner = steps[steps.length - 1]!;
   const adjectives = steps.filter((s) => STEP_ADJECTIVE[s]).map((s) => STEP_ADJECTIVE[s]!).reverse();
-  const noun = STEP_NOUN[inner];
+  /* A compressed gRPC message is still a gRPC message: "a gzip-compressed gRPC message body". */
+  const noun = STEP_NOUN[inner] ?? (steps.includes('grpc') ? STEP_NOUN.grpc : undefined);
   const described = [...new Set(adjectives)].join(', ');
   if (container === 'body') return `, inside a ${[described, noun ?? ''].filter(Boolean).join(' ')} body`.replace(/ body body$/, ' body');
   const thing = noun ? [described, noun].filter(Boolean).join(' ') : `${described} value`;

@@ -147,16 +147,3 @@ export const protobufDecoder: Decoder = {
   },
   explain: () => 'Protocol Buffers (binary) read without a schema; fields are numbered as on the wire',
 };
-
-/** gRPC messages: 5-byte frames (compressed flag + length) around protobuf. */
-export function grpcFrames(buf: Buffer): Buffer[] | null {
-  const frames: Buffer[] = [];
-  let i = 0;
-  while (i + 5 <= buf.length) {
-    const len = buf.readUInt32BE(i + 1);
-    if (buf[i] > 1 || len > buf.length - i - 5) return null;
-    frames.push(buf.subarray(i + 5, i + 5 + len));
-    i += 5 + len;
-  }
-  return i === buf.length && frames.length ? frames : null;
-}
